@@ -1,0 +1,234 @@
+"""The monitor's built-in ``do_*`` commands.
+
+They run in a worker thread of the server, read the monitored loop through
+the backend (without entering it) and format with ``_format``.  Only
+``cancel`` hops into the loop, with a deadline.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
+
+from . import _format
+from ._protocol import commands
+from ._protocol.commands import CommandError
+from .backends import Backend, LoopUnresponsive, NotCancellable, TaskSnapshot, UnknownTask
+from .utils import alt_names
+
+if TYPE_CHECKING:
+    from ._server import MonitorServer
+    from ._session import Session
+
+#: How long ``cancel`` waits to see the task finish after asking it to.
+CANCEL_GRACE = 1.0
+#: Report the loop as blocked once a ping has gone unanswered this long.
+BLOCKED_AFTER = 0.2
+
+
+class BuiltinCommands:
+    """``help``, ``ps``, ``where``, ``cancel``, ``signal``, ``stacktrace``, ``lag``,
+    ``console`` and ``exit``."""
+
+    if TYPE_CHECKING:
+        _sout: TextIO
+        _server: MonitorServer | None
+
+        @property
+        def _session(self) -> Session | None: ...
+
+        _backend: Backend
+        _console_enabled: bool
+        help_template: str
+        help_short_template: str
+
+    # -- help ------------------------------------------------------------------
+
+    @alt_names("? h")
+    def do_help(self, *cmd_names: str) -> None:
+        """Show help for command name
+
+        Any number of command names may be given to help, and the long help
+        text for all of them will be shown.
+        """
+        if not cmd_names:
+            self._sout.write("Available Commands are:\n\n")
+            for cmd in commands.command_names(self, with_alts=False):
+                self._sout.write(self._help_text(cmd.method_name, self.help_short_template) + "\n")
+            return
+        for name in cmd_names:
+            try:
+                method_name = commands.resolve(self, name)
+            except CommandError as exc:
+                self._sout.write(f"{exc}\n")
+                continue
+            self._sout.write(self._help_text(method_name, self.help_template) + "\n")
+
+    def _help_text(self, method_name: str, template: str) -> str:
+        func: Callable[..., Any] = getattr(self, method_name)
+        arg_list = commands.arg_list(func)
+        doc = inspect.cleandoc(func.__doc__ or "")
+        text = template.format(
+            cmd_name=method_name[len(commands.COMMAND_PREFIX) :],
+            arg_list=arg_list,
+            cmd_arg_sep=" " if arg_list else "",
+            doc=doc.replace("\n", "\n    "),
+            doc_firstline=commands.first_line(doc),
+        )
+        aliases = getattr(func, "alt_names", ())
+        if aliases and template is not self.help_short_template:
+            text += f"    aliases: {', '.join(aliases)}\n"
+        return text
+
+    # -- tasks -----------------------------------------------------------------
+
+    @alt_names("p")
+    def do_ps(self, *args: str) -> None:
+        """Show task table
+
+        Usage: ps [-j] [FILTER...]. A FILTER keeps the tasks whose id, name,
+        coroutine or location contains it (ignoring case); -j prints one JSON
+        object per line instead of the table.
+        """
+        as_json = any(a in ("-j", "--json") for a in args)
+        filters = [a.lower() for a in args if a not in ("-j", "--json")]
+        self._warn_if_blocked()
+        tasks = self._backend.snapshot()
+        total = len(tasks)
+        if filters:
+            tasks = [t for t in tasks if _matches(t, filters)]
+        if as_json:
+            for task in tasks:
+                self._sout.write(json.dumps(_task_json(task)) + "\n")
+            return
+        shown = f" ({len(tasks)} shown)" if filters else ""
+        self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
+        columns = self._session.columns if self._session is not None else None
+        self._sout.write(_format.format_table(_format.PS_HEADERS, _format.ps_rows(tasks), columns))
+
+    @alt_names("w")
+    def do_where(self, taskid: int) -> None:
+        """Show stack frames for a task"""
+        self._warn_if_blocked()
+        try:
+            frames = self._backend.stack(taskid)
+        except UnknownTask:
+            self._sout.write(f"No task {taskid}\n")
+            return
+        self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
+        self._sout.write(_format.format_stack(frames) or "  No stack available (the task has not started yet?)\n")
+
+    def do_cancel(self, taskid: int) -> None:
+        """Cancel an indicated task"""
+        try:
+            outcome = self._backend.cancel(taskid, CANCEL_GRACE)
+        except UnknownTask:
+            self._sout.write(f"No task {taskid}\n")
+            return
+        except (LoopUnresponsive, NotCancellable) as exc:
+            self._sout.write(f"Could not cancel task {taskid}: {exc}\n")
+            return
+        if not outcome.requested:
+            self._sout.write(f"Task {taskid} has already finished.\n")
+        elif not outcome.finished:
+            self._sout.write(f"Cancel requested for task {taskid}; it is still running (cleaning up?).\n")
+        elif outcome.ending == "cancelled":
+            self._sout.write(f"Cancelled task {taskid}.\n")
+        else:
+            self._sout.write(f"Task {taskid} {outcome.ending}.\n")
+
+    # -- the process and its loop ------------------------------------------------
+
+    def do_signal(self, signame: str) -> None:
+        """Send a Unix signal to this process (e.g. signal SIGTERM)"""
+        sig = _parse_signal(signame)
+        if sig is None:
+            self._sout.write(f"Unknown signal {signame}\n")
+            return
+        os.kill(os.getpid(), sig)
+        self._sout.write(f"Sent {sig.name} to process {os.getpid()}.\n")
+
+    @alt_names("st")
+    def do_stacktrace(self) -> None:
+        """Print a stack trace from the event loop thread"""
+        self._sout.write("Stack of the event loop thread (most recent call last):\n")
+        self._sout.write(_format.format_stack(self._backend.loop_thread_stack()))
+
+    def do_lag(self) -> None:
+        """Show whether the event loop is responsive and its worst recent lag"""
+        if not self._warn_if_blocked():
+            self._sout.write("The event loop is responsive.\n")
+        if self._server is not None:
+            worst = self._server.watchdog.worst_lag()
+            self._sout.write(f"Worst scheduling lag seen while watched (last 60 s): {worst * 1000:.1f} ms\n")
+
+    def _warn_if_blocked(self) -> bool:
+        """Say so if the loop is not answering, naming the task running it."""
+        if self._server is None:
+            return False
+        blocked_for = self._server.watchdog.probe()
+        if blocked_for < BLOCKED_AFTER:
+            return False
+        self._sout.write(f"WARNING: the event loop has been blocked for {blocked_for:.1f} s.\n")
+        current = self._backend.current_task_id()
+        stack = self._backend.stack(current) if current is not None else self._backend.loop_thread_stack()
+        who = f"task {current}" if current is not None else "the loop's thread (outside any task)"
+        self._sout.write(f"It is running {who}; most recent call last:\n")
+        self._sout.write(_format.format_stack(stack[-6:]))
+        self._sout.write("The information below was read without the loop's cooperation.\n")
+        return True
+
+    # -- the session ---------------------------------------------------------------
+
+    @alt_names("quit q")
+    def do_exit(self) -> None:
+        """Leave the monitor"""
+        self._sout.write("Leaving monitor. Bye!\n")
+        if self._session is not None:
+            self._session.exit_requested = True
+
+    def do_console(self) -> None:
+        """Switch to async Python REPL"""
+        if not self._console_enabled:
+            self._sout.write("Python console disabled for this session\n")
+            return
+        if self._session is not None:
+            self._session.console_requested = True
+
+
+def _matches(task: TaskSnapshot, filters: list[str]) -> bool:
+    haystack = f"{task.id} {task.name} {task.coro} {_format.format_location(task.location)}".lower()
+    return all(f in haystack for f in filters)
+
+
+def _task_json(task: TaskSnapshot) -> dict[str, Any]:
+    location = task.location
+    return {
+        "id": task.id,
+        "name": task.name,
+        "state": task.state,
+        "coro": task.coro,
+        "location": None
+        if location is None
+        else {"file": location.filename, "line": location.lineno, "function": location.name},
+        "parent_id": task.parent_id,
+    }
+
+
+def _parse_signal(name: str) -> signal.Signals | None:
+    if name.isdigit():
+        try:
+            return signal.Signals(int(name))
+        except ValueError:
+            return None
+    upper = name.upper()
+    if not upper.startswith("SIG"):
+        upper = "SIG" + upper
+    try:
+        return signal.Signals[upper]
+    except KeyError:
+        return None

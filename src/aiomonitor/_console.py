@@ -1,0 +1,163 @@
+"""The Python console's language half: compile input, build what runs in the loop.
+
+Input is read and compiled in the server thread; only the compiled statement
+runs in the monitored loop (as a task), so waiting for the user never blocks
+the app.  Results and ``print()`` go to the session that typed them, never to
+the process-wide ``sys.displayhook`` or ``sys.stdout``.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import codeop
+import inspect
+import sys
+import traceback
+from collections.abc import Awaitable, Callable
+from types import CodeType, TracebackType
+from typing import Any
+
+FILENAME = "<console>"
+_DISPLAY = "__aiomonitor_display__"
+
+
+class LeaveConsole(Exception):
+    """Raised by the console's ``exit()``/``quit()``: back to the monitor."""
+
+
+class _Quitter:
+    """``exit``/``quit`` for the console.
+
+    The built-in ones close ``sys.stdin`` (the app's!) and raise SystemExit,
+    which an asyncio task re-raises out of the app's event loop.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Use {self.name}() or Ctrl-D to leave the console"
+
+    def __call__(self, code: object = None) -> None:
+        raise LeaveConsole
+
+
+def _add_display_calls(tree: ast.Module) -> ast.Module:
+    """Wrap each top-level expression statement so its value is shown."""
+    for index, stmt in enumerate(tree.body):
+        if isinstance(stmt, ast.Expr):
+            call = ast.Call(ast.Name(_DISPLAY, ast.Load()), [stmt.value], [])
+            tree.body[index] = ast.copy_location(ast.Expr(ast.copy_location(call, stmt)), stmt)
+    ast.fix_missing_locations(tree)
+    return tree
+
+
+class ConsoleState:
+    """One console session: its namespace and the lines typed so far."""
+
+    def __init__(self, namespace: dict[str, Any], write: Callable[[str], object]) -> None:
+        self.namespace = namespace
+        self._write = write
+        self._lines: list[str] = []
+        self._compiler = codeop.CommandCompiler()
+        self._compiler.compiler.flags |= ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        namespace.setdefault("__name__", "__console__")
+        namespace.setdefault("__builtins__", builtins)
+        namespace[_DISPLAY] = self._display
+        namespace["print"] = self._print
+        namespace["exit"] = _Quitter("exit")
+        namespace["quit"] = _Quitter("quit")
+
+    @property
+    def prompt(self) -> str:
+        return "... " if self._lines else ">>> "
+
+    def reset(self) -> None:
+        self._lines.clear()
+
+    def push(self, line: str) -> CodeType | None:
+        """Add a line; return code to run once the statement is complete.
+
+        Raises SyntaxError (and resets) for invalid input, like the REPL.
+        """
+        self._lines.append(line)
+        source = "\n".join(self._lines)
+        try:
+            complete = self._compiler(source, FILENAME, "single")
+        except (SyntaxError, ValueError, OverflowError):
+            self.reset()
+            raise
+        if complete is None:
+            return None
+        self.reset()
+        tree = ast.parse(source, FILENAME, "exec", type_comments=False)
+        code: CodeType = compile(_add_display_calls(tree), FILENAME, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        return code
+
+    def statement(self, code: CodeType) -> Callable[[], Awaitable[Any]]:
+        """An async function that runs *code* in the monitored loop."""
+        namespace = self.namespace
+        is_async = bool(code.co_flags & inspect.CO_COROUTINE)
+
+        async def run_statement() -> None:
+            try:
+                result = eval(code, namespace)  # noqa: S307 - a REPL is the point
+                if is_async:
+                    await result
+            except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+                # Escaping a task, these would stop the app's event loop.
+                raise StatementEscaped(exc) from exc
+
+        return run_statement
+
+    def _display(self, value: object) -> None:
+        if value is None:
+            return
+        self.namespace["_"] = value
+        self._write(repr(value) + "\n")
+
+    def _print(
+        self,
+        *args: object,
+        sep: str | None = " ",
+        end: str | None = "\n",
+        file: Any = None,
+        flush: bool = False,
+    ) -> None:
+        if file is not None:  # print(..., file=sys.stderr) and friends: honour it
+            builtins.print(*args, sep=sep, end=end, file=file, flush=flush)
+            return
+        sep = " " if sep is None else sep
+        end = "\n" if end is None else end
+        self._write(sep.join(map(str, args)) + end)
+
+
+class StatementEscaped(Exception):
+    """A statement raised SystemExit/KeyboardInterrupt; carried safely out."""
+
+
+def format_exception(exc: BaseException) -> str:
+    """A traceback as the REPL prints it: starting at the user's own code."""
+    if isinstance(exc, StatementEscaped) and exc.__cause__ is not None:
+        inner = exc.__cause__
+        return f"{type(inner).__name__}{inner.args!r} ignored: it would stop the app (exit() leaves the console)\n"
+    if isinstance(exc, SyntaxError):
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    tb = _from_console_frames(exc.__traceback__)
+    return "".join(traceback.format_exception(type(exc), exc, tb))
+
+
+def _from_console_frames(tb: TracebackType | None) -> TracebackType | None:
+    start = tb
+    while start is not None and start.tb_frame.f_code.co_filename != FILENAME:
+        start = start.tb_next
+    return start if start is not None else tb
+
+
+def banner(framework: str) -> str:
+    version = sys.version.split()[0]
+    return (
+        f"Python {version} console running in the monitored {framework} event loop.\n"
+        "Use top-level await; exit() or Ctrl-D returns; Ctrl-C cancels a statement.\n"
+    )

@@ -1,0 +1,149 @@
+"""The text streams a session's commands see as ``self._sout`` and ``self._sin``.
+
+Commands run in worker threads, console statements in the monitored loop's
+thread, and the session itself in the server thread; all of them write to one
+:class:`SessionOutput`.  It is a bounded buffer: a client that stops reading
+slows down (then loses) its own commands, never the app or other clients.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Callable
+
+from ._protocol.telnet import encode_output
+
+#: Above this many buffered bytes a writing command waits for the client.
+HIGH_WATER = 1 << 20
+#: Writers that must not wait (the app's loop, the server) drop output past this.
+HARD_LIMIT = 8 << 20
+#: A client that reads nothing for this long is dropped.
+STALL_TIMEOUT = 30.0
+
+
+class SessionOutput(io.TextIOBase):
+    """A thread-safe text sink, drained by the session's writer task.
+
+    ``write`` may block a worker thread while the client catches up, but never
+    blocks a thread listed in ``nonblocking_threads`` (the server's own thread
+    and the monitored loop's): there it buffers up to :data:`HARD_LIMIT` and
+    then drops, marking the loss once.
+    """
+
+    def __init__(
+        self,
+        wake: Callable[[], None],
+        nonblocking_threads: Callable[[], set[int | None]],
+        on_stall: Callable[[], None],
+        stall_timeout: float = STALL_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self._wake = wake
+        self._nonblocking_threads = nonblocking_threads
+        self._on_stall = on_stall
+        self._stall_timeout = stall_timeout
+        self._cond = threading.Condition()
+        self._buffer = bytearray()
+        self._wake_pending = False
+        self._truncated = False
+        self._shut = False
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        data = encode_output(s)
+        if threading.get_ident() in self._nonblocking_threads():
+            self._put(data, block=False)
+        else:
+            self._put(data, block=True)
+        return len(s)
+
+    def write_nowait(self, s: str) -> int:
+        self._put(encode_output(s), block=False)
+        return len(s)
+
+    def put_raw(self, data: bytes) -> None:
+        """Protocol bytes (telnet replies): sent as they are, never blocking."""
+        self._put(data, block=False)
+
+    def pending(self) -> bool:
+        """Whether anything is still waiting to be sent."""
+        return bool(self._buffer)
+
+    def flush(self) -> None:
+        """Nothing to do: the writer task sends as soon as data arrives."""
+
+    def _put(self, data: bytes, *, block: bool) -> None:
+        with self._cond:
+            if block and not self._wait_for_room():
+                return
+            if self._shut:
+                return
+            if len(self._buffer) + len(data) > HARD_LIMIT:
+                if not self._truncated:
+                    self._truncated = True
+                    self._buffer += b"\r\n[output truncated: the client is not reading]\r\n"
+                return
+            self._buffer += data
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._wake()
+
+    def _wait_for_room(self) -> bool:
+        deadline = time.monotonic() + self._stall_timeout
+        while len(self._buffer) > HIGH_WATER and not self._shut:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._shut = True
+                self._buffer.clear()
+                self._on_stall()
+                return False
+            self._cond.wait(remaining)
+        return not self._shut
+
+    def take(self, max_bytes: int = 256 * 1024) -> bytes:
+        """Remove and return up to *max_bytes* (server thread only)."""
+        with self._cond:
+            data = bytes(self._buffer[:max_bytes])
+            # Deleting from the front of a bytearray is O(1) in CPython.
+            del self._buffer[:max_bytes]
+            if not self._buffer:
+                self._wake_pending = False
+                self._truncated = False
+            self._cond.notify_all()
+            return data
+
+    def shut(self) -> None:
+        """The client is gone: drop what is buffered, release blocked writers."""
+        with self._cond:
+            self._shut = True
+            self._buffer.clear()
+            self._cond.notify_all()
+
+
+class SessionInput(io.TextIOBase):
+    """``self._sin`` for commands that ask the user something.
+
+    ``readline`` blocks the command's worker thread until the client sends a
+    line; it returns ``""`` at end of input, like a file.
+    """
+
+    def __init__(self, read_line: Callable[[], str | None]) -> None:
+        super().__init__()
+        self._read_line = read_line
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]  # typeshed: TextIOBase is bytes-typed
+        line = self._read_line()
+        return "" if line is None else line + "\n"

@@ -1,0 +1,74 @@
+"""How responsive the monitored loop is, measured from outside it.
+
+The server pings the loop (a no-op callback through the backend) ten times a
+second, but only while a client is connected, so an unwatched app pays
+nothing.  A ping that is not answered means the loop is blocked; how late
+answered pings run is the loop's lag.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections import deque
+
+from .backends import Backend, LoopUnresponsive
+
+#: Ping period while clients are connected.
+PING_INTERVAL = 0.1
+#: How long a probe waits for the loop before calling it blocked.
+PROBE_TIMEOUT = 0.25
+#: How far back "worst recent lag" looks, in seconds.
+LAG_WINDOW = 60.0
+
+
+class LoopWatchdog:
+    """Thread-safe record of the monitored loop's responsiveness."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._lock = threading.Lock()
+        self._unanswered_since: float | None = None
+        self._lags: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW / PING_INTERVAL))
+
+    def ping(self) -> threading.Event:
+        """Post one ping (any thread, never blocks); the event is set on answer."""
+        posted = time.monotonic()
+        answered = threading.Event()
+        with self._lock:
+            if self._unanswered_since is None:
+                self._unanswered_since = posted
+
+        def pong() -> None:  # runs in the monitored loop: must not raise
+            now = time.monotonic()
+            with self._lock:
+                self._unanswered_since = None
+                self._lags.append((now, now - posted))
+            answered.set()
+
+        with contextlib.suppress(LoopUnresponsive):  # a closed loop never answers: blocked_for grows
+            self._backend.call_soon(pong)
+        return answered
+
+    def blocked_for(self) -> float:
+        """Seconds since the oldest unanswered ping (0.0 if none is pending)."""
+        with self._lock:
+            since = self._unanswered_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def probe(self, timeout: float = PROBE_TIMEOUT) -> float:
+        """0.0 if the loop answers within *timeout*, else how long it has been stuck.
+
+        Blocks the calling worker thread for at most *timeout*.
+        """
+        if self.ping().wait(timeout):
+            return 0.0
+        return self.blocked_for()
+
+    def worst_lag(self, window: float = LAG_WINDOW) -> float:
+        """The longest delay of an answered ping in the last *window* seconds."""
+        horizon = time.monotonic() - window
+        with self._lock:
+            lags = [lag for at, lag in self._lags if at >= horizon]
+        return max(lags, default=0.0)

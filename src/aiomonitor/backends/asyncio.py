@@ -1,0 +1,181 @@
+"""The asyncio backend (also serves uvloop, whose tasks are asyncio tasks).
+
+Reads happen from the monitor's threads without entering the loop; only
+cancel and submit hop in, through ``loop.call_soon_threadsafe``.  Nothing here
+replaces the loop's task class or factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+import types
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from . import Backend, CancelOutcome, FrameInfo, LoopUnresponsive, Submission, TaskSnapshot, UnknownTask
+from ._frames import user_coro_name, user_location
+
+#: A guard against pathological or cyclic await chains (a chain is a few deep).
+_MAX_CHAIN = 256
+
+
+def _coro_of(task: asyncio.Task[Any]) -> Any:
+    # Task.get_coro() segfaults on eagerly finished tasks in CPython
+    # 3.12.0-3.12.4 (gh-122332); the attribute read is safe everywhere.
+    return getattr(task, "_coro", None)
+
+
+def _await_chain(coro: Any) -> Iterator[types.FrameType]:
+    """Frames of a coroutine and of what it awaits, outermost first."""
+    for _ in range(_MAX_CHAIN):
+        if coro is None:
+            return
+        if isinstance(coro, types.CoroutineType):
+            frame, coro = coro.cr_frame, coro.cr_await
+        elif isinstance(coro, types.GeneratorType):
+            frame, coro = coro.gi_frame, coro.gi_yieldfrom
+        elif isinstance(coro, types.AsyncGeneratorType):
+            frame, coro = coro.ag_frame, coro.ag_await
+        else:  # a Future, or a coroutine implemented in C/Cython: no frames
+            return
+        if frame is None:  # finished
+            return
+        yield frame
+
+
+def _coro_name(coro: Any) -> str:
+    return getattr(coro, "__qualname__", None) or type(coro).__qualname__
+
+
+def _state(task: asyncio.Task[Any], current: asyncio.Task[Any] | None) -> str:
+    if task is current:
+        return "running"
+    if task.done():
+        return "done"
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None and cancelling():
+        return "cancelling"
+    return "pending"
+
+
+class AsyncioBackend(Backend):
+    framework = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        # The monitor may start before the loop runs; assume the starting thread
+        # runs it (as the classic API did) until the loop tells us otherwise.
+        self._thread_id: int | None = threading.get_ident()
+        self.call_soon(self._record_thread)
+
+    def _record_thread(self) -> None:
+        self._thread_id = threading.get_ident()
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError as exc:  # loop closed
+            raise LoopUnresponsive(f"the event loop is closed ({exc})") from None
+
+    def loop_thread_id(self) -> int | None:
+        return self._thread_id
+
+    def _tasks(self) -> set[asyncio.Task[Any]]:
+        # all_tasks() is safe to call from another thread: it copies the
+        # registry, retrying if the loop mutates it meanwhile.
+        return asyncio.all_tasks(self._loop)
+
+    def _find(self, task_id: int) -> asyncio.Task[Any]:
+        for task in self._tasks():
+            if id(task) == task_id:
+                return task
+        raise UnknownTask(f"no task with id {task_id}")
+
+    def task_count(self) -> int:
+        return len(self._tasks())
+
+    def current_task_id(self) -> int | None:
+        current = asyncio.current_task(self._loop)
+        return None if current is None else id(current)
+
+    def snapshot(self) -> list[TaskSnapshot]:
+        current = asyncio.current_task(self._loop)
+        snapshots = []
+        for task in sorted(self._tasks(), key=id):
+            coro = _coro_of(task)
+            frames = list(_await_chain(coro))
+            snapshots.append(
+                TaskSnapshot(
+                    id=id(task),
+                    name=task.get_name(),
+                    state=_state(task, current),
+                    coro=user_coro_name(frames, _coro_name(coro)),
+                    location=user_location(frames),
+                )
+            )
+        return snapshots
+
+    def stack(self, task_id: int) -> list[FrameInfo]:
+        task = self._find(task_id)
+        frames = list(_await_chain(_coro_of(task)))
+        stack = [FrameInfo.from_frame(f) for f in frames]
+        if frames and task is asyncio.current_task(self._loop):
+            stack.extend(self._callees_of(frames[-1]))
+        return stack
+
+    def cancel(self, task_id: int, grace: float) -> CancelOutcome:
+        task = self._find(task_id)
+        finished = threading.Event()
+
+        def request() -> bool:
+            if task.done():
+                return False
+            task.add_done_callback(lambda _: finished.set())
+            return task.cancel()
+
+        requested = self.run_sync(request)
+        if not requested:
+            return CancelOutcome(task_id, requested=False, finished=True, ending="already finished")
+        if not finished.wait(grace):
+            return CancelOutcome(task_id, requested=True, finished=False)
+        # Not task.exception(): that would mark the app's exception as
+        # retrieved and silence asyncio's own "never retrieved" report.
+        ending = "cancelled" if task.cancelled() else "finished without re-raising CancelledError"
+        return CancelOutcome(task_id, requested=True, finished=True, ending=ending)
+
+    def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
+        submission = Submission()
+        loop = self._loop
+
+        async def runner() -> Any:
+            submission.started.set_result(None)
+            return await async_fn()
+
+        def copy_outcome(task: asyncio.Task[Any]) -> None:
+            future = submission.future
+            if task.cancelled():
+                future.set_exception(concurrent.futures.CancelledError())
+            elif (exc := task.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(task.result())
+
+        def start() -> None:
+            task = loop.create_task(runner(), name="aiomonitor-console")
+
+            def cancel_task() -> None:
+                loop.call_soon_threadsafe(task.cancel)
+
+            submission._cancel = cancel_task
+            if not submission.future.set_running_or_notify_cancel():
+                task.cancel()  # withdrawn before the loop got to it: never runs
+                return
+            task.add_done_callback(copy_outcome)
+
+        self.call_soon(start)
+        return submission
+
+
+BACKEND = AsyncioBackend

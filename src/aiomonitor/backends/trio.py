@@ -1,0 +1,242 @@
+"""The trio backend.  Imported only when a trio monitor starts.
+
+Tasks are found by walking the task tree from the root task through
+``child_nurseries`` from the server's threads (the walk copies each level and
+is retried if trio changes it meanwhile).  Hops into trio go through
+``TrioToken.run_sync_soon`` with our own future and deadline:
+``trio.from_thread`` would wait forever on a blocked loop.
+
+Cancelling one task.  Trio has no ``Task.cancel()``: cancellation belongs to
+cancel scopes, and a task's innermost scope may be shared with siblings (the
+nursery's).  Cancelling the innermost scope only makes e.g. ``trio.sleep``
+return early; injecting ``Cancelled`` by hand cancels siblings too.  So, as
+the one sound way with public APIs, an Instrument wraps each *newly spawned*
+task's coroutine in an outer ``CancelScope`` of its own, and ``cancel``
+cancels that scope: the task sees ``trio.Cancelled`` at its next checkpoint,
+can clean up (shields are respected), then ends quietly, without disturbing
+siblings or its nursery.  Limits: tasks spawned before the monitor started
+cannot be cancelled alone, and each spawn costs a few microseconds more, so
+it can be switched off (``monitor_trio(cancellable_tasks=False)``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import types
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import trio
+
+from . import (
+    Backend,
+    CancelOutcome,
+    FrameInfo,
+    LoopUnresponsive,
+    NotCancellable,
+    Submission,
+    TaskSnapshot,
+    UnknownTask,
+)
+from ._frames import user_coro_name, user_location
+
+log = logging.getLogger("aiomonitor")
+
+_WALK_RETRIES = 100
+
+
+async def _own_scope(coro: Any, scopes: dict[Any, trio.CancelScope], waiters: dict[Any, Any]) -> Any:
+    """Run a task's coroutine inside a cancel scope that belongs to it alone."""
+    task = trio.lowlevel.current_task()
+    scope = trio.CancelScope()
+    try:
+        with scope:
+            scopes[task] = scope
+            return await coro
+    finally:
+        # After the with block: only then does the scope know cancelled_caught.
+        scopes.pop(task, None)
+        notify = waiters.pop(task, None)
+        if notify is not None:
+            notify(scope)
+
+
+_WRAPPER_CODE = _own_scope.__code__
+
+
+class _CancelScopeInstrument(trio.abc.Instrument):
+    """Gives every task spawned from now on its own outer cancel scope."""
+
+    def __init__(self) -> None:
+        self.scopes: dict[Any, trio.CancelScope] = {}
+        self.waiters: dict[Any, Callable[[trio.CancelScope], None]] = {}
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        # Runs before the task's first step, which is sent to task.coro.
+        task.coro = _own_scope(task.coro, self.scopes, self.waiters)  # type: ignore[assignment]
+
+
+def _user_coro(task: trio.lowlevel.Task) -> Any:
+    coro = task.coro
+    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
+        return coro.cr_await  # None before the first step: reported by name
+    return coro
+
+
+def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
+    return [frame for frame, _ in task.iter_await_frames() if frame.f_code is not _WRAPPER_CODE]
+
+
+class TrioBackend(Backend):
+    framework = "trio"
+
+    def __init__(self, cancellable_tasks: bool = True) -> None:
+        """Create in the trio thread, inside ``trio.run``."""
+        self._token = trio.lowlevel.current_trio_token()
+        root = trio.lowlevel.current_root_task()
+        assert root is not None
+        self._root = root
+        self._thread_id = threading.get_ident()
+        self._instrument: _CancelScopeInstrument | None = None
+        if cancellable_tasks:
+            self._instrument = _CancelScopeInstrument()
+            trio.lowlevel.add_instrument(self._instrument)
+
+    def detach(self) -> None:
+        """Remove the instrument (trio thread).  Already wrapped tasks keep working."""
+        if self._instrument is not None:
+            trio.lowlevel.remove_instrument(self._instrument)
+            self._instrument = None
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        def guarded() -> None:
+            # An exception escaping here would crash the app's trio.run.
+            try:
+                callback()
+            except BaseException:
+                log.exception("aiomonitor: callback in the trio thread failed")
+
+        try:
+            self._token.run_sync_soon(guarded)
+        except trio.RunFinishedError:
+            raise LoopUnresponsive("the trio run has finished") from None
+
+    def loop_thread_id(self) -> int | None:
+        return self._thread_id
+
+    def _walk(self) -> list[tuple[trio.lowlevel.Task, int | None]]:
+        """(task, parent id) for the whole tree, parents first."""
+        for _ in range(_WALK_RETRIES):
+            try:
+                return list(self._walk_once())
+            except RuntimeError:  # a set changed size while we copied it
+                continue
+        raise LoopUnresponsive("the task tree kept changing while it was read; try again")
+
+    def _walk_once(self) -> Iterator[tuple[trio.lowlevel.Task, int | None]]:
+        pending: list[tuple[trio.lowlevel.Task, int | None]] = [(self._root, None)]
+        while pending:
+            task, parent = pending.pop()
+            yield task, parent
+            children = [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+            children.sort(key=id, reverse=True)  # popped in id order: stable output
+            pending.extend((child, id(task)) for child in children)
+
+    def _find(self, task_id: int) -> trio.lowlevel.Task:
+        for task, _ in self._walk():
+            if id(task) == task_id:
+                return task
+        raise UnknownTask(f"no task with id {task_id}")
+
+    def task_count(self) -> int:
+        return len(self._walk())
+
+    def current_task_id(self) -> int | None:
+        for task, _ in self._walk():
+            if getattr(task.coro, "cr_running", False):
+                return id(task)
+        return None
+
+    def snapshot(self) -> list[TaskSnapshot]:
+        snapshots = []
+        for task, parent in self._walk():
+            coro = _user_coro(task)
+            running = getattr(task.coro, "cr_running", False)
+            frames = _frames(task)
+            snapshots.append(
+                TaskSnapshot(
+                    id=id(task),
+                    name=task.name,
+                    state="running" if running else "waiting",
+                    coro=user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
+                    location=user_location(frames),
+                    parent_id=parent,
+                )
+            )
+        return snapshots
+
+    def stack(self, task_id: int) -> list[FrameInfo]:
+        task = self._find(task_id)
+        frames = _frames(task)
+        stack = [FrameInfo.from_frame(frame) for frame in frames]
+        if frames and getattr(task.coro, "cr_running", False):
+            stack.extend(self._callees_of(frames[-1]))
+        return stack
+
+    def cancel(self, task_id: int, grace: float) -> CancelOutcome:
+        task = self._find(task_id)
+        instrument = self._instrument
+        finished = threading.Event()
+        ending: list[str] = []
+
+        def on_exit(scope: trio.CancelScope) -> None:
+            ending.append("cancelled" if scope.cancelled_caught else "finished without re-raising Cancelled")
+            finished.set()
+
+        def request() -> bool:
+            if instrument is None or task not in instrument.scopes:
+                return False
+            instrument.waiters[task] = on_exit
+            instrument.scopes[task].cancel()
+            return True
+
+        if not self.run_sync(request):
+            raise NotCancellable(
+                f"task {task_id} was spawned before the monitor started (or with cancellable_tasks=False); "
+                "trio can only cancel it together with its nursery"
+            )
+        if not finished.wait(grace):
+            return CancelOutcome(task_id, requested=True, finished=False)
+        return CancelOutcome(task_id, requested=True, finished=True, ending=ending[0])
+
+    def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
+        submission = Submission()
+        future = submission.future
+
+        async def runner() -> None:
+            with trio.CancelScope() as scope:
+                submission._cancel = lambda: self.call_soon(scope.cancel)
+                if submission.cancel_requested:
+                    scope.cancel()
+                submission.started.set_result(None)
+                try:
+                    result = await async_fn()
+                except trio.Cancelled:
+                    future.set_exception(concurrent.futures.CancelledError())
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - a system task must not raise
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+
+        def start() -> None:
+            if future.set_running_or_notify_cancel():
+                trio.lowlevel.spawn_system_task(runner, name="aiomonitor-console")
+
+        self.call_soon(start)
+        return submission
+
+
+BACKEND = TrioBackend

@@ -1,0 +1,22 @@
+"""Helpers for writing custom monitor commands (documented import path)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def alt_names(names: str) -> Callable[[F], F]:
+    """Give a ``do_<COMMAND>`` method aliases: ``@alt_names("? h")``.
+
+    *names* is one string of space-separated aliases, as in the classic API.
+    """
+    aliases = tuple(names.split())
+
+    def decorator(func: F) -> F:
+        func.alt_names = aliases  # type: ignore[attr-defined]
+        return func
+
+    return decorator

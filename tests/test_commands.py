@@ -1,0 +1,156 @@
+"""The built-in commands over a real socket, on every loop."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import anyio
+import pytest
+from anyio.abc import TaskStatus
+
+import aiomonitor
+
+from .helpers import Client, in_thread, parked_tasks
+
+pytestmark = pytest.mark.anyio
+
+
+async def parked(*, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+    task_status.started()
+    await anyio.sleep(3600)  # parked-line
+
+
+def task_ids(ps_output: str, name: str) -> list[int]:
+    return [int(m.group(1)) for m in re.finditer(rf"^(\d+)\s+\S+\s+{re.escape(name)}\s", ps_output, re.M)]
+
+
+async def test_intro_counts_tasks_and_prompts(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        intro = await in_thread(client.start)
+    assert re.search(r"(Asyncio|Trio) Monitor: \d+ tasks? running", intro)
+    assert "Type help for available commands" in intro
+
+
+async def test_help_lists_every_command_and_details_one(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        listing = await in_thread(client.command, "help")
+        detail = await in_thread(client.command, "help where")
+        by_alias = await in_thread(client.command, "? cancel")
+    for name in ("cancel", "console", "exit", "help", "ps", "signal", "stacktrace", "where"):
+        assert re.search(rf"^    {name}\b", listing, re.M), name
+    assert detail.startswith("where taskid\n    Show stack frames for a task")
+    assert "aliases: w" in detail
+    assert by_alias.startswith("cancel taskid")
+
+
+async def test_ps_shows_named_tasks_with_coroutine_and_location(monitor: aiomonitor.Monitor) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(parked, name="parked-one")
+        await tg.start(parked, name="parked-two")
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            table = await in_thread(client.command, "ps")
+            filtered = await in_thread(client.command, "ps parked-two")
+        tg.cancel_scope.cancel()
+    assert re.match(r"\d+ tasks\n", table)
+    assert "Task ID" in table and "Coroutine" in table and "Location" in table
+    row = next(line for line in table.splitlines() if "parked-one" in line)
+    assert "parked" in row and "test_commands.py:" in row
+    assert "parked-two" in filtered and "parked-one" not in filtered
+    assert "(1 shown)" in filtered
+
+
+async def test_ps_json_lines_for_scripts(monitor: aiomonitor.Monitor) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(parked, name="json-me")
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            output = await in_thread(client.command, "ps -j json-me")
+        tg.cancel_scope.cancel()
+    records = [json.loads(line) for line in output.splitlines()]
+    assert len(records) == 1
+    assert records[0]["name"] == "json-me"
+    assert records[0]["coro"] == "parked"
+    assert records[0]["location"]["file"].endswith("test_commands.py")
+
+
+async def test_where_shows_the_await_stack_with_source(monitor: aiomonitor.Monitor) -> None:
+    async with anyio.create_task_group() as tg:
+        await tg.start(parked, name="where-me")
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            (task_id,) = task_ids(await in_thread(client.command, "ps where-me"), "where-me")
+            stack = await in_thread(client.command, f"where {task_id}")
+            by_alias = await in_thread(client.command, f"w {task_id}")
+        tg.cancel_scope.cancel()
+    assert stack.startswith(f"Stack for task {task_id} (most recent call last):")
+    assert re.search(r'File ".*test_commands.py", line \d+, in parked\n    await anyio.sleep\(3600\)', stack)
+    assert by_alias == stack
+
+
+async def test_unknown_task_ids_and_bad_arguments_are_one_line_errors(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert await in_thread(client.command, "where 12345") == "No task 12345\n"
+        assert await in_thread(client.command, "cancel 12345") == "No task 12345\n"
+        assert await in_thread(client.command, "where abc") == "Argument 'taskid' must be int, got 'abc'\n"
+        assert await in_thread(client.command, "where") == "Missing argument 'taskid'. Usage: where taskid\n"
+        assert await in_thread(client.command, "where 1 2") == "Too many arguments. Usage: where taskid\n"
+        assert await in_thread(client.command, "frobnicate") == "No such command: frobnicate\n"
+        assert "still here" not in await in_thread(client.command, "help ps")
+
+
+async def test_cancel_stops_one_task_and_reports_it(monitor: aiomonitor.Monitor, anyio_backend_name: str) -> None:
+    async with parked_tasks(anyio_backend_name, "victim-a", "victim-b", "victim-c") as cancelled:
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            (task_id,) = task_ids(await in_thread(client.command, "ps victim-b"), "victim-b")
+            outcome = await in_thread(client.command, f"cancel {task_id}")
+            again = await in_thread(client.command, f"cancel {task_id}")
+            remaining = await in_thread(client.command, "ps victim")
+        assert cancelled == ["victim-b"]
+    assert outcome == f"Cancelled task {task_id}.\n"
+    assert again == f"No task {task_id}\n"
+    assert "victim-a" in remaining and "victim-c" in remaining and "victim-b" not in remaining
+
+
+async def test_stacktrace_shows_the_loop_thread(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        output = await in_thread(client.command, "st")
+    assert output.startswith("Stack of the event loop thread (most recent call last):\n")
+    assert "test_stacktrace_shows_the_loop_thread" in output or "run" in output
+    assert re.search(r'File ".*", line \d+, in ', output)
+
+
+async def test_unknown_signal_is_an_error(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert await in_thread(client.command, "signal SIGNOPE") == "Unknown signal SIGNOPE\n"
+
+
+async def test_exit_and_its_aliases_close_the_connection(monitor: aiomonitor.Monitor) -> None:
+    for word in ("exit", "quit", "q"):
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            client.send(word.encode() + b"\r\n")
+            rest = await in_thread(client.read_to_eof)
+        assert b"Leaving monitor" in rest
+
+
+async def test_prefixes_resolve_and_ambiguity_is_reported(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert (await in_thread(client.command, "stack")).startswith("Stack of the event loop thread")
+        ambiguous = await in_thread(client.command, "c")
+    assert ambiguous == 'Ambiguous command "c": could be cancel, console\n'
+
+
+async def test_empty_line_repeats_the_last_command(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        first = await in_thread(client.command, "help ps")
+        repeated = await in_thread(client.command, "")
+    assert repeated == first
