@@ -141,7 +141,8 @@ async def parked_tasks(backend_name: str, *names: str) -> AsyncIterator[list[str
     loop = asyncio.get_running_loop()
     started = [asyncio.Event() for _ in names]
     tasks = [
-        loop.create_task(park(name, event.set, cancelled), name=name) for name, event in zip(names, started, strict=True)
+        loop.create_task(park(name, event.set, cancelled), name=name)
+        for name, event in zip(names, started, strict=True)
     ]
     for event in started:
         await event.wait()

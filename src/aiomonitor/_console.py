@@ -43,14 +43,26 @@ class _Quitter:
         raise LeaveConsole
 
 
+class _DisplayExpressions(ast.NodeTransformer):
+    """Show the value of each expression statement, as interactive mode does.
+
+    CPython's "single" mode prints every expression statement of the typed
+    code, nested blocks included (``for i in range(3): i``), but not those in
+    function or class bodies, which are code of their own.
+    """
+
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr:
+        call = ast.Call(ast.Name(_DISPLAY, ast.Load()), [node.value], [])
+        return ast.copy_location(ast.Expr(ast.copy_location(call, node)), node)
+
+    def _skip(self, node: ast.AST) -> ast.AST:
+        return node
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
+
+
 def _add_display_calls(tree: ast.Module) -> ast.Module:
-    """Wrap each top-level expression statement so its value is shown."""
-    for index, stmt in enumerate(tree.body):
-        if isinstance(stmt, ast.Expr):
-            call = ast.Call(ast.Name(_DISPLAY, ast.Load()), [stmt.value], [])
-            tree.body[index] = ast.copy_location(ast.Expr(ast.copy_location(call, stmt)), stmt)
-    ast.fix_missing_locations(tree)
-    return tree
+    return ast.fix_missing_locations(_DisplayExpressions().visit(tree))
 
 
 class ConsoleState:

@@ -148,7 +148,11 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
-        """Run ``async_fn()`` as a new task in the monitored loop (thread-safe)."""
+        """Run ``async_fn()`` as a new task in the monitored loop (thread-safe).
+
+        The task runs in a copy of the caller's context, so a command's
+        ``self._sout`` still finds its session there.
+        """
 
     def run_sync(self, fn: Callable[[], T], timeout: float = DEFAULT_HOP_TIMEOUT) -> T:
         """Run *fn* in the monitored loop's thread and return its result.

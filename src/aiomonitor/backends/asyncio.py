@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 import types
 from collections.abc import Awaitable, Callable, Iterator
@@ -148,6 +149,7 @@ class AsyncioBackend(Backend):
     def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
         submission = Submission()
         loop = self._loop
+        context = contextvars.copy_context()
 
         async def runner() -> Any:
             submission.started.set_result(None)
@@ -163,7 +165,8 @@ class AsyncioBackend(Backend):
                 future.set_result(task.result())
 
         def start() -> None:
-            task = loop.create_task(runner(), name="aiomonitor-console")
+            # create_task copies the current context: make it the submitter's.
+            task = context.run(loop.create_task, runner(), name="aiomonitor-console")
 
             def cancel_task() -> None:
                 loop.call_soon_threadsafe(task.cancel)

@@ -22,6 +22,7 @@ it can be switched off (``monitor_trio(cancellable_tasks=False)``).
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
 import logging
 import threading
 import types
@@ -214,6 +215,7 @@ class TrioBackend(Backend):
     def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
         submission = Submission()
         future = submission.future
+        context = contextvars.copy_context()
 
         async def runner() -> None:
             with trio.CancelScope() as scope:
@@ -233,7 +235,7 @@ class TrioBackend(Backend):
 
         def start() -> None:
             if future.set_running_or_notify_cancel():
-                trio.lowlevel.spawn_system_task(runner, name="aiomonitor-console")
+                trio.lowlevel.spawn_system_task(runner, name="aiomonitor-console", context=context)
 
         self.call_soon(start)
         return submission
