@@ -62,7 +62,8 @@ class _DisplayExpressions(ast.NodeTransformer):
 
 
 def _add_display_calls(tree: ast.Module) -> ast.Module:
-    return ast.fix_missing_locations(_DisplayExpressions().visit(tree))
+    _DisplayExpressions().visit(tree)  # rewrites in place: the module node itself stays
+    return ast.fix_missing_locations(tree)
 
 
 class ConsoleState:
