@@ -11,6 +11,7 @@ import inspect
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -183,6 +184,21 @@ class BuiltinCommands:
         return True
 
     # -- the session ---------------------------------------------------------------
+
+    def do_who(self) -> None:
+        """List the clients connected to this monitor"""
+        sessions = self._server.sessions() if self._server is not None else []
+        now = time.monotonic()
+        rows = [
+            (
+                s.peer + (" (you)" if s is self._session else ""),
+                s.kind,
+                f"{now - s.connected_at:.0f} s",
+                s.running or "-",
+            )
+            for s in sorted(sessions, key=lambda s: s.connected_at)
+        ]
+        self._sout.write(_format.format_table(("Client", "Kind", "Connected", "Running"), rows, None))
 
     @alt_names("quit q")
     def do_exit(self) -> None:

@@ -92,6 +92,10 @@ class MonitorServer:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(callback)
 
+    def sessions(self) -> list[Session]:
+        """The connected sessions (a copy; safe from any thread)."""
+        return list(self._sessions)
+
     def nonblocking_threads(self) -> set[int | None]:
         """Threads that must never wait for a client: ours and the app's loop."""
         return {self._thread.ident, self._host.backend.loop_thread_id()}

@@ -14,6 +14,7 @@ import enum
 import hmac
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from anyio.abc import ByteStream
 
 from ._console import ConsoleState, LeaveConsole, banner, format_exception
 from ._protocol.telnet import EndOfInput, Event, Interrupt, Line, LineTooLong, TelnetParser, WindowSize
-from ._streams import STALL_TIMEOUT, SessionInput, SessionOutput
+from ._streams import SessionInput, SessionOutput
 from .backends import Backend
 
 log = logging.getLogger("aiomonitor")
@@ -47,6 +48,9 @@ class SessionHost(Protocol):
 
     @property
     def password(self) -> str | None: ...
+
+    @property
+    def write_timeout(self) -> float: ...
 
     def _session_intro(self) -> str: ...
 
@@ -79,6 +83,10 @@ class Session:
     ) -> None:
         self.host = host
         self.peer = peer
+        self.connected_at = time.monotonic()
+        self.kind = "monitor"
+        #: The command line running now, for ``who`` (None when idle).
+        self.running: str | None = None
         self.lastcmd: str | None = None
         self.columns: int | None = None
         self.interrupted = threading.Event()
@@ -95,7 +103,7 @@ class Session:
         self._busy = False
         self._sending = False
         self._scope = anyio.CancelScope()
-        self.output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort)
+        self.output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort, host.write_timeout)
         self.input = SessionInput(self._read_line_from_thread)
 
     # -- lifecycle ---------------------------------------------------------
@@ -170,7 +178,7 @@ class Session:
                 self._output_ready = anyio.Event()
                 continue
             self._sending = True
-            with anyio.fail_after(STALL_TIMEOUT):
+            with anyio.fail_after(self.host.write_timeout):
                 await self._stream.send(data)
             self._sending = False
 
@@ -238,6 +246,7 @@ class Session:
         if not await self._authenticate():
             return
         if console_only:
+            self.kind = "console"
             await self._console_loop()
             return
         self.write(await self._in_worker(self.host._session_intro))
@@ -277,7 +286,11 @@ class Session:
             if isinstance(event, LineTooLong):
                 self.write(f"Line too long (over {event.limit} bytes); ignored.\n")
             elif isinstance(event, Line):
-                await self._in_worker(self.host._session_dispatch, self, event.text)
+                self.running = event.text
+                try:
+                    await self._in_worker(self.host._session_dispatch, self, event.text)
+                finally:
+                    self.running = None
             else:
                 self.write("\n")
             if self.exit_requested:

@@ -19,8 +19,6 @@ from ._protocol.telnet import encode_output
 HIGH_WATER = 1 << 20
 #: Writers that must not wait (the app's loop, the server) drop output past this.
 HARD_LIMIT = 8 << 20
-#: A client that reads nothing for this long is dropped.
-STALL_TIMEOUT = 30.0
 
 
 class SessionOutput(io.TextIOBase):
@@ -37,7 +35,7 @@ class SessionOutput(io.TextIOBase):
         wake: Callable[[], None],
         nonblocking_threads: Callable[[], set[int | None]],
         on_stall: Callable[[], None],
-        stall_timeout: float = STALL_TIMEOUT,
+        stall_timeout: float,
     ) -> None:
         super().__init__()
         self._wake = wake

@@ -51,6 +51,21 @@ class Monitor(BuiltinCommands):
     Subclass it to add ``do_<COMMAND>`` methods; inside them, write to
     ``self._sout`` and read ``self._sin``: each resolves to the session that
     typed the command, so concurrent clients never see each other's output.
+    Commands run in a worker thread of the monitor (a blocking call in one
+    stalls neither the app nor other clients); ``async def`` commands run in
+    the monitored loop instead.
+
+    Beyond the classic arguments:
+
+    * ``path`` / ``console_path``: listen on unix sockets (mode 0600) instead
+      of TCP ports; removed on close.
+    * ``password``: asked before anything else on both ports.
+    * ``max_sessions``: refuse clients beyond this many, with a message.
+    * ``hop_timeout``: how long a command waits for the monitored loop
+      (cancel, console statements) before saying it is blocked.
+    * ``write_timeout``: a client that reads nothing for this long is dropped.
+    * ``backend``: monitor something other than an asyncio loop (see
+      ``monitor_trio``).
     """
 
     _cmd_prefix = commands.COMMAND_PREFIX
@@ -75,6 +90,7 @@ class Monitor(BuiltinCommands):
         password: str | None = None,
         max_sessions: int | None = None,
         hop_timeout: float = DEFAULT_HOP_TIMEOUT,
+        write_timeout: float = 30.0,
         backend: Backend | None = None,
     ) -> None:
         self._host = host or MONITOR_HOST
@@ -87,7 +103,9 @@ class Monitor(BuiltinCommands):
         self._password = password
         self._max_sessions = max_sessions
         self._hop_timeout = hop_timeout
+        self._write_timeout = write_timeout
         self._backend = backend if backend is not None else get_backend_class("asyncio")(_resolve_loop(loop))  # type: ignore[call-arg]
+        self._backend.hop_timeout = hop_timeout
         self._loop = loop
         self._server: MonitorServer | None = None
         self._unix_paths: list[str] = []
@@ -203,6 +221,11 @@ class Monitor(BuiltinCommands):
     @property
     def password(self) -> str | None:
         return self._password
+
+    @property
+    def write_timeout(self) -> float:
+        """A client that reads nothing for this long is disconnected."""
+        return self._write_timeout
 
     def _session_intro(self) -> str:
         tasknum = self._backend.task_count()

@@ -181,10 +181,17 @@ class TelnetParser:
             self._byte(byte)
 
     def _on_esc(self, byte: int) -> None:
-        self._state = _State.CSI if byte == ord("[") else _State.DATA
+        if byte < 0x20 or byte == IAC:  # controls inside a sequence still act (ECMA-48)
+            self._state = _State.DATA
+            self._byte(byte)
+        else:
+            self._state = _State.CSI if byte == ord("[") else _State.DATA
 
     def _on_csi(self, byte: int) -> None:
-        if 0x40 <= byte <= 0x7E:  # the final byte of a CSI sequence
+        if byte < 0x20 or byte == IAC:
+            self._state = _State.DATA
+            self._byte(byte)
+        elif 0x40 <= byte <= 0x7E:  # the final byte of a CSI sequence
             self._state = _State.DATA
 
     def _on_iac(self, byte: int) -> None:

@@ -114,6 +114,8 @@ class Backend(abc.ABC):
 
     #: The framework's module, offered in console namespaces (``asyncio``, ``trio``).
     framework: str = ""
+    #: How long a hop into the loop may wait (the Monitor sets its own).
+    hop_timeout: float = DEFAULT_HOP_TIMEOUT
 
     @abc.abstractmethod
     def call_soon(self, callback: Callable[[], None]) -> None:
@@ -154,11 +156,11 @@ class Backend(abc.ABC):
         ``self._sout`` still finds its session there.
         """
 
-    def run_sync(self, fn: Callable[[], T], timeout: float = DEFAULT_HOP_TIMEOUT) -> T:
+    def run_sync(self, fn: Callable[[], T], timeout: float | None = None) -> T:
         """Run *fn* in the monitored loop's thread and return its result.
 
         Runs in a monitor worker thread, never in the server's event loop:
-        it blocks for up to *timeout* seconds.  If the loop does not get to
+        it blocks for up to *timeout* seconds (default: ``hop_timeout``).  If the loop does not get to
         *fn* in time, *fn* is withdrawn (it will not run later by surprise) and
         :class:`LoopUnresponsive` is raised.
         """
@@ -174,6 +176,8 @@ class Backend(abc.ABC):
             except BaseException as exc:  # noqa: BLE001 - delivered to the caller
                 future.set_exception(exc)
 
+        if timeout is None:
+            timeout = self.hop_timeout
         self.call_soon(run_in_loop)
         try:
             return future.result(timeout)

@@ -1,0 +1,127 @@
+"""Command resolution, argument mapping and formatting: pure functions."""
+
+from __future__ import annotations
+
+import ast
+import enum
+import importlib
+import pathlib
+from typing import Optional
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiomonitor import _format
+from aiomonitor._protocol import commands
+from aiomonitor._protocol.commands import ArgumentMappingException, CommandError, MultipleCommandException
+from aiomonitor.backends import FrameInfo, TaskSnapshot
+from aiomonitor.utils import alt_names
+
+
+class Color(enum.Enum):
+    RED = "r"
+    BLUE = "b"
+
+
+class Commands:
+    @alt_names("s st")
+    def do_status(self) -> None:
+        """Status"""
+
+    def do_stop(self, when: Optional[int] = None) -> None:  # noqa: UP045 - the old spelling must work too
+        """Stop"""
+
+    def do_paint(self, color: Color, *rest: str) -> None:
+        """Paint"""
+
+
+def test_resolution_by_name_alias_and_unique_prefix() -> None:
+    obj = Commands()
+    assert commands.resolve(obj, "status") == "do_status"
+    assert commands.resolve(obj, "st") == "do_status"  # an exact alias beats the prefix of stop
+    assert commands.resolve(obj, "sto") == "do_stop"
+    assert commands.resolve(obj, "pa") == "do_paint"
+    with pytest.raises(MultipleCommandException, match=r'"sta?": could be|could be'):
+        commands.resolve(obj, "")
+    with pytest.raises(CommandError, match="No such command: fly"):
+        commands.resolve(obj, "fly")
+
+
+def test_mapping_by_annotations() -> None:
+    obj = Commands()
+    assert list(commands.map_args(obj.do_stop, [])) == []
+    assert list(commands.map_args(obj.do_stop, ["0x1f"])) == [31]
+    assert list(commands.map_args(obj.do_paint, ["blue", "a", "b"])) == [Color.BLUE, "a", "b"]
+    with pytest.raises(ArgumentMappingException, match=r"must be Color, got 'green' \(expected one of red, blue\)"):
+        list(commands.map_args(obj.do_paint, ["green"]))
+
+
+def test_help_argument_lists() -> None:
+    obj = Commands()
+    assert commands.arg_list(obj.do_stop) == "[when]"
+    assert commands.arg_list(obj.do_paint) == "color [rest...]"
+    assert commands.arg_list(obj.do_status) == ""
+
+
+def test_shell_like_splitting_and_its_errors() -> None:
+    assert commands.split_line('hello "two words" x') == ["hello", "two words", "x"]
+    with pytest.raises(CommandError, match="Cannot parse the line"):
+        commands.split_line('say "unbalanced')
+
+
+@given(st.text(max_size=200))
+def test_fuzz_lines_only_ever_fail_with_command_errors(line: str) -> None:
+    obj = Commands()
+    try:
+        comm, *args = commands.split_line(line) or [""]
+        method = getattr(obj, commands.resolve(obj, comm))
+        list(commands.map_args(method, args))
+    except CommandError:
+        pass
+
+
+def test_ps_table_fits_the_width_and_keeps_ids_whole() -> None:
+    tasks = [
+        TaskSnapshot(
+            140000000000000 + i, "name-" + "x" * 80, "pending", "coro_" + "y" * 80, FrameInfo("/a/b.py", i, "f")
+        )
+        for i in range(3)
+    ]
+    table = _format.format_table(_format.PS_HEADERS, _format.ps_rows(tasks), 80)
+    lines = table.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert lines[2].startswith("140000000000000")
+    assert "…" in lines[2]
+
+
+def test_trio_style_parents_indent_children() -> None:
+    root = TaskSnapshot(1, "root", "waiting", "main", None)
+    child = TaskSnapshot(2, "child", "waiting", "worker", None, parent_id=1)
+    grandchild = TaskSnapshot(3, "grandchild", "waiting", "leaf", None, parent_id=2)
+    rows = _format.ps_rows([root, child, grandchild])
+    assert [row[2] for row in rows] == ["root", "  child", "    grandchild"]
+
+
+def test_the_protocol_package_does_no_io() -> None:
+    """_protocol is sans-I/O: no sockets, threads or event loops may creep in."""
+    forbidden = {"socket", "threading", "asyncio", "anyio", "trio", "selectors", "select"}
+    package = pathlib.Path(importlib.import_module("aiomonitor._protocol").__file__ or "").parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_importing_aiomonitor_does_not_import_trio() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, aiomonitor; print('trio' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
