@@ -88,7 +88,7 @@ def test_ps_table_fits_the_width_and_keeps_ids_whole() -> None:
         )
         for i in range(3)
     ]
-    table = _format.format_table(_format.PS_HEADERS, _format.ps_rows(tasks), 80)
+    table = "\n".join(_format.table_lines(_format.PS_HEADERS, _format.ps_columns(tasks), 80))
     lines = table.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert lines[2].startswith("140000000000000")
@@ -99,8 +99,8 @@ def test_trio_style_parents_indent_children() -> None:
     root = TaskSnapshot(1, "root", "waiting", "main", None)
     child = TaskSnapshot(2, "child", "waiting", "worker", None, parent_id=1)
     grandchild = TaskSnapshot(3, "grandchild", "waiting", "leaf", None, parent_id=2)
-    rows = _format.ps_rows([root, child, grandchild])
-    assert [row[2] for row in rows] == ["root", "  child", "    grandchild"]
+    names = _format.ps_columns([root, child, grandchild])[2]
+    assert names == ["root", "  child", "    grandchild"]
 
 
 def test_the_protocol_package_does_no_io() -> None:

@@ -56,10 +56,11 @@ def test_documented_defaults() -> None:
 async def test_close_joins_the_thread_and_frees_the_ports(anyio_backend_name: str) -> None:
     with open_monitor(anyio_backend_name) as monitor:
         ports = (monitor.port, monitor.console_port)
-        assert len(monitor_threads()) == 1
+        assert [t.name for t in monitor_threads()] == ["aiomonitor-server"]
         assert not port_is_free(ports[0])
     assert monitor.closed
-    assert monitor_threads() == []
+    assert not any(t.name == "aiomonitor-server" for t in monitor_threads())
+    assert await in_thread(poll, lambda: monitor_threads() == [])  # workers end just after
     assert all(port_is_free(port) for port in ports)
     monitor.close()  # idempotent
 
@@ -97,7 +98,7 @@ async def test_close_with_clients_connected_tells_them_and_returns_quickly(anyio
         assert b"The monitor is shutting down; bye." in farewell
         client.close()
     assert elapsed < 1.5
-    assert monitor_threads() == []
+    assert await in_thread(poll, lambda: monitor_threads() == [])
 
 
 class SelfClosingMonitor(aiomonitor.Monitor):

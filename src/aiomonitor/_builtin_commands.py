@@ -11,8 +11,9 @@ import inspect
 import json
 import os
 import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import _format
@@ -34,6 +35,11 @@ BLOCKED_AFTER = 0.2
 class BuiltinCommands:
     """``help``, ``ps``, ``where``, ``cancel``, ``signal``, ``stacktrace``, ``lag``,
     ``console`` and ``exit``."""
+
+    #: Serialises CPU-heavy commands (snapshots of many tasks): fifty clients
+    #: running ps at once would otherwise queue the app's loop thread behind
+    #: fifty GIL-hungry threads.  Set per instance by Monitor.
+    _heavy_work: threading.Lock
 
     if TYPE_CHECKING:
         _sout: TextIO
@@ -98,25 +104,38 @@ class BuiltinCommands:
         as_json = any(a in ("-j", "--json") for a in args)
         filters = [a.lower() for a in args if a not in ("-j", "--json")]
         self._warn_if_blocked()
-        tasks = self._backend.snapshot()
-        total = len(tasks)
-        if filters:
-            tasks = [t for t in tasks if _matches(t, filters)]
+        with self._heavy_work:
+            self._write_ps(as_json, filters)
+
+    def _write_ps(self, as_json: bool, filters: list[str]) -> None:
+        # Streamed end to end (see Backend.snapshot): no list of 100k snapshots.
+        total = 0
+
+        def selected() -> Iterator[TaskSnapshot]:
+            nonlocal total
+            for task in self._backend.snapshot():
+                total += 1
+                if not filters or _matches(task, filters):
+                    yield task
+
         if as_json:
-            for task in tasks:
+            for task in selected():
                 self._sout.write(json.dumps(_task_json(task)) + "\n")
             return
-        shown = f" ({len(tasks)} shown)" if filters else ""
+        columns = _format.ps_columns(selected())
+        shown = f" ({len(columns[0])} shown)" if filters else ""
         self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
-        columns = self._session.columns if self._session is not None else None
-        self._sout.write(_format.format_table(_format.PS_HEADERS, _format.ps_rows(tasks), columns))
+        width = self._session.columns if self._session is not None else None
+        for chunk in _format.batched_text(_format.table_lines(_format.PS_HEADERS, columns, width)):
+            self._sout.write(chunk)
 
     @alt_names("w")
     def do_where(self, taskid: int) -> None:
         """Show stack frames for a task"""
         self._warn_if_blocked()
         try:
-            frames = self._backend.stack(taskid)
+            with self._heavy_work:
+                frames = self._backend.stack(taskid)
         except UnknownTask:
             self._sout.write(f"No task {taskid}\n")
             return

@@ -6,12 +6,13 @@ Runs in worker threads, after the snapshot was taken: the cost of formatting
 
 from __future__ import annotations
 
+import functools
 import linecache
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
-from .backends import FrameInfo, TaskSnapshot
+from .backends import FrameInfo, TaskSnapshot, yielding
 
 #: Columns may shrink to this before the table is allowed to overflow.
 _MIN_COLUMN = 8
@@ -20,6 +21,7 @@ _MAX_COLUMN = 60
 _GAP = "  "
 
 
+@functools.lru_cache(maxsize=1024)
 def short_path(filename: str) -> str:
     """A path people can read: relative to the cwd or to site-packages."""
     marker = f"{os.sep}site-packages{os.sep}"
@@ -32,6 +34,7 @@ def short_path(filename: str) -> str:
     return filename[len(cwd) :] if filename.startswith(cwd) else filename
 
 
+@functools.lru_cache(maxsize=8192)
 def format_location(frame: FrameInfo | None) -> str:
     if frame is None:
         return "-"
@@ -42,11 +45,21 @@ def ellipsize(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> str:
-    """Aligned columns; the widest columns shrink (with …) to fit *width*."""
-    widths = [len(h) for h in headers]
-    for column, cells in enumerate(zip(*rows, strict=False) if rows else ()):
-        widths[column] = max(widths[column], max(map(len, cells)))
+Columns = list[list[str]]
+
+
+def table_lines(headers: Sequence[str], columns: Columns, width: int | None) -> Iterator[str]:
+    """Aligned columns, line by line; the widest columns shrink (with …) to fit *width*.
+
+    Takes columns of plain strings, not rows: strings are not tracked by the
+    cyclic GC, so a 100k-row table adds five tracked lists, not 100k tuples
+    (see Backend.snapshot).  A generator, so output is written in pieces: one
+    giant join or encode would hold the GIL long enough to stall the app.
+    """
+    needed = [
+        max(len(header), max(map(len, column), default=0)) for header, column in zip(headers, columns, strict=True)
+    ]
+    widths = list(needed)
     limit = width if width else sys.maxsize
     if not width:
         widths = [min(w, _MAX_COLUMN) for w in widths]
@@ -55,31 +68,64 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
         if widths[widest] <= _MIN_COLUMN:
             break
         widths[widest] -= 1
-    last = len(widths) - 1
+    *padded, last = widths
+    # Fast path: when nothing needs shortening, one format string does a row in C.
+    fits = all(w >= need for w, need in zip(widths, needed, strict=True))
+    row_format = _GAP.join(f"{{:<{w}}}" for w in padded) + _GAP + "{}"
 
     def line(cells: Sequence[str]) -> str:
-        parts = [
-            ellipsize(cell, w) if i == last else ellipsize(cell, w).ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ]
+        if fits:
+            return row_format.format(*cells)
+        *first, final = cells
+        parts = [cell.ljust(w) if len(cell) <= w else ellipsize(cell, w) for cell, w in zip(first, padded, strict=True)]
+        parts.append(final if len(final) <= last else ellipsize(final, last))
         return _GAP.join(parts)
 
-    out = [line(headers), _GAP.join("-" * w for w in widths)]
-    out.extend(map(line, rows))
-    return "\n".join(out) + "\n"
+    yield line(headers)
+    yield _GAP.join("-" * w for w in widths)
+    yield from map(line, yielding(zip(*columns, strict=True)))
+
+
+def rows_to_columns(rows: Sequence[Sequence[str]], count: int) -> Columns:
+    return [[row[i] for row in rows] for i in range(count)]
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> str:
+    """A small table (``who``, tests) as one string."""
+    return "".join(line + "\n" for line in table_lines(headers, rows_to_columns(rows, len(headers)), width))
+
+
+def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
+    """Lines joined into newline-terminated chunks of *size* lines."""
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield "\n".join(batch) + "\n"
+            batch.clear()
+    if batch:
+        yield "\n".join(batch) + "\n"
 
 
 PS_HEADERS = ("Task ID", "State", "Name", "Coroutine", "Location")
 
 
-def ps_rows(tasks: Iterable[TaskSnapshot]) -> list[tuple[str, ...]]:
-    """Table rows; a task listed after its parent is indented under it (trio's tree)."""
+def ps_columns(tasks: Iterable[TaskSnapshot]) -> Columns:
+    """The ps table's columns; a task listed after its parent is indented under it (trio's tree)."""
+    ids: list[str] = []
+    states: list[str] = []
+    names: list[str] = []
+    coros: list[str] = []
+    locations: list[str] = []
     depths: dict[int, int] = {}
-    rows: list[tuple[str, ...]] = []
     for t in tasks:
         depth = depths[t.id] = depths[t.parent_id] + 1 if t.parent_id in depths else 0
-        rows.append((str(t.id), t.state, "  " * depth + t.name, t.coro, format_location(t.location)))
-    return rows
+        ids.append(str(t.id))
+        states.append(t.state)
+        names.append("  " * depth + t.name)
+        coros.append(t.coro)
+        locations.append(format_location(t.location))
+    return [ids, states, names, coros, locations]
 
 
 def plural(count: int, noun: str) -> str:

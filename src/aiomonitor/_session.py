@@ -256,7 +256,7 @@ class Session:
         self._busy = True
         self.interrupted.clear()
         try:
-            return await anyio.to_thread.run_sync(func, *args, abandon_on_cancel=True, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(_named, func, *args, abandon_on_cancel=True, limiter=self._limiter)
         finally:
             self._busy = False
 
@@ -362,3 +362,12 @@ class Session:
         elif exc is not None:
             self.write(format_exception(exc))
         return True
+
+
+def _named(func: Callable[..., Any], *args: Any) -> Any:
+    """Run a command, its worker thread named for stack dumps (py-spy, ``faulthandler``).
+
+    The pool belongs to the monitor's own event loop, so the name stays true.
+    """
+    threading.current_thread().name = "aiomonitor-worker"
+    return func(*args)

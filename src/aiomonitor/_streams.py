@@ -61,7 +61,10 @@ class SessionOutput(io.TextIOBase):
         if threading.get_ident() in self._nonblocking_threads():
             self._put(data, block=False)
         else:
-            self._put(data, block=True)
+            # Piece by piece, so one huge write waits for the client instead
+            # of overflowing the buffer.
+            for start in range(0, len(data), HIGH_WATER):
+                self._put(data[start : start + HIGH_WATER], block=True)
         return len(s)
 
     def write_nowait(self, s: str) -> int:

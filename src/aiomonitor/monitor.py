@@ -9,12 +9,14 @@ sockets come from ``_listen``, serving from ``_server``, tasks from a backend.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import importlib
 import io
 import logging
 import os
 import socket
+import threading
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -113,6 +115,7 @@ class Monitor(BuiltinCommands):
         self._closed = False
         # Per instance, so two monitors in one process never share sessions.
         self._session_var: ContextVar[Session | None] = ContextVar(f"aiomonitor_session_{id(self)}", default=None)
+        self._heavy_work = threading.Lock()
         self._lastcmd_fallback: str | None = None
         self._sout_fallback: TextIO | None = None
         self._sin_fallback: TextIO | None = None
@@ -132,7 +135,7 @@ class Monitor(BuiltinCommands):
         if self._started:
             raise RuntimeError("this Monitor is already started")
         listeners = self._bind()
-        self._server = MonitorServer(self, listeners, self._max_sessions, name=f"aiomonitor-{self._port}")
+        self._server = MonitorServer(self, listeners, self._max_sessions, name="aiomonitor-server")
         self._server.start()
         self._started = True
         for spec in listeners:
@@ -334,7 +337,7 @@ class Monitor(BuiltinCommands):
         session = self._session
         try:
             submission.started.result(self._hop_timeout)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:  # not the builtin one before Python 3.11
             submission.cancel()
             raise CommandError(
                 f"the event loop did not respond within {self._hop_timeout:g} s (is it blocked?)"
@@ -342,7 +345,7 @@ class Monitor(BuiltinCommands):
         while True:
             try:
                 return submission.future.result(0.1)
-            except TimeoutError:
+            except concurrent.futures.TimeoutError:
                 if session is not None and session.interrupted.is_set():
                     submission.cancel()
                     raise CommandError("interrupted") from None

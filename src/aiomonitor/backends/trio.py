@@ -40,6 +40,7 @@ from . import (
     Submission,
     TaskSnapshot,
     UnknownTask,
+    yielding,
 )
 from ._frames import user_coro_name, user_location
 
@@ -127,56 +128,63 @@ class TrioBackend(Backend):
     def loop_thread_id(self) -> int | None:
         return self._thread_id
 
-    def _walk(self) -> list[tuple[trio.lowlevel.Task, int | None]]:
-        """(task, parent id) for the whole tree, parents first."""
+    def _walk(self) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
+        """Every task, parents first, and each one's parent id.
+
+        Two flat lists rather than (task, parent) pairs: 100k pairs would be
+        100k new GC-tracked objects (see Backend.snapshot).
+        """
         for _ in range(_WALK_RETRIES):
             try:
-                return list(self._walk_once())
+                return self._walk_once()
             except RuntimeError:  # a set changed size while we copied it
                 continue
         raise LoopUnresponsive("the task tree kept changing while it was read; try again")
 
-    def _walk_once(self) -> Iterator[tuple[trio.lowlevel.Task, int | None]]:
-        pending: list[tuple[trio.lowlevel.Task, int | None]] = [(self._root, None)]
+    def _walk_once(self) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
+        tasks: list[trio.lowlevel.Task] = []
+        parents: list[int | None] = []
+        pending: list[trio.lowlevel.Task] = [self._root]
+        pending_parents: list[int | None] = [None]
         while pending:
-            task, parent = pending.pop()
-            yield task, parent
+            task = pending.pop()
+            tasks.append(task)
+            parents.append(pending_parents.pop())
             children = [child for nursery in task.child_nurseries for child in nursery.child_tasks]
             children.sort(key=id, reverse=True)  # popped in id order: stable output
-            pending.extend((child, id(task)) for child in children)
+            pending.extend(children)
+            pending_parents.extend([id(task)] * len(children))
+        return tasks, parents
 
     def _find(self, task_id: int) -> trio.lowlevel.Task:
-        for task, _ in self._walk():
+        for task in self._walk()[0]:
             if id(task) == task_id:
                 return task
         raise UnknownTask(f"no task with id {task_id}")
 
     def task_count(self) -> int:
-        return len(self._walk())
+        return len(self._walk()[0])
 
     def current_task_id(self) -> int | None:
-        for task, _ in self._walk():
+        for task in self._walk()[0]:
             if getattr(task.coro, "cr_running", False):
                 return id(task)
         return None
 
-    def snapshot(self) -> list[TaskSnapshot]:
-        snapshots = []
-        for task, parent in self._walk():
+    def snapshot(self) -> Iterator[TaskSnapshot]:
+        tasks, parents = self._walk()
+        for task, parent in zip(yielding(tasks), parents, strict=False):
             coro = _user_coro(task)
             running = getattr(task.coro, "cr_running", False)
             frames = _frames(task)
-            snapshots.append(
-                TaskSnapshot(
-                    id=id(task),
-                    name=task.name,
-                    state="running" if running else "waiting",
-                    coro=user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
-                    location=user_location(frames),
-                    parent_id=parent,
-                )
+            yield TaskSnapshot(
+                id(task),
+                task.name,
+                "running" if running else "waiting",
+                user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
+                user_location(frames),
+                parent,
             )
-        return snapshots
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)

@@ -1,0 +1,215 @@
+"""The app under test for benchmarks/run.py, one measurement per process.
+
+``workload``: run one workload under one configuration, print JSON figures.
+``scale``: park N tasks with a monitor attached, report through stdin/stdout
+(a side channel that works whatever monitor is installed, the peer's too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import socket
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+BATCH = 1000
+
+
+async def asyncio_tasks(n: int) -> None:
+    async def nop() -> None:
+        pass
+
+    for _ in range(n // BATCH):
+        batch = [asyncio.create_task(nop()) for _ in range(BATCH)]
+        for task in batch:
+            await task
+
+
+async def asyncio_queue(n: int) -> None:
+    there: asyncio.Queue[int] = asyncio.Queue()
+    back: asyncio.Queue[int] = asyncio.Queue()
+
+    async def echo() -> None:
+        for _ in range(n):
+            back.put_nowait(await there.get())
+
+    echoer = asyncio.create_task(echo())
+    for i in range(n):
+        there.put_nowait(i)
+        await back.get()
+    await echoer
+
+
+async def asyncio_tcp(n: int) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(64):
+            writer.write(data)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for _ in range(n):
+        writer.write(b"x" * 32)
+        await reader.readexactly(32)
+    writer.close()
+    server.close()
+
+
+async def trio_tasks(n: int) -> None:
+    import trio
+
+    async def nop() -> None:
+        pass
+
+    for _ in range(n // BATCH):
+        async with trio.open_nursery() as nursery:
+            for _ in range(BATCH):
+                nursery.start_soon(nop)
+
+
+async def trio_channel(n: int) -> None:
+    import trio
+
+    there_send, there_receive = trio.open_memory_channel[int](1)
+    back_send, back_receive = trio.open_memory_channel[int](1)
+
+    async def echo() -> None:
+        for _ in range(n):
+            await back_send.send(await there_receive.receive())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(echo)
+        for i in range(n):
+            await there_send.send(i)
+            await back_receive.receive()
+
+
+WORKLOADS: dict[str, Callable[[int], Awaitable[None]]] = {
+    "tasks": asyncio_tasks,
+    "queue": asyncio_queue,
+    "tcp": asyncio_tcp,
+    "trio-tasks": trio_tasks,
+    "trio-channel": trio_channel,
+}
+
+
+def idle_client(port: int) -> None:
+    """A connected client that reads the greeting, then just sits there."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.recv(65536)
+    threading.Thread(target=sock.recv, args=(1,), daemon=True).start()
+
+
+def monitor_options(config: str) -> dict[str, Any]:
+    return {"port": 0, "console_port": 0}
+
+
+async def run_asyncio_workload(name: str, n: int, config: str) -> float:
+    import aiomonitor
+
+    if config == "baseline":
+        started = time.perf_counter()
+        await WORKLOADS[name](n)
+        return time.perf_counter() - started
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), **monitor_options(config)) as monitor:
+        if config == "client":
+            idle_client(monitor._port)
+        started = time.perf_counter()
+        await WORKLOADS[name](n)
+        return time.perf_counter() - started
+
+
+async def run_trio_workload(name: str, n: int, config: str) -> float:
+    import aiomonitor
+
+    if config == "baseline":
+        started = time.perf_counter()
+        await WORKLOADS[name](n)
+        return time.perf_counter() - started
+    with aiomonitor.monitor_trio(port=0, console_port=0, cancellable_tasks=config != "no-cancel") as monitor:
+        if config == "client":
+            idle_client(monitor.port)
+        started = time.perf_counter()
+        await WORKLOADS[name](n)
+        return time.perf_counter() - started
+
+
+def workload_main(args: argparse.Namespace) -> None:
+    if args.framework == "trio":
+        import trio
+
+        seconds = trio.run(run_trio_workload, args.workload, args.n, args.config)
+    else:
+        runner = asyncio.run
+        if args.framework == "uvloop":
+            import uvloop
+
+            runner = uvloop.run
+        seconds = runner(run_asyncio_workload(args.workload, args.n, args.config))
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"seconds": seconds, "maxrss_kb": rss_kb}), flush=True)
+
+
+class Heartbeat:
+    """The app's own view of stalls: the longest gap between 1 ms sleeps."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    def side_channel(self) -> None:  # a thread: answers even while the loop is stuck
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "reset":
+                self.worst = 0.0
+                print("ok", flush=True)
+            elif command == "stall":
+                print(json.dumps({"stall_ms": self.worst * 1000}), flush=True)
+
+
+async def scale_main(args: argparse.Namespace) -> None:
+    import aiomonitor
+
+    heartbeat = Heartbeat()
+    parked = [asyncio.create_task(asyncio.sleep(3600), name=f"parked-{i}") for i in range(args.tasks)]
+    await asyncio.sleep(0.5)  # let every task take its first step before measuring
+
+    async def beat() -> None:
+        while True:
+            started = time.perf_counter()
+            await asyncio.sleep(0.001)
+            heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
+
+    beater = asyncio.create_task(beat())
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), port=0, console_port=0) as monitor:
+        port = getattr(monitor, "port", None) or monitor._port
+        print(json.dumps({"port": port, "task_id": id(parked[len(parked) // 2])}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, heartbeat.side_channel)
+    beater.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="mode", required=True)
+    workload = sub.add_parser("workload")
+    workload.add_argument("workload", choices=sorted(WORKLOADS))
+    workload.add_argument("--config", default="baseline")
+    workload.add_argument("--framework", default="asyncio", choices=["asyncio", "uvloop", "trio"])
+    workload.add_argument("-n", type=int, default=200_000)
+    scale = sub.add_parser("scale")
+    scale.add_argument("--tasks", type=int, default=10_000)
+    args = parser.parse_args()
+    if args.mode == "workload":
+        workload_main(args)
+    else:
+        asyncio.run(scale_main(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,242 @@
+"""aiomonitor benchmarks: is the monitor invisible when idle, instant at scale?
+
+    python benchmarks/run.py                 # everything (a few minutes)
+    python benchmarks/run.py --quick         # fewer repeats and sizes
+    python benchmarks/run.py --only scale    # idle, tracing, scale, concurrency, trio
+    python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1
+
+Every figure is measured against a baseline in the same run: each sample is
+a fresh process, configurations are interleaved, and medians are shown with
+min-max.  Ratios come first: time ratio (lower is better; 1.00 = no cost).
+The app's loop stall is the longest gap its own 1 ms heartbeat saw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+APP = str(Path(__file__).with_name("_app.py"))
+PROMPT = b"monitor >>> "
+
+
+def run_app(python: str, *args: str) -> dict[str, Any]:
+    result = subprocess.run([python, APP, *args], capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def spread(values: Sequence[float], scale: float = 1.0, digits: int = 3) -> str:
+    median, low, high = (f"{v * scale:.{digits}f}" for v in (statistics.median(values), min(values), max(values)))
+    return f"{median} ({low}-{high})"
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+    print(f"\n## {title}\n")
+    for row in (headers, ["-" * w for w in widths], *rows):
+        print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    sys.stdout.flush()
+
+
+def workload_comparison(
+    python: str, framework: str, workloads: Sequence[tuple[str, int]], configs: Sequence[str], runs: int, title: str
+) -> None:
+    rows = []
+    for workload, n in workloads:
+        samples: dict[str, list[dict[str, Any]]] = {config: [] for config in configs}
+        for _ in range(runs):  # interleaved, so drift hits every configuration alike
+            for config in configs:
+                args = ["workload", workload, "--config", config, "--framework", framework, "-n", str(n)]
+                samples[config].append(run_app(python, *args))
+        base_time = statistics.median(s["seconds"] for s in samples[configs[0]])
+        base_rss = statistics.median(s["maxrss_kb"] for s in samples[configs[0]])
+        for config in configs:
+            seconds = [s["seconds"] for s in samples[config]]
+            rss = statistics.median(s["maxrss_kb"] for s in samples[config])
+            rows.append(
+                [
+                    f"{workload} ({n:,})",
+                    config,
+                    f"{statistics.median(seconds) / base_time:.3f}x",
+                    spread(seconds),
+                    f"{rss / 1024:.1f}",
+                    f"{(rss - base_rss) / 1024:+.1f}",
+                ]
+            )
+    print_table(title, ["workload", "config", "time ratio", "seconds median (min-max)", "peak RSS MB", "vs base"], rows)
+
+
+class MonitorClient:
+    """A telnet client in the harness process, reading big outputs in O(n)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.read_to_prompt()
+
+    def read_to_prompt(self) -> int:
+        received = bytearray()
+        while not received.endswith(PROMPT):
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError(f"closed; got {bytes(received[-300:])!r}")
+            received += chunk
+        return len(received)
+
+    def timed(self, line: str) -> tuple[float, int]:
+        started = time.perf_counter()
+        self.sock.sendall(line.encode() + b"\r\n")
+        size = self.read_to_prompt()
+        return time.perf_counter() - started, size
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class ScaleApp:
+    """An app process with N parked tasks and a stall side channel."""
+
+    def __init__(self, python: str, tasks: int, framework: str) -> None:
+        self.process = subprocess.Popen(
+            [python, APP, "scale", "--tasks", str(tasks)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        info = json.loads(self.process.stdout.readline())
+        self.port: int = info["port"]
+        self.task_id: int = info["task_id"]
+
+    def ask(self, command: str) -> str:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+    def stall_during(self, action: Any) -> tuple[Any, float]:
+        self.ask("reset")
+        result = action()
+        stall: float = json.loads(self.ask("stall"))["stall_ms"]
+        return result, stall
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+
+@contextmanager
+def scale_app(python: str, tasks: int, framework: str = "asyncio") -> Iterator[ScaleApp]:
+    app = ScaleApp(python, tasks, framework)
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def scale(python: str, sizes: Sequence[int], runs: int, title: str) -> None:
+    rows = []
+    for size in sizes:
+        with scale_app(python, size) as app:
+            client = MonitorClient(app.port)
+            idle = [app.stall_during(lambda: time.sleep(0.5))[1] for _ in range(2)]
+            for command in ("ps", f"where {app.task_id}"):
+                samples = [app.stall_during(lambda c=command, cl=client: cl.timed(c)) for _ in range(runs)]
+                seconds = [timing for (timing, _), _ in samples]
+                stalls = [stall for _, stall in samples]
+                size_mb = samples[0][0][1] / 1e6
+                rows.append(
+                    [
+                        f"{size:,}",
+                        command.split()[0],
+                        spread(seconds),
+                        f"{size_mb:.2f}",
+                        f"{max(stalls):.1f}",
+                        f"{max(idle):.1f}",
+                    ]
+                )
+            client.close()
+    headers = ["tasks", "command", "seconds median (min-max)", "MB sent", "worst stall ms", "idle stall ms"]
+    print_table(title, headers, rows)
+
+
+def concurrency(python: str, tasks: int, clients: int) -> None:
+    with scale_app(python, tasks) as app:
+        connected = [MonitorClient(app.port) for _ in range(clients)]
+        barrier = threading.Barrier(clients)
+        latencies: list[float] = []
+
+        def one(client: MonitorClient) -> None:
+            barrier.wait()
+            latencies.append(client.timed("ps")[0])
+
+        def all_at_once() -> None:
+            threads = [threading.Thread(target=one, args=(c,)) for c in connected]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        _, stall = app.stall_during(all_at_once)
+        for client in connected:
+            client.close()
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    rows = [[f"{clients}", f"{tasks:,}", f"{len(latencies)}/{clients}", f"{p50:.3f}", f"{p99:.3f}", f"{stall:.1f}"]]
+    headers = ["clients", "tasks", "answered", "p50 s", "p99 s", "worst stall ms"]
+    print_table("Concurrency: every client sends ps at once", headers, rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--only", default="idle,scale,concurrency,trio", help="comma-separated scenarios")
+    parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
+    args = parser.parse_args()
+    runs = args.runs or (3 if args.quick else 5)
+    only = set(args.only.split(","))
+    me = sys.executable
+    print(f"# aiomonitor benchmarks: {platform.python_implementation()} {platform.python_version()}, ", end="")
+    print(f"{platform.machine()}, {os.cpu_count()} CPUs, {runs} runs per figure")
+    small = args.quick
+    if "idle" in only:
+        workloads = [("tasks", 200_000), ("queue", 200_000), ("tcp", 20_000)]
+        for framework in ("asyncio", "uvloop"):
+            workload_comparison(
+                me, framework, workloads, ["baseline", "monitor", "client"], runs, f"Idle overhead ({framework})"
+            )
+    if "scale" in only:
+        scale(me, [1_000, 10_000] if small else [1_000, 10_000, 100_000], 3, "ps and where at scale (asyncio)")
+    if "concurrency" in only:
+        concurrency(me, 10_000, 50)
+    if "trio" in only:
+        workloads = [("trio-tasks", 200_000), ("trio-channel", 100_000)]
+        configs = ["baseline", "monitor", "no-cancel", "client"]
+        workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio)")
+    if args.peer_python:
+        peer = args.peer_python
+        workload_comparison(
+            peer, "asyncio", [("tasks", 200_000)], ["baseline", "monitor"], runs, "Peer: aiomonitor 0.7.1, idle"
+        )
+        scale(peer, [1_000, 10_000], 1, "Peer: aiomonitor 0.7.1, ps at scale")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,265 @@
+"""``python -m aiomonitor``: a line-editing client for the monitor.
+
+telnetlib is gone from Python 3.13 and ``nc`` has no line editing.  This
+client keeps editing and history local (prompt_toolkit when installed, else
+``readline``) and sends whole lines, as a line-mode telnet client does.  It
+announces its terminal width (telnet NAWS) so tables fit.  Completion data
+(command names, task ids) comes over a second, short-lived connection, so
+completing never disturbs the session (its ``lastcmd`` included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import shutil
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ._version import __version__
+
+IAC, SB, SE, WILL, DO, IP = 255, 250, 240, 251, 253, 244
+NAWS = 31
+#: After output stops without a newline for this long, what is left is a prompt.
+PROMPT_SETTLE = 0.05
+HISTORY_FILE = Path.home() / ".aiomonitor_history"
+#: Commands whose argument is a task id, for completion.
+TASK_ID_COMMANDS = {"where", "w", "cancel"}
+
+
+def connect(host: str, port: int, path: str | None, timeout: float = 5.0) -> socket.socket:
+    if path:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        sock.connect(path)
+    else:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(None)
+    return sock
+
+
+def naws(columns: int, rows: int) -> bytes:
+    return bytes([IAC, WILL, NAWS, IAC, SB, NAWS]) + struct.pack(">HH", columns, rows) + bytes([IAC, SE])
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """Drop the server's replies to our negotiation (IAC DO NAWS, WILL TIMING-MARK)."""
+    out = bytearray()
+    index = 0
+    while index < len(data):
+        byte = data[index]
+        if byte == IAC and index + 1 < len(data):
+            verb = data[index + 1]
+            index += 3 if 251 <= verb <= 254 else 2
+            continue
+        out.append(byte)
+        index += 1
+    return bytes(out)
+
+
+class Connection:
+    """The session's socket: output up to the next prompt, lines in."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def read_until_prompt(self, show: Callable[[str], None]) -> str | None:
+        """Show output as it arrives; return the prompt once output settles
+        on an unfinished line (None when the server closed the connection)."""
+        pending = ""
+        while True:
+            timeout = PROMPT_SETTLE if pending else None
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if not ready:
+                return pending
+            data = self.sock.recv(65536)
+            if not data:
+                self.closed = True
+                show(pending)
+                return None
+            text = pending + strip_telnet(data).decode("utf-8", errors="replace").replace("\r\n", "\n")
+            head, newline, pending = text.rpartition("\n")
+            if newline:
+                show(head + "\n")
+
+    def send_line(self, line: str) -> None:
+        self.sock.sendall(line.encode() + b"\r\n")
+
+    def interrupt(self) -> None:
+        self.sock.sendall(bytes([IAC, IP, IAC, DO, 6]))
+
+    def end_of_input(self) -> None:
+        self.sock.sendall(b"\x04")
+
+
+class ServerQueries:
+    """Completion data, asked over a separate connection and cached briefly."""
+
+    def __init__(self, host: str, port: int, path: str | None) -> None:
+        self._address = (host, port, path)
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+        #: Task names by id, shown beside ids in the completion menu.
+        self.task_names: dict[str, str] = {}
+
+    def _ask(self, line: str) -> str:
+        with contextlib.closing(connect(*self._address, timeout=1.0)) as sock:
+            sock.settimeout(2.0)
+            sock.sendall(line.encode() + b"\r\nexit\r\n")
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        return strip_telnet(b"".join(chunks)).decode("utf-8", errors="replace")
+
+    def _cached(self, key: str, fetch: Callable[[], list[str]], ttl: float) -> list[str]:
+        now = time.monotonic()
+        if key in self._cache and now - self._cache[key][0] < ttl:
+            return self._cache[key][1]
+        try:
+            values = fetch()
+        except OSError:
+            values = []
+        self._cache[key] = (now, values)
+        return values
+
+    def command_names(self) -> list[str]:
+        def fetch() -> list[str]:
+            text = self._ask("help")
+            return sorted({line.split()[0].rstrip(":") for line in text.splitlines() if line.startswith("    ")})
+
+        return self._cached("commands", fetch, ttl=300)
+
+    def task_ids(self) -> list[str]:
+        def fetch() -> list[str]:
+            ids = []
+            for line in self._ask("ps -j").splitlines():
+                start = line.find("{")
+                if start >= 0:
+                    with contextlib.suppress(ValueError, KeyError):
+                        task = json.loads(line[start:])
+                        ids.append(str(task["id"]))
+                        self.task_names[str(task["id"])] = task["name"]
+            return ids
+
+        return self._cached("tasks", fetch, ttl=1.0)
+
+
+def candidates(queries: ServerQueries, text_before_cursor: str) -> Iterable[str]:
+    """What may complete the word under the cursor."""
+    words = text_before_cursor.split()
+    completing_first = len(words) == 0 or (len(words) == 1 and not text_before_cursor.endswith(" "))
+    if completing_first:
+        return queries.command_names()
+    if words[0] in TASK_ID_COMMANDS:
+        return queries.task_ids()
+    if words[0] == "help":
+        return queries.command_names()
+    return []
+
+
+def make_reader(queries: ServerQueries, history: Path | None, plain: bool) -> Callable[[str], str]:
+    """A function that shows a prompt and returns a line, with editing and history."""
+    if plain:
+        return readline_reader(queries, history)
+    try:
+        from ._client_ptk import prompt_toolkit_reader
+    except ImportError:
+        return readline_reader(queries, history)
+    return prompt_toolkit_reader(queries, history, candidates)
+
+
+def readline_reader(queries: ServerQueries, history: Path | None) -> Callable[[str], str]:
+    try:
+        import readline
+    except ImportError:  # no line editing at all (e.g. Windows without pyreadline)
+        return input
+    if history is not None:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(history)
+
+    def complete(text: str, state: int) -> str | None:
+        before = readline.get_line_buffer()[: readline.get_begidx()] + text
+        matches = [c for c in candidates(queries, before) if c.startswith(text)]
+        return matches[state] if state < len(matches) else None
+
+    readline.set_completer(complete)
+    readline.parse_and_bind("tab: complete")
+
+    def read(prompt: str) -> str:
+        line = input(prompt)
+        if history is not None:
+            with contextlib.suppress(OSError):
+                readline.write_history_file(history)
+        return line
+
+    return read
+
+
+def run(conn: Connection, read_line: Callable[[str], str]) -> int:
+    def show(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    while True:
+        try:
+            prompt = conn.read_until_prompt(show)
+        except KeyboardInterrupt:  # Ctrl-C while a command runs: interrupt it
+            conn.interrupt()
+            continue
+        if prompt is None:
+            return 0
+        line = read_one_line(read_line, prompt)
+        if line is None:  # Ctrl-D: leave the console, or the monitor
+            conn.end_of_input()
+        else:
+            conn.send_line(line)
+
+
+def read_one_line(read_line: Callable[[str], str], prompt: str) -> str | None:
+    """A line from the user; Ctrl-C clears it locally (an empty line sent to
+    the monitor would repeat the last command), Ctrl-D gives None."""
+    while True:
+        try:
+            return read_line(prompt)
+        except KeyboardInterrupt:
+            sys.stdout.write("^C\n")
+        except EOFError:
+            return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aiomonitor", description="Connect to a running aiomonitor.")
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="host (default: %(default)s)")
+    parser.add_argument("-p", "--port", type=int, default=None, help="port (default: 50101, or 50102 with --console)")
+    parser.add_argument("-u", "--unix", metavar="PATH", help="connect to a unix socket instead")
+    parser.add_argument("-c", "--console", action="store_true", help="connect to the Python console port")
+    parser.add_argument("--no-history", action="store_true", help=f"do not read or write {HISTORY_FILE}")
+    parser.add_argument("--plain", action="store_true", help="use readline instead of prompt_toolkit")
+    parser.add_argument("--version", action="version", version=f"aiomonitor {__version__}")
+    args = parser.parse_args(argv)
+    port = args.port if args.port is not None else (50102 if args.console else 50101)
+    where = args.unix or f"{args.host}:{port}"
+    try:
+        sock = connect(args.host, port, args.unix)
+    except OSError as exc:
+        print(f"aiomonitor: cannot connect to {where}: {exc.strerror or exc}", file=sys.stderr)
+        print("Is the app running with the monitor started (and on this address)?", file=sys.stderr)
+        return 1
+    if sys.stdout.isatty():
+        size = shutil.get_terminal_size()
+        sock.sendall(naws(size.columns, size.lines))
+    history = None if args.no_history else Path(os.environ.get("AIOMONITOR_HISTORY", HISTORY_FILE))
+    queries = ServerQueries(args.host, port, args.unix)
+    with contextlib.closing(sock):
+        try:
+            return run(Connection(sock), make_reader(queries, history, args.plain))
+        except (ConnectionError, BrokenPipeError):
+            print("\naiomonitor: the connection was closed.", file=sys.stderr)
+            return 0

@@ -1,0 +1,125 @@
+"""``python -m aiomonitor`` driven in a pseudo-terminal against a real app."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from .apps import running_app
+from .helpers import Client, poll
+
+PROMPT = "monitor >>>"  # prompt_toolkit draws the trailing space separately
+
+
+@pytest.fixture
+def demo_port() -> Iterator[int]:
+    with running_app("examples/demo_asyncio.py", "-p", "0", "--console-port", "0") as (_, port):
+        yield port
+
+
+def spawn_client(port: int, tmp_path: Path, *extra: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "aiomonitor", "-p", str(port), *extra],
+        env={"AIOMONITOR_HISTORY": str(tmp_path / "history"), "TERM": "xterm", "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=15,
+        dimensions=(40, 120),
+    )
+    child.expect_exact(PROMPT)
+    return child
+
+
+@pytest.mark.parametrize(
+    "front_end", [pytest.param((), id="prompt_toolkit"), pytest.param(("--plain",), id="readline")]
+)
+def test_a_session_through_the_client(demo_port: int, tmp_path: Path, front_end: tuple[str, ...]) -> None:
+    child = spawn_client(demo_port, tmp_path, *front_end)
+    child.sendline("ps")
+    child.expect(r"(\d+)\s+pending\s+ticker")
+    ticker_id = child.match.group(1)
+    child.expect_exact(PROMPT)
+    # Complete a task id: all but its last digit, then Tab.
+    child.send(f"where {ticker_id[:-1]}\t")
+    child.expect_exact(ticker_id)
+    child.send("\r")
+    child.expect_exact(f"Stack for task {ticker_id}")
+    child.expect(r"in ticker")
+    child.expect_exact(PROMPT)
+    # Complete a command name.
+    child.send("stackt\t")
+    child.expect_exact("race")  # the completed rest of "stacktrace"
+    child.send("\r")
+    child.expect_exact("Stack of the event loop thread")
+    child.expect_exact(PROMPT)
+    # History: the up arrow brings back "stacktrace".
+    child.send("\x1b[A\r")
+    child.expect_exact("Stack of the event loop thread")
+    child.expect_exact(PROMPT)
+    # The console, and back.
+    child.sendline("console")
+    child.expect_exact(">>>")
+    child.sendline("stats['ticks'] >= 0")
+    child.expect_exact("True")
+    child.expect_exact(">>>")
+    child.sendcontrol("d")
+    child.expect_exact("Back in the monitor.")
+    child.expect_exact(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    history = (tmp_path / "history").read_text()
+    assert "stacktrace" in history
+    assert "console" in history
+
+
+def test_ctrl_c_interrupts_a_running_statement(demo_port: int, tmp_path: Path) -> None:
+    child = spawn_client(demo_port, tmp_path)
+    child.sendline("console")
+    child.expect_exact(">>>")
+    child.sendline("await asyncio.sleep(3600)")
+
+    def statement_running() -> bool:
+        with Client(demo_port) as watcher:
+            watcher.start()
+            return "aiomonitor-console" in watcher.command("ps aiomonitor-console")
+
+    assert poll(statement_running)
+    child.sendintr()
+    child.expect_exact("KeyboardInterrupt")
+    child.expect_exact(">>>")
+    child.sendline("'alive'")
+    child.expect_exact("'alive'")
+    child.sendcontrol("d")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+
+
+def test_a_clear_message_when_nothing_listens() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "aiomonitor", "-p", str(port)], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version() -> None:
+    import aiomonitor
+
+    result = subprocess.run([sys.executable, "-m", "aiomonitor", "--version"], capture_output=True, text=True)
+    assert result.stdout.strip() == f"aiomonitor {aiomonitor.__version__}"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", aiomonitor.__version__)
