@@ -39,8 +39,9 @@ class WebMonitor(aiomonitor.Monitor):
 
 async def main(http_port: int, port: int) -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", http_port)
-    with aiomonitor.start_monitor(asyncio.get_running_loop(), monitor=WebMonitor, port=port, console_port=0):
-        print(f"HTTP on 127.0.0.1:{http_port}; monitor on 127.0.0.1:{port}", flush=True)
+    http_port = server.sockets[0].getsockname()[1]
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), monitor=WebMonitor, port=port, console_port=0) as monitor:
+        print(f"HTTP on 127.0.0.1:{http_port}; monitor on 127.0.0.1:{monitor.port}", flush=True)
         async with server:
             await server.serve_forever()
 

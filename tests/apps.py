@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def running_app(*argv: str, cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen[str], int]]:
-    """Start ``python *argv``; yield it and the monitor port it prints."""
+def running_app(*argv: str, cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+    """Start ``python *argv``; yield it, the monitor port it prints, and that line."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -25,7 +25,7 @@ def running_app(*argv: str, cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen
         for line in process.stdout:  # bounded by the app printing its banner (faulthandler_timeout guards)
             match = re.search(r"-p (\d+)", line) or re.search(r"monitor on 127.0.0.1:(\d+)", line)
             if match:
-                yield process, int(match.group(1))
+                yield process, int(match.group(1)), line
                 break
         else:
             raise AssertionError(f"the app exited early with {process.wait()}")

@@ -19,7 +19,7 @@ PROMPT = "monitor >>>"  # prompt_toolkit draws the trailing space separately
 
 @pytest.fixture
 def demo_port() -> Iterator[int]:
-    with running_app("examples/demo_asyncio.py", "-p", "0", "--console-port", "0") as (_, port):
+    with running_app("examples/demo_asyncio.py", "-p", "0", "--console-port", "0") as (_, port, _):
         yield port
 
 
