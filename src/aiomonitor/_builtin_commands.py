@@ -8,17 +8,19 @@ the backend (without entering it) and format with ``_format``.  Only
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
 from . import _format
 from ._protocol import commands
 from ._protocol.commands import CommandError
+from ._trace_commands import creation_lines
 from .backends import Backend, LoopUnresponsive, NotCancellable, TaskSnapshot, UnknownTask
 from .utils import alt_names
 
@@ -97,17 +99,21 @@ class BuiltinCommands:
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [FILTER...]. A FILTER keeps the tasks whose id, name,
-        coroutine or location contains it (ignoring case); -j prints one JSON
-        object per line instead of the table.
+        Usage: ps [-j] [-s id|name|state|age] [-n COUNT] [FILTER...]. A FILTER
+        keeps the tasks whose id, name, state, coroutine or location contains
+        it (ignoring case); -s sorts (age needs trace_tasks: oldest first);
+        -n shows at most COUNT; -j prints one JSON object per line instead.
         """
-        as_json = any(a in ("-j", "--json") for a in args)
-        filters = [a.lower() for a in args if a not in ("-j", "--json")]
+        try:
+            as_json, sort, limit, filters = _ps_options(args)
+        except ValueError as exc:
+            self._sout.write(f"{exc}\n")
+            return
         self._warn_if_blocked()
         with self._heavy_work:
-            self._write_ps(as_json, filters)
+            self._write_ps(as_json, filters, sort, limit)
 
-    def _write_ps(self, as_json: bool, filters: list[str]) -> None:
+    def _write_ps(self, as_json: bool, filters: list[str], sort: str | None = None, limit: int | None = None) -> None:
         # Streamed end to end (see Backend.snapshot): no list of 100k snapshots.
         total = 0
 
@@ -118,15 +124,23 @@ class BuiltinCommands:
                 if not filters or _matches(task, filters):
                     yield task
 
+        tasks: Iterable[TaskSnapshot] = selected()
+        if sort is not None:  # sorting needs them all at once: only when asked for
+            tasks = sorted(tasks, key=_SORT_KEYS[sort])
+        if limit is not None:
+            tasks = itertools.islice(tasks, limit)
+
         if as_json:
-            for task in selected():
+            for task in tasks:
                 self._sout.write(json.dumps(_task_json(task)) + "\n")
             return
-        columns = _format.ps_columns(selected())
-        shown = f" ({len(columns[0])} shown)" if filters else ""
+        traced = self._backend.traced
+        columns = _format.ps_columns(tasks, traced)
+        shown = f" ({len(columns[0])} shown)" if filters or limit is not None else ""
         self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
         width = self._session.columns if self._session is not None else None
-        for chunk in _format.batched_text(_format.table_lines(_format.PS_HEADERS, columns, width)):
+        headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
+        for chunk in _format.batched_text(_format.table_lines(headers, columns, width)):
             self._sout.write(chunk)
 
     @alt_names("w")
@@ -141,6 +155,7 @@ class BuiltinCommands:
             return
         self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
         self._sout.write(_format.format_stack(frames) or "  No stack available (the task has not started yet?)\n")
+        self._sout.write(creation_lines(self._backend.record(taskid)))
 
     def do_cancel(self, taskid: int) -> None:
         """Cancel an indicated task"""
@@ -236,8 +251,37 @@ class BuiltinCommands:
 
 
 def _matches(task: TaskSnapshot, filters: list[str]) -> bool:
-    haystack = f"{task.id} {task.name} {task.coro} {_format.format_location(task.location)}".lower()
+    haystack = f"{task.id} {task.name} {task.state} {task.coro} {_format.format_location(task.location)}".lower()
     return all(f in haystack for f in filters)
+
+
+_SORT_KEYS: dict[str, Callable[[TaskSnapshot], Any]] = {
+    "id": lambda t: t.id,
+    "name": lambda t: t.name,
+    "state": lambda t: t.state,
+    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
+}
+
+
+def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, list[str]]:
+    """(json, sort key, limit, filters) from ps's arguments; ValueError says what is wrong."""
+    as_json, sort, limit, filters = False, None, None, []
+    words = iter(args)
+    for word in words:
+        if word in ("-j", "--json"):
+            as_json = True
+        elif word in ("-s", "--sort"):
+            sort = next(words, "")
+            if sort not in _SORT_KEYS:
+                raise ValueError(f"Sort by one of {', '.join(_SORT_KEYS)}, not {sort!r}")
+        elif word in ("-n", "--limit"):
+            count = next(words, "")
+            if not count.isdigit():
+                raise ValueError(f"-n takes a number of tasks, not {count!r}")
+            limit = int(count)
+        else:
+            filters.append(word.lower())
+    return as_json, sort, limit, filters
 
 
 def _task_json(task: TaskSnapshot) -> dict[str, Any]:
@@ -251,6 +295,9 @@ def _task_json(task: TaskSnapshot) -> dict[str, Any]:
         if location is None
         else {"file": location.filename, "line": location.lineno, "function": location.name},
         "parent_id": task.parent_id,
+        "created": None if task.created is None else list(task.created),
+        "creator_id": task.creator_id,
+        "age": None if task.created_at is None else time.monotonic() - task.created_at,
     }
 
 

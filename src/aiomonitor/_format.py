@@ -10,6 +10,7 @@ import functools
 import linecache
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator, Sequence
 
 from .backends import FrameInfo, TaskSnapshot, yielding
@@ -108,16 +109,20 @@ def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
 
 
 PS_HEADERS = ("Task ID", "State", "Name", "Coroutine", "Location")
+TRACE_HEADERS = ("Age", "Created at")
 
 
-def ps_columns(tasks: Iterable[TaskSnapshot]) -> Columns:
+def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False) -> Columns:
     """The ps table's columns; a task listed after its parent is indented under it (trio's tree)."""
     ids: list[str] = []
     states: list[str] = []
     names: list[str] = []
     coros: list[str] = []
     locations: list[str] = []
+    ages: list[str] = []
+    creations: list[str] = []
     depths: dict[int, int] = {}
+    now = time.monotonic()
     for t in tasks:
         depth = depths[t.id] = depths[t.parent_id] + 1 if t.parent_id in depths else 0
         ids.append(str(t.id))
@@ -125,7 +130,10 @@ def ps_columns(tasks: Iterable[TaskSnapshot]) -> Columns:
         names.append("  " * depth + t.name)
         coros.append(t.coro)
         locations.append(format_location(t.location))
-    return [ids, states, names, coros, locations]
+        if traced:
+            ages.append("-" if t.created_at is None else f"{now - t.created_at:.1f}s")
+            creations.append(format_location(t.created))
+    return [ids, states, names, coros, locations, *([ages, creations] if traced else [])]
 
 
 def plural(count: int, noun: str) -> str:

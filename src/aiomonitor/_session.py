@@ -90,6 +90,8 @@ class Session:
         self.lastcmd: str | None = None
         self.columns: int | None = None
         self.interrupted = threading.Event()
+        #: Set when the client types anything (or Ctrl-C) while a command runs.
+        self.attention = threading.Event()
         self.exit_requested = False
         self.console_requested = False
         self.console: ConsoleState | None = None
@@ -122,6 +124,7 @@ class Session:
         finally:
             self.output.shut()
             self.interrupted.set()  # a command still running sees the session end
+            self.attention.set()
             self._events_in.close()
             self._events_out.close()
             await anyio.aclose_forcefully(self._stream)
@@ -198,6 +201,8 @@ class Session:
         self._events_in.close()
 
     async def _route(self, event: Event) -> None:
+        if self._busy and not isinstance(event, WindowSize):
+            self.attention.set()
         if isinstance(event, Interrupt):
             self.interrupted.set()
             if self._waiter is not None:
@@ -214,6 +219,15 @@ class Session:
             return await self._events_out.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
             return EndOfInput()
+
+    def wait_for_input(self, timeout: float) -> bool:
+        """For live views (worker thread): wait up to *timeout*; True once the
+        client pressed Enter (that line is consumed) or Ctrl-C, or left."""
+        if not self.attention.wait(timeout):
+            return False
+        if not self.interrupted.is_set():
+            self._read_line_from_thread()
+        return True
 
     def _read_line_from_thread(self) -> str | None:
         """``_sin.readline()`` for a command: wait in its worker thread."""
@@ -255,6 +269,7 @@ class Session:
     async def _in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
         self._busy = True
         self.interrupted.clear()
+        self.attention.clear()
         try:
             return await anyio.to_thread.run_sync(_named, func, *args, abandon_on_cancel=True, limiter=self._limiter)
         finally:

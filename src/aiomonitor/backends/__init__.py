@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -57,19 +57,21 @@ class FrameInfo(NamedTuple):
         """Memoised by (code, instruction): reading ``f_lineno`` of a suspended
         frame rescans the code's line table (~3 us), and 100k tasks usually
         wait at a handful of places."""
-        key = (frame.f_code, frame.f_lasti)
-        info = _FRAME_INFO_CACHE.get(key)
-        if info is None:
+        code = frame.f_code
+        # Keyed by id(code): hashing a code object hashes its whole content.
+        # The entry keeps the code alive, so the id cannot be reused.
+        cached = _FRAME_INFO_CACHE.get((id(code), frame.f_lasti))
+        if cached is None:
             if len(_FRAME_INFO_CACHE) >= _FRAME_INFO_CACHE_SIZE:
                 _FRAME_INFO_CACHE.clear()
-            code = frame.f_code
-            info = _FRAME_INFO_CACHE[key] = cls(code.co_filename, frame.f_lineno, code.co_name)
-        return info
+            cached = (code, cls(code.co_filename, frame.f_lineno, code.co_name))
+            _FRAME_INFO_CACHE[(id(code), frame.f_lasti)] = cached
+        return cached[1]
 
 
 # A memo of a pure function (the same code and instruction always map to the
 # same line), so sharing it between monitors is harmless; bounded.
-_FRAME_INFO_CACHE: dict[tuple[CodeType, int], FrameInfo] = {}
+_FRAME_INFO_CACHE: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
 _FRAME_INFO_CACHE_SIZE = 50_000
 
 
@@ -81,7 +83,12 @@ class TaskSnapshot(NamedTuple):
     state: str
     coro: str
     location: FrameInfo | None
+    #: The task whose nursery holds this one (trio's tree); None on asyncio.
     parent_id: int | None = None
+    #: With tracing: where and when the task was created, and by which task.
+    created: FrameInfo | None = None
+    created_at: float | None = None
+    creator_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +143,27 @@ class Backend(abc.ABC):
     framework: str = ""
     #: How long a hop into the loop may wait (the Monitor sets its own).
     hop_timeout: float = DEFAULT_HOP_TIMEOUT
+    #: Whether creation and endings are being recorded.
+    traced: bool = False
+
+    def attach(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a backend traces
+        """Start tracing, if asked for (called by Monitor.start)."""
+
+    def detach(self) -> None:  # noqa: B027 - an optional hook, as attach
+        """Stop tracing (called by Monitor.close); tasks traced so far keep working."""
+
+    def await_edges(self) -> list[tuple[int, int, str]]:
+        """(waiter id, awaited task id, how) for the await graph: "await",
+        "gather", "taskgroup" or "nursery".  Empty if unknown."""
+        return []
+
+    def history(self) -> list[EndedTask]:
+        """Recently ended tasks, oldest first (empty without tracing)."""
+        return []
+
+    def record(self, task_id: int) -> TaskRecord | None:
+        """Creation facts of a live task (None without tracing, or if it predates it)."""
+        return None
 
     @abc.abstractmethod
     def call_soon(self, callback: Callable[[], None]) -> None:
@@ -266,6 +294,9 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
     chunks = [sorted(pending[i : i + chunk_size], key=id) for i in range(0, len(pending), chunk_size)]
     return heapq.merge(*chunks, key=id)
 
+
+if TYPE_CHECKING:
+    from ._tracing import EndedTask, TaskRecord
 
 _BACKEND_MODULES = {"asyncio": "aiomonitor.backends.asyncio", "trio": "aiomonitor.backends.trio"}
 

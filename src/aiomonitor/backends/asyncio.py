@@ -26,7 +26,9 @@ from . import (
     sorted_by_id,
     yielding,
 )
+from ._asyncio_tracer import AsyncioTracer
 from ._frames import user_coro_name, user_location
+from ._tracing import EndedTask, TaskRecord
 
 #: A guard against pathological or cyclic await chains (a chain is a few deep).
 _MAX_CHAIN = 256
@@ -60,6 +62,20 @@ def _await_chain(coro: Any) -> list[types.FrameType]:
     return frames
 
 
+_TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
+
+
+def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
+    """Tasks of the asyncio.TaskGroup whose ``async with`` *task* is leaving."""
+    if _TASK_GROUP_EXIT is None:  # Python 3.10
+        return []
+    for frame in _await_chain(getattr(task, "_coro", None)):
+        if frame.f_code is _TASK_GROUP_EXIT.__code__:
+            group = frame.f_locals.get("self")
+            return [id(member) for member in list(getattr(group, "_tasks", ()))]
+    return []
+
+
 def _coro_name(coro: Any) -> str:
     return getattr(coro, "__qualname__", None) or type(coro).__qualname__
 
@@ -78,12 +94,35 @@ def _state(task: asyncio.Task[Any], current: asyncio.Task[Any] | None) -> str:
 class AsyncioBackend(Backend):
     framework = "asyncio"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, trace: bool = True, history_size: int = 1000) -> None:
         self._loop = loop
+        self._trace = trace
+        self._history_size = history_size
+        self._tracer: AsyncioTracer | None = None
         # The monitor may start before the loop runs; assume the starting thread
         # runs it (as the classic API did) until the loop tells us otherwise.
         self._thread_id: int | None = threading.get_ident()
         self.call_soon(self._record_thread)
+
+    def attach(self) -> None:
+        if self._trace and self._tracer is None:
+            self._tracer = AsyncioTracer(self._loop, self._history_size)
+            self.traced = True
+
+    def detach(self) -> None:
+        if self._tracer is not None:
+            self._tracer.close()
+
+    def history(self) -> list[EndedTask]:
+        return [] if self._tracer is None else self._tracer.history.items()
+
+    def record(self, task_id: int) -> TaskRecord | None:
+        if self._tracer is None:
+            return None
+        try:
+            return self._tracer.record_of(self._find(task_id))
+        except UnknownTask:
+            return None
 
     def _record_thread(self) -> None:
         self._thread_id = threading.get_ident()
@@ -121,13 +160,33 @@ class AsyncioBackend(Backend):
         for task in yielding(sorted_by_id(self._tasks())):
             coro = getattr(task, "_coro", None)  # see _coro_of
             frames = _await_chain(coro)
+            # (task id, created, parent's record, created_at): see the tracer.
+            record = getattr(task, "_aiomonitor_record", None)
             yield TaskSnapshot(
                 id(task),
                 task.get_name(),
                 _state(task, current),
                 user_coro_name(frames, _coro_name(coro)),
                 user_location(frames),
+                None,
+                None if record is None else record[1],
+                None if record is None else record[3],
+                None if record is None or record[2] is None else record[2][0],
             )
+
+    def await_edges(self) -> list[tuple[int, int, str]]:
+        edges: list[tuple[int, int, str]] = []
+        for task in yielding(self._tasks()):
+            waited = getattr(task, "_fut_waiter", None)  # what the task is suspended on
+            if waited is None:
+                continue
+            if isinstance(waited, asyncio.Task):
+                edges.append((id(task), id(waited), "await"))
+            elif (children := getattr(waited, "_children", None)) is not None:  # gather
+                edges.extend((id(task), id(child), "gather") for child in children if isinstance(child, asyncio.Task))
+            else:
+                edges.extend((id(task), member, "taskgroup") for member in _task_group_members(task))
+        return edges
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)

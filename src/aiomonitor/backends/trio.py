@@ -22,9 +22,11 @@ it can be switched off (``monitor_trio(cancellable_tasks=False)``).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import contextvars
 import logging
 import threading
+import time
 import types
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -43,41 +45,83 @@ from . import (
     yielding,
 )
 from ._frames import user_coro_name, user_location
+from ._tracing import (
+    EndedTask,
+    History,
+    RawRecord,
+    TaskRecord,
+    caller_frame,
+    exception_summary,
+    framework_files,
+    keepable,
+    to_record,
+)
 
 log = logging.getLogger("aiomonitor")
 
 _WALK_RETRIES = 100
 
 
-async def _own_scope(coro: Any, scopes: dict[Any, trio.CancelScope], waiters: dict[Any, Any]) -> Any:
-    """Run a task's coroutine inside a cancel scope that belongs to it alone."""
+async def _own_scope(coro: Any, tracer: _TaskTracer) -> Any:
+    """Run a task's coroutine inside a cancel scope that belongs to it alone,
+    noting how it ends when tracing."""
     task = trio.lowlevel.current_task()
     scope = trio.CancelScope()
+    cancelled, value = False, None
     try:
         with scope:
-            scopes[task] = scope
-            return await coro
+            tracer.scopes[task] = scope
+            result = await coro
+            value = keepable(result)
+            return result
+    except trio.Cancelled:
+        cancelled = True
+        raise
+    except BaseException as exc:
+        value = exception_summary(exc)
+        raise
     finally:
         # After the with block: only then does the scope know cancelled_caught.
-        scopes.pop(task, None)
-        notify = waiters.pop(task, None)
-        if notify is not None:
-            notify(scope)
+        cancelled = cancelled or scope.cancelled_caught
+        tracer.ended(task, scope, cancelled, value)
 
 
 _WRAPPER_CODE = _own_scope.__code__
 
 
-class _CancelScopeInstrument(trio.abc.Instrument):
-    """Gives every task spawned from now on its own outer cancel scope."""
+class _TaskTracer(trio.abc.Instrument):
+    """Wraps every task spawned from now on in a cancel scope of its own and,
+    when tracing, remembers where and by whom it was spawned and how it ended."""
 
-    def __init__(self) -> None:
+    def __init__(self, trace: bool, history_size: int) -> None:
         self.scopes: dict[Any, trio.CancelScope] = {}
         self.waiters: dict[Any, Callable[[trio.CancelScope], None]] = {}
+        self.trace = trace
+        self.records: dict[Any, RawRecord] = {}
+        self.history = History(history_size if trace else 0)
+        self._skip = framework_files(trio)
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        # Runs before the task's first step, which is sent to task.coro.
-        task.coro = _own_scope(task.coro, self.scopes, self.waiters)  # type: ignore[assignment]
+        # Runs in the spawner, before the task's first step (which is sent to task.coro).
+        if self.trace:
+            frame = caller_frame(self._skip, depth=2)
+            try:
+                parent = self.records.get(trio.lowlevel.current_task())
+            except RuntimeError:  # trio's own start-up tasks have no spawner
+                parent = None
+            created = None if frame is None else FrameInfo.from_frame(frame)
+            self.records[task] = (id(task), created, parent, time.monotonic())
+        task.coro = _own_scope(task.coro, self)  # type: ignore[assignment]
+
+    def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope, cancelled: bool, value: Any) -> None:
+        self.scopes.pop(task, None)
+        notify = self.waiters.pop(task, None)
+        if notify is not None:
+            notify(scope)
+        record = self.records.pop(task, None)
+        if self.trace:
+            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
+            self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
 
 
 def _user_coro(task: trio.lowlevel.Task) -> Any:
@@ -94,23 +138,40 @@ def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
 class TrioBackend(Backend):
     framework = "trio"
 
-    def __init__(self, cancellable_tasks: bool = True) -> None:
+    def __init__(self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 1000) -> None:
         """Create in the trio thread, inside ``trio.run``."""
         self._token = trio.lowlevel.current_trio_token()
         root = trio.lowlevel.current_root_task()
         assert root is not None
         self._root = root
         self._thread_id = threading.get_ident()
-        self._instrument: _CancelScopeInstrument | None = None
-        if cancellable_tasks:
-            self._instrument = _CancelScopeInstrument()
+        self._instrument: _TaskTracer | None = None
+        self.traced = trace
+        if cancellable_tasks or trace:
+            self._instrument = _TaskTracer(trace, history_size)
             trio.lowlevel.add_instrument(self._instrument)
 
     def detach(self) -> None:
-        """Remove the instrument (trio thread).  Already wrapped tasks keep working."""
-        if self._instrument is not None:
-            trio.lowlevel.remove_instrument(self._instrument)
-            self._instrument = None
+        """Remove the instrument.  Already wrapped tasks keep working."""
+        instrument, self._instrument = self._instrument, None
+        if instrument is None:
+            return
+        if threading.get_ident() == self._thread_id:
+            trio.lowlevel.remove_instrument(instrument)
+        else:  # closed from a monitor thread: the instrument belongs to trio's
+            with contextlib.suppress(LoopUnresponsive):
+                self.call_soon(lambda: trio.lowlevel.remove_instrument(instrument))
+
+    def history(self) -> list[EndedTask]:
+        return [] if self._instrument is None else self._instrument.history.items()
+
+    def record(self, task_id: int) -> TaskRecord | None:
+        if self._instrument is None:
+            return None
+        try:
+            return to_record(self._instrument.records.get(self._find(task_id)))
+        except UnknownTask:
+            return None
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         def guarded() -> None:
@@ -156,6 +217,12 @@ class TrioBackend(Backend):
             pending_parents.extend([id(task)] * len(children))
         return tasks, parents
 
+    def await_edges(self) -> list[tuple[int, int, str]]:
+        tasks, parents = self._walk()
+        return [
+            (parent, id(task), "nursery") for task, parent in zip(tasks, parents, strict=True) if parent is not None
+        ]
+
     def _find(self, task_id: int) -> trio.lowlevel.Task:
         for task in self._walk()[0]:
             if id(task) == task_id:
@@ -173,10 +240,12 @@ class TrioBackend(Backend):
 
     def snapshot(self) -> Iterator[TaskSnapshot]:
         tasks, parents = self._walk()
+        records = self._instrument.records if self._instrument is not None else {}
         for task, parent in zip(yielding(tasks), parents, strict=False):
             coro = _user_coro(task)
             running = getattr(task.coro, "cr_running", False)
             frames = _frames(task)
+            record = records.get(task)
             yield TaskSnapshot(
                 id(task),
                 task.name,
@@ -184,6 +253,9 @@ class TrioBackend(Backend):
                 user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
                 user_location(frames),
                 parent,
+                None if record is None else record[1],
+                None if record is None else record[3],
+                None if record is None or record[2] is None else record[2][0],
             )
 
     def stack(self, task_id: int) -> list[FrameInfo]:

@@ -1,0 +1,62 @@
+"""The await graph as a tree of text lines, with cycles reported.  Pure.
+
+A task's children are the tasks it waits for (awaits, gathers, a TaskGroup's
+members, a trio nursery's tasks).  With tracing, a task nobody waits for
+hangs under the task that created it, so fire-and-forget tasks still find a
+place.  What is left is part of a cycle.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+Edge = tuple[int, int, str]
+
+
+def children_map(nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int]) -> dict[int, list[Edge]]:
+    children: dict[int, list[Edge]] = defaultdict(list)
+    placed: set[int] = set()
+    for waiter, child, how in edges:
+        if waiter in nodes and child in nodes:
+            children[waiter].append((waiter, child, how))
+            placed.add(child)
+    for child, creator in creators.items():
+        if child not in placed and child in nodes and creator in nodes:
+            children[creator].append((creator, child, "created"))
+            placed.add(child)
+    return children
+
+
+def tree_lines(
+    nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int]
+) -> tuple[list[str], list[list[int]]]:
+    """Indented lines for every node, and the cycles found (as id paths)."""
+    children = children_map(nodes, edges, creators)
+    has_parent = {child for kids in children.values() for _, child, _ in kids}
+    lines: list[str] = []
+    cycles: list[list[int]] = []
+    seen: set[int] = set()
+    starts = [node for node in nodes if node not in has_parent]
+    starts += [node for node in nodes if node in has_parent]  # cycle members have no root above them
+    for start in starts:
+        if start in seen:
+            continue
+        # Iterative depth-first walk: deep await chains must not hit the recursion limit.
+        stack: list[tuple[int, str, tuple[int, ...]]] = [(start, "", ())]
+        while stack:
+            node, how, path = stack.pop()
+            indent = "  " * len(path)
+            label = f"{indent}{'└─ ' if path else ''}{nodes[node]}{f'  [{how}]' if how else ''}"
+            if node in path:
+                cycle = [*path[path.index(node) :], node]
+                cycles.append(cycle)
+                lines.append(f"{label}  <- cycle: {' -> '.join(map(str, cycle))}")
+                continue
+            lines.append(label)
+            if node in seen:  # reached again by another way: shown once in full
+                continue
+            seen.add(node)
+            for _, child, child_how in sorted(children.get(node, ()), reverse=True):
+                stack.append((child, child_how, (*path, node)))
+    return lines, cycles

@@ -1,0 +1,192 @@
+"""Commands over what tracing remembers: history, creation chains, the await
+graph, and a live view.  They run in worker threads, like the built-ins."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+from . import _format, _graph
+from .backends import Backend, TaskSnapshot
+from .backends._tracing import EndedTask, TaskRecord
+from .utils import alt_names
+
+if TYPE_CHECKING:
+    from ._session import Session
+
+#: Refresh period and row count of ``top``.
+TOP_INTERVAL = 1.0
+TOP_ROWS = 20
+CLEAR_SCREEN = "\x1b[H\x1b[2J"
+NOT_TRACED = "Task tracing is off: start the monitor with trace_tasks=True to record this.\n"
+
+
+def describe_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def creation_lines(record: TaskRecord | None) -> str:
+    """'Created by' chain, root first: where each ancestor made the next."""
+    if record is None:
+        return ""
+    out = ["Creation chain (oldest first):\n"]
+    for link in record.chain():
+        out.append(f"  task {link.task_id} created at {_format.format_location(link.created)}\n")
+    return "".join(out)
+
+
+class TraceCommands:
+    """``ended``, ``where-ended``, ``pstree`` and ``top``."""
+
+    if TYPE_CHECKING:
+        _sout: TextIO
+        _backend: Backend
+
+        @property
+        def _session(self) -> Session | None: ...
+
+    @alt_names("ps-ended pst")
+    def do_ended(self, *args: str) -> None:
+        """Show recently ended tasks (needs trace_tasks)
+
+        Usage: ended [-j] [FILTER...]: how each ended (returned, raised,
+        cancelled), how long it lived and where it was created, newest last.
+        """
+        as_json = "-j" in args or "--json" in args
+        filters = [a.lower() for a in args if a not in ("-j", "--json")]
+        history = self._backend.history()
+        if not history and not self._backend.traced:
+            self._sout.write(NOT_TRACED)
+            return
+        ended = [e for e in history if all(f in f"{e.id} {e.name} {e.coro} {e.outcome}".lower() for f in filters)]
+        if as_json:
+            for item in ended:
+                self._sout.write(json.dumps(_ended_json(item)) + "\n")
+            return
+        now = time.monotonic()
+        rows = [
+            (
+                str(e.id),
+                e.name,
+                e.coro,
+                e.outcome,
+                describe_age(e.lifetime),
+                describe_age(now - e.ended_at) + " ago",
+                _format.format_location(e.record.created if e.record else None),
+            )
+            for e in ended
+        ]
+        headers = ("Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
+        self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
+        width = self._session.columns if self._session is not None else None
+        self._sout.write(_format.format_table(headers, rows, width))
+
+    @alt_names("where-ended wt")
+    def do_where_ended(self, taskid: int) -> None:
+        """Show how an ended task ended, who cancelled it and where it was created"""
+        ended = next((e for e in reversed(self._backend.history()) if e.id == taskid), None)
+        if ended is None:
+            self._sout.write(f"No ended task {taskid} in the history\n" if self._backend.traced else NOT_TRACED)
+            return
+        self._sout.write(f"Task {ended.id} ({ended.name}, {ended.coro}) {ended.outcome}")
+        self._sout.write(f" after {describe_age(ended.lifetime)}.\n" if ended.lifetime is not None else ".\n")
+        if ended.canceller is not None:
+            who = (
+                f"task {ended.canceller.task_id} ({ended.canceller.task_name})"
+                if ended.canceller.task_id is not None
+                else "code outside any task (a callback)"
+            )
+            self._sout.write(f"Cancelled by {who}; most recent call last:\n")
+            self._sout.write(_format.format_stack(ended.canceller.stack))
+        self._sout.write(creation_lines(ended.record))
+
+    def do_pstree(self, *args: str) -> None:
+        """Show which task waits for which, as a tree
+
+        Edges: await (a task awaiting another), gather, taskgroup (an
+        asyncio.TaskGroup's members), nursery (trio), and with trace_tasks,
+        created (a task nobody waits for, under its creator).  Cycles are
+        reported.  -j prints the graph as JSON.
+        """
+        snapshots = {t.id: t for t in self._backend.snapshot()}
+        edges = self._backend.await_edges()
+        creators = {t.id: t.creator_id for t in snapshots.values() if t.creator_id is not None}
+        if "-j" in args or "--json" in args:
+            self._sout.write(json.dumps(_graph_json(snapshots, edges, creators)) + "\n")
+            return
+        labels = {task_id: f"{t.name} ({t.coro}) {task_id}" for task_id, t in snapshots.items()}
+        lines, cycles = _graph.tree_lines(labels, edges, creators)
+        for chunk in _format.batched_text(lines):
+            self._sout.write(chunk)
+        if cycles:
+            self._sout.write(f"{_format.plural(len(cycles), 'await cycle')} found (a deadlock).\n")
+
+    def do_top(self, sort: str = "age", interval: float = TOP_INTERVAL) -> None:
+        """A live task view: the oldest (or by name) tasks, refreshed until Enter or Ctrl-C
+
+        Usage: top [age|name] [INTERVAL]
+        """
+        if sort not in ("age", "name"):
+            self._sout.write("Sort by age or name\n")
+            return
+        session = self._session
+        while True:
+            tasks = list(self._backend.snapshot())
+            now = time.monotonic()
+            if sort == "age":
+                tasks.sort(key=lambda t: t.created_at if t.created_at is not None else now)
+            else:
+                tasks.sort(key=lambda t: t.name)
+            self._sout.write(CLEAR_SCREEN + self._top_screen(tasks, now, sort))
+            if session is None or session.wait_for_input(interval):
+                break
+
+    def _top_screen(self, tasks: list[TaskSnapshot], now: float, sort: str) -> str:
+        rows = [
+            (
+                str(t.id),
+                t.state,
+                t.name,
+                t.coro,
+                describe_age(None if t.created_at is None else now - t.created_at),
+                _format.format_location(t.location),
+            )
+            for t in tasks[:TOP_ROWS]
+        ]
+        width = self._session.columns if self._session is not None else None
+        header = f"{_format.plural(len(tasks), 'task')}, sorted by {sort}; Enter or Ctrl-C leaves\n"
+        return header + _format.format_table(("Task ID", "State", "Name", "Coroutine", "Age", "Location"), rows, width)
+
+
+def _ended_json(ended: EndedTask) -> dict[str, Any]:
+    canceller = ended.canceller
+    return {
+        "id": ended.id,
+        "name": ended.name,
+        "coro": ended.coro,
+        "outcome": ended.outcome,
+        "lived": ended.lifetime,
+        "created": None if ended.record is None or ended.record.created is None else list(ended.record.created),
+        "creator_id": None if ended.record is None or ended.record.parent is None else ended.record.parent.task_id,
+        "cancelled_by": None if canceller is None else {"task_id": canceller.task_id, "task_name": canceller.task_name},
+    }
+
+
+def _graph_json(
+    snapshots: dict[int, TaskSnapshot], edges: list[_graph.Edge], creators: dict[int, int]
+) -> dict[str, Any]:
+    labels = {task_id: t.name for task_id, t in snapshots.items()}
+    _, cycles = _graph.tree_lines(labels, edges, creators)
+    return {
+        "tasks": [{"id": t.id, "name": t.name, "coro": t.coro} for t in snapshots.values()],
+        "edges": [{"waiter": w, "awaited": a, "how": how} for w, a, how in edges if w in snapshots and a in snapshots],
+        "created_by": {str(child): creator for child, creator in creators.items()},
+        "cycles": cycles,
+    }

@@ -1,0 +1,192 @@
+"""What the monitor remembers about tasks: creation, ending, cancellation.
+
+Shared by both backends.  Everything on the hot path (once per task created
+or ended) stores plain tuples of references: a memoised FrameInfo, the
+parent's record, a timestamp, the raw outcome.  Text is made only when a
+command asks; at 3 us per trivial task, every object allocated shows.
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+import threading
+from types import FrameType
+from typing import Any, NamedTuple
+
+from . import FrameInfo
+from ._frames import is_library
+
+#: How many frames of the canceller's stack are kept (only on cancel, rare).
+CANCELLER_STACK_DEPTH = 12
+
+
+class TaskRecord(NamedTuple):
+    """Creation facts for one task; kept while it or a descendant lives."""
+
+    task_id: int
+    created: FrameInfo | None
+    parent: TaskRecord | None
+    created_at: float
+
+    def chain(self) -> list[TaskRecord]:
+        """This record and its creators, root first."""
+        chain: list[TaskRecord] = []
+        record: TaskRecord | None = self
+        while record is not None and len(chain) < 100:
+            chain.append(record)
+            record = record.parent
+        return chain[::-1]
+
+
+#: What the hot path stores per task: (task id, created, parent's raw record,
+#: created_at).  A plain tuple: a NamedTuple's __new__ costs a Python call.
+RawRecord = tuple[int, "FrameInfo | None", Any, float]
+
+
+def to_record(raw: RawRecord | None) -> TaskRecord | None:
+    """The readable form of a raw record (and of its creators)."""
+    if raw is None:
+        return None
+    task_id, created, parent, created_at = raw
+    return TaskRecord(task_id, created, to_record(parent), created_at)
+
+
+class Canceller(NamedTuple):
+    """Who called cancel() on a task: a task (if any) and the calling stack."""
+
+    task_id: int | None
+    task_name: str | None
+    stack: tuple[FrameInfo, ...]
+
+
+#: A finished task's raw facts, as the loop thread records them:
+#: (raw record, name, coroutine, ended_at, cancelled, result or summary, canceller).
+RawEnding = tuple["RawRecord | None", str, Any, float, bool, Any, "Canceller | None"]
+
+
+class EndedTask(NamedTuple):
+    """A finished task, described for people."""
+
+    id: int
+    name: str
+    coro: str
+    record: TaskRecord | None
+    ended_at: float
+    outcome: str  # "returned 42", "raised ValueError('boom')", "cancelled"
+    canceller: Canceller | None
+
+    @property
+    def lifetime(self) -> float | None:
+        return None if self.record is None else self.ended_at - self.record.created_at
+
+
+#: How far above a library's spawning frame we look for the app's own line.
+USER_FRAME_SEARCH = 6
+
+
+def prefer_user_frame(frame: FrameType) -> FrameType:
+    """From a library frame (anyio's start_soon, aiohttp's server), the app's
+    own caller if it is near; else the library frame itself, rather than
+    wandering out to ``asyncio.run``."""
+    candidate: FrameType | None = frame.f_back
+    for _ in range(USER_FRAME_SEARCH):
+        if candidate is None:
+            break
+        if not is_library(candidate.f_code.co_filename):
+            return candidate
+        candidate = candidate.f_back
+    return frame
+
+
+def caller_frame(skip_files: frozenset[str], depth: int = 2) -> FrameType | None:
+    """Where a task was created: the first frame above our caller outside the
+    framework (*skip_files*), moved up to the app's own code if it is near."""
+    frame: FrameType | None = sys._getframe(depth)
+    while frame is not None and frame.f_code.co_filename in skip_files:
+        frame = frame.f_back
+    if frame is not None and is_library(frame.f_code.co_filename):
+        frame = prefer_user_frame(frame)
+    return frame
+
+
+def stack_above(frame: FrameType | None, limit: int = CANCELLER_STACK_DEPTH) -> tuple[FrameInfo, ...]:
+    frames: list[FrameInfo] = []
+    while frame is not None and len(frames) < limit:
+        frames.append(FrameInfo.from_frame(frame))
+        frame = frame.f_back
+    return tuple(reversed(frames))
+
+
+#: Results of these types are kept as they are (small, immutable); of any other
+#: type only the type is kept: a history must not pin big payloads in memory.
+KEPT_RESULT_TYPES = frozenset({int, float, bool, type(None), str, bytes})
+
+
+def keepable(value: object) -> object:
+    if type(value) in KEPT_RESULT_TYPES and (not isinstance(value, (str, bytes)) or len(value) <= 60):
+        return value
+    return type(value)
+
+
+def describe_outcome(cancelled: bool, value: Any) -> str:
+    if cancelled:
+        return "cancelled"
+    if value == "destroyed while pending":
+        return "destroyed while pending"
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "raised":
+        return f"raised {value[1]}"
+    if isinstance(value, type):
+        return f"returned a {value.__qualname__}"
+    return f"returned {value!r}"
+
+
+def exception_summary(exc: BaseException) -> tuple[str, str]:
+    """("raised", "ValueError('boom')"): taken when the task ends (exceptions are rare)."""
+    text = f"{type(exc).__name__}({str(exc)[:100]!r})" if exc.args else f"{type(exc).__name__}()"
+    return ("raised", text)
+
+
+class History:
+    """The last N ended tasks (appended in the loop thread, read by commands)."""
+
+    def __init__(self, size: int) -> None:
+        self._ended: collections.deque[RawEnding] = collections.deque(maxlen=max(size, 0))
+        self._lock = threading.Lock()
+
+    def add(self, raw: RawEnding) -> None:
+        # deque.append with maxlen is atomic under the GIL; the lock guards readers' copies.
+        self._ended.append(raw)
+
+    def items(self) -> list[EndedTask]:
+        with self._lock:
+            raws = list(self._ended)
+        return [self._describe(raw) for raw in raws]
+
+    @staticmethod
+    def _describe(raw: RawEnding) -> EndedTask:
+        record, name, coro, ended_at, cancelled, value, canceller = raw
+        coro_name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
+        outcome = describe_outcome(cancelled, value)
+        task_id = record[0] if record is not None else 0
+        return EndedTask(task_id, name, coro_name, to_record(record), ended_at, outcome, canceller)
+
+    def find(self, task_id: int) -> EndedTask | None:
+        for ended in reversed(self.items()):
+            if ended.id == task_id:
+                return ended
+        return None
+
+
+def framework_files(*modules: Any) -> frozenset[str]:
+    """Source files of these packages' modules: creation sites skip them."""
+    files: set[str] = set()
+    for module in modules:
+        prefix = module.__name__ + "."
+        files.update(
+            getattr(mod, "__file__", None) or ""
+            for name, mod in list(sys.modules.items())
+            if name == module.__name__ or name.startswith(prefix)
+        )
+    files.discard("")
+    return frozenset(files)

@@ -1,0 +1,196 @@
+"""Task tracing: creation chains, history, cancellers, the await graph, top."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+import aiomonitor
+
+from .conftest import open_monitor
+from .helpers import PROMPT, Client, in_thread
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def traced(anyio_backend_name: str) -> AsyncIterator[aiomonitor.Monitor]:
+    with open_monitor(anyio_backend_name, trace_tasks=True, max_termination_history=5) as monitor:
+        yield monitor
+
+
+async def test_a_chain_of_three_creations(traced: aiomonitor.Monitor, anyio_backend_name: str) -> None:
+    ready = anyio.Event()
+    names: dict[str, int] = {}
+
+    async def grandchild() -> None:
+        ready.set()
+        await anyio.sleep(3600)
+
+    async def child(tg: anyio.abc.TaskGroup) -> None:
+        tg.start_soon(grandchild, name="grandchild")  # created-here: grandchild
+        await anyio.sleep(3600)
+
+    async def parent(tg: anyio.abc.TaskGroup) -> None:
+        tg.start_soon(child, tg, name="child")  # created-here: child
+        await anyio.sleep(3600)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(parent, tg, name="parent")  # created-here: parent
+        await ready.wait()
+        with Client(traced.port) as client:
+            await in_thread(client.start)
+            for line in (await in_thread(client.command, "ps -j")).splitlines():
+                task = json.loads(line)
+                names[task["name"]] = task["id"]
+            where = await in_thread(client.command, f"where {names['grandchild']}")
+            table = await in_thread(client.command, "ps grandchild")
+        tg.cancel_scope.cancel()
+    chain = where.split("Creation chain (oldest first):\n")[1].splitlines()
+    assert [int(line.split()[1]) for line in chain[-3:]] == [names["parent"], names["child"], names["grandchild"]]
+    assert all("test_tracing.py" in line for line in chain[-3:])
+    assert "Age" in table and "Created at" in table
+    assert re.search(r"test_tracing.py:\d+ in child", table)
+
+
+async def test_history_is_bounded_and_says_how_tasks_ended(traced: aiomonitor.Monitor) -> None:
+    async def returns(value: object) -> object:
+        return value
+
+    async def raises() -> None:
+        raise ValueError("boom")
+
+    async with anyio.create_task_group() as tg:
+        for number in range(12):
+            tg.start_soon(returns, number, name=f"returner-{number}")
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(raises, name="raiser")
+    except BaseException as exc:  # an ExceptionGroup (its backport on 3.10)
+        assert "boom" in repr(exc)
+    else:
+        pytest.fail("the task group did not raise")
+    with Client(traced.port) as client:
+        await in_thread(client.start)
+        ended = await in_thread(client.command, "ended")
+        records = [json.loads(line) for line in (await in_thread(client.command, "ended -j")).splitlines()]
+    assert len(records) <= 5  # the bound
+    assert ended.startswith(f"{len(records)} ended task")
+    raiser = next(r for r in records if r["name"] == "raiser")
+    assert raiser["outcome"] == "raised ValueError('boom')"
+    assert raiser["created"][0].endswith("test_tracing.py")
+    assert any(r["outcome"].startswith("returned ") for r in records)
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_a_cancellation_names_its_canceller() -> None:
+    with open_monitor("asyncio", trace_tasks=True) as monitor:
+        targets = [asyncio.get_running_loop().create_task(asyncio.sleep(3600), name="victim")]
+
+        async def canceller() -> None:
+            targets[0].cancel()  # the-cancelling-line
+
+        killer = asyncio.get_running_loop().create_task(canceller(), name="killer")
+        await asyncio.gather(*targets, killer, return_exceptions=True)
+        targets.clear()  # the history records a task when it is released
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            ended = await in_thread(client.command, "ended victim")
+            task_id = int(re.search(r"^(\d+)\s+victim", ended, re.M).group(1))  # type: ignore[union-attr]
+            story = await in_thread(client.command, f"where-ended {task_id}")
+    assert "cancelled" in ended
+    assert re.search(r"Cancelled by task \d+ \(killer\)", story)
+    assert "targets[0].cancel()  # the-cancelling-line" in story
+    assert "Creation chain" in story
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.TaskGroup is new in 3.11")
+async def test_pstree_shows_gather_and_taskgroup() -> None:
+    with open_monitor("asyncio") as monitor:
+        started = asyncio.Event()
+
+        async def leaf() -> None:
+            started.set()
+            await asyncio.sleep(3600)
+
+        async def gatherer() -> None:
+            await asyncio.gather(
+                asyncio.create_task(leaf(), name="gathered-1"), asyncio.create_task(leaf(), name="gathered-2")
+            )
+
+        async def grouper() -> None:
+            async with asyncio.TaskGroup() as group:  # type: ignore[attr-defined]
+                group.create_task(leaf(), name="member-1")
+                group.create_task(leaf(), name="member-2")
+
+        tasks = [asyncio.create_task(gatherer(), name="gatherer"), asyncio.create_task(grouper(), name="grouper")]
+        await started.wait()
+        await asyncio.sleep(0)
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            tree = await in_thread(client.command, "pstree")
+            graph = json.loads(await in_thread(client.command, "pstree -j"))
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    lines = tree.splitlines()
+    gatherer_line = next(i for i, line in enumerate(lines) if line.startswith("gatherer"))
+    assert "[gather]" in lines[gatherer_line + 1] and "[gather]" in lines[gatherer_line + 2]
+    assert sum("[taskgroup]" in line and "member-" in line for line in lines) == 2
+    assert {e["how"] for e in graph["edges"]} >= {"gather", "taskgroup"}
+    assert graph["cycles"] == []
+
+
+async def test_pstree_on_trio_follows_nurseries(monitor: aiomonitor.Monitor, anyio_backend_name: str) -> None:
+    if anyio_backend_name != "trio":
+        pytest.skip("trio's nursery tree")
+    import trio
+
+    async def sleeper() -> None:
+        await trio.sleep(3600)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sleeper, name="nursery-child")
+        await trio.sleep(0)
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            tree = await in_thread(client.command, "pstree")
+        nursery.cancel_scope.cancel()
+    assert re.search(r"└─ nursery-child \([^)]*sleeper\) \d+  \[nursery\]", tree)
+
+
+async def test_without_tracing_the_history_says_how_to_turn_it_on(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert "trace_tasks=True" in await in_thread(client.command, "ended")
+        assert "trace_tasks=True" in await in_thread(client.command, "where-ended 1")
+        assert "Age" not in await in_thread(client.command, "ps")
+
+
+async def test_top_refreshes_until_enter(traced: aiomonitor.Monitor) -> None:
+    with Client(traced.port) as client:
+        await in_thread(client.start)
+        client.send(b"top age 0.05\r\n")
+        first = await in_thread(client.read_until, b"Enter or Ctrl-C leaves")
+        second = await in_thread(client.read_until, b"Enter or Ctrl-C leaves")
+        client.send(b"\r\n")
+        rest = await in_thread(client.read_until, PROMPT)
+        assert b"\x1b[H\x1b[2J" in first and b"\x1b[H\x1b[2J" in second  # redrawn in place
+        assert b"Task ID" in rest
+        assert (await in_thread(client.command, "help top")).startswith("top [sort] [interval]")
+
+
+async def test_ps_sort_and_limit(traced: aiomonitor.Monitor) -> None:
+    with Client(traced.port) as client:
+        await in_thread(client.start)
+        limited = await in_thread(client.command, "ps -s name -n 1")
+        assert "(1 shown)" in limited
+        assert await in_thread(client.command, "ps -s size") == "Sort by one of id, name, state, age, not 'size'\n"
+        assert await in_thread(client.command, "ps -n x") == "-n takes a number of tasks, not 'x'\n"
