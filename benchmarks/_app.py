@@ -108,7 +108,27 @@ def idle_client(port: int) -> None:
 
 
 def monitor_options(config: str) -> dict[str, Any]:
-    return {"port": 0, "console_port": 0}
+    """Options for a configuration, for our monitor or (--peer) aiomonitor 0.7.1."""
+    import aiomonitor
+
+    options: dict[str, Any] = {"port": 0, "console_port": 0}
+    if not hasattr(aiomonitor, "monitor_trio"):  # the peer: no ephemeral ports, a web UI
+        options = {"port": free_port(), "console_port": free_port(), "webui_port": free_port()}
+        if config.startswith("traced"):
+            options["hook_task_factory"] = True
+        return options
+    if config == "traced":
+        options["trace_tasks"] = True
+    elif config == "traced-nohist":
+        options.update(trace_tasks=True, max_termination_history=0)
+    return options
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 async def run_asyncio_workload(name: str, n: int, config: str) -> float:
@@ -118,9 +138,10 @@ async def run_asyncio_workload(name: str, n: int, config: str) -> float:
         started = time.perf_counter()
         await WORKLOADS[name](n)
         return time.perf_counter() - started
-    with aiomonitor.start_monitor(asyncio.get_running_loop(), **monitor_options(config)) as monitor:
+    options = monitor_options(config)
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), **options) as monitor:
         if config == "client":
-            idle_client(monitor._port)
+            idle_client(getattr(monitor, "port", options["port"]) or options["port"])
         started = time.perf_counter()
         await WORKLOADS[name](n)
         return time.perf_counter() - started
@@ -133,7 +154,10 @@ async def run_trio_workload(name: str, n: int, config: str) -> float:
         started = time.perf_counter()
         await WORKLOADS[name](n)
         return time.perf_counter() - started
-    with aiomonitor.monitor_trio(port=0, console_port=0, cancellable_tasks=config != "no-cancel") as monitor:
+    options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": config != "no-cancel"}
+    if config.startswith("traced"):
+        options.update(trace_tasks=True, max_termination_history=0 if config == "traced-nohist" else 1000)
+    with aiomonitor.monitor_trio(**options) as monitor:
         if config == "client":
             idle_client(monitor.port)
         started = time.perf_counter()
@@ -187,8 +211,9 @@ async def scale_main(args: argparse.Namespace) -> None:
             heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
 
     beater = asyncio.create_task(beat())
-    with aiomonitor.start_monitor(asyncio.get_running_loop(), port=0, console_port=0) as monitor:
-        port = getattr(monitor, "port", None) or monitor._port
+    options = monitor_options("monitor")
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), **options) as monitor:
+        port = getattr(monitor, "port", None) or options["port"]
         print(json.dumps({"port": port, "task_id": id(parked[len(parked) // 2])}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, heartbeat.side_channel)
     beater.cancel()

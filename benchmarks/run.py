@@ -207,7 +207,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--only", default="idle,scale,concurrency,trio", help="comma-separated scenarios")
+    parser.add_argument("--only", default="idle,tracing,scale,concurrency,trio", help="comma-separated scenarios")
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 5)
@@ -222,6 +222,20 @@ def main() -> None:
             workload_comparison(
                 me, framework, workloads, ["baseline", "monitor", "client"], runs, f"Idle overhead ({framework})"
             )
+    if "tracing" in only:
+        configs = ["baseline", "traced-nohist", "traced"]
+        for framework in ("asyncio", "uvloop"):
+            workload_comparison(
+                me, framework, [("tasks", 200_000)], configs, runs, f"Tracing overhead ({framework}, trace_tasks=True)"
+            )
+        workload_comparison(
+            me,
+            "trio",
+            [("trio-tasks", 200_000)],
+            ["baseline", "no-cancel", "traced-nohist", "traced"],
+            runs,
+            "Tracing overhead (trio)",
+        )
     if "scale" in only:
         scale(me, [1_000, 10_000] if small else [1_000, 10_000, 100_000], 3, "ps and where at scale (asyncio)")
     if "concurrency" in only:
@@ -233,7 +247,12 @@ def main() -> None:
     if args.peer_python:
         peer = args.peer_python
         workload_comparison(
-            peer, "asyncio", [("tasks", 200_000)], ["baseline", "monitor"], runs, "Peer: aiomonitor 0.7.1, idle"
+            peer,
+            "asyncio",
+            [("tasks", 200_000)],
+            ["baseline", "monitor", "traced"],
+            runs,
+            "Peer: aiomonitor 0.7.1 (traced = hook_task_factory=True)",
         )
         scale(peer, [1_000, 10_000], 1, "Peer: aiomonitor 0.7.1, ps at scale")
 

@@ -188,5 +188,39 @@ async def test_ps_sort_and_limit(traced: aiomonitor.Monitor) -> None:
         await in_thread(client.start)
         limited = await in_thread(client.command, "ps -s name -n 1")
         assert "(1 shown)" in limited
-        assert await in_thread(client.command, "ps -s size") == "Sort by one of id, name, state, age, not 'size'\n"
+        assert (
+            await in_thread(client.command, "ps -s size") == "Sort by one of id, name, state, age, busy, not 'size'\n"
+        )
         assert await in_thread(client.command, "ps -n x") == "-n takes a number of tasks, not 'x'\n"
+
+
+async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:
+    import time
+
+    async def busy() -> None:
+        while True:
+            time.sleep(0.002)  # the busy step
+            await anyio.sleep(0)
+
+    async def idle() -> None:
+        await anyio.sleep(3600)
+
+    with open_monitor(anyio_backend_name, trace_timing=True) as monitor:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(busy, name="burner")
+            tg.start_soon(idle, name="idler")
+            for _ in range(20):
+                await anyio.sleep(0.001)
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                table = await in_thread(client.command, "ps -s busy")
+                records = {
+                    r["name"]: r for r in map(json.loads, (await in_thread(client.command, "ps -j")).splitlines())
+                }
+            tg.cancel_scope.cancel()
+    assert "Steps" in table and "Max step" in table
+    names = [line.split()[2] for line in table.splitlines()[3:]]
+    assert names.index("burner") < names.index("idler")  # busiest first
+    assert records["burner"]["steps"] >= 5
+    assert records["burner"]["longest_step"] >= 0.002
+    assert records["burner"]["busy"] > records["idler"]["busy"]

@@ -99,9 +99,10 @@ class BuiltinCommands:
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [-s id|name|state|age] [-n COUNT] [FILTER...]. A FILTER
-        keeps the tasks whose id, name, state, coroutine or location contains
-        it (ignoring case); -s sorts (age needs trace_tasks: oldest first);
+        Usage: ps [-j] [-s id|name|state|age|busy] [-n COUNT] [FILTER...]. A
+        FILTER keeps the tasks whose id, name, state, coroutine or location
+        contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
+        first; busy needs trace_timing, busiest first);
         -n shows at most COUNT; -j prints one JSON object per line instead.
         """
         try:
@@ -134,12 +135,13 @@ class BuiltinCommands:
             for task in tasks:
                 self._sout.write(json.dumps(_task_json(task)) + "\n")
             return
-        traced = self._backend.traced
-        columns = _format.ps_columns(tasks, traced)
+        traced, timed = self._backend.traced, self._backend.timed
+        columns = _format.ps_columns(tasks, traced, timed)
         shown = f" ({len(columns[0])} shown)" if filters or limit is not None else ""
         self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
         width = self._session.columns if self._session is not None else None
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
+        headers += _format.TIMING_HEADERS if timed else ()
         for chunk in _format.batched_text(_format.table_lines(headers, columns, width)):
             self._sout.write(chunk)
 
@@ -260,6 +262,7 @@ _SORT_KEYS: dict[str, Callable[[TaskSnapshot], Any]] = {
     "name": lambda t: t.name,
     "state": lambda t: t.state,
     "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
+    "busy": lambda t: -(t.busy or 0.0),
 }
 
 
@@ -298,6 +301,9 @@ def _task_json(task: TaskSnapshot) -> dict[str, Any]:
         "created": None if task.created is None else list(task.created),
         "creator_id": task.creator_id,
         "age": None if task.created_at is None else time.monotonic() - task.created_at,
+        "steps": task.steps,
+        "busy": task.busy,
+        "longest_step": task.longest_step,
     }
 
 

@@ -110,9 +110,16 @@ def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
 
 PS_HEADERS = ("Task ID", "State", "Name", "Coroutine", "Location")
 TRACE_HEADERS = ("Age", "Created at")
+TIMING_HEADERS = ("Steps", "Busy", "Max step")
 
 
-def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False) -> Columns:
+def seconds_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.1f}ms" if seconds < 1 else f"{seconds:.2f}s"
+
+
+def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False, timed: bool = False) -> Columns:
     """The ps table's columns; a task listed after its parent is indented under it (trio's tree)."""
     ids: list[str] = []
     states: list[str] = []
@@ -121,6 +128,9 @@ def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False) -> Columns:
     locations: list[str] = []
     ages: list[str] = []
     creations: list[str] = []
+    steps: list[str] = []
+    busy: list[str] = []
+    longest: list[str] = []
     depths: dict[int, int] = {}
     now = time.monotonic()
     for t in tasks:
@@ -133,7 +143,12 @@ def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False) -> Columns:
         if traced:
             ages.append("-" if t.created_at is None else f"{now - t.created_at:.1f}s")
             creations.append(format_location(t.created))
-    return [ids, states, names, coros, locations, *([ages, creations] if traced else [])]
+        if timed:
+            steps.append("-" if t.steps is None else str(t.steps))
+            busy.append(seconds_text(t.busy))
+            longest.append(seconds_text(t.longest_step))
+    extra = ([ages, creations] if traced else []) + ([steps, busy, longest] if timed else [])
+    return [ids, states, names, coros, locations, *extra]
 
 
 def plural(count: int, noun: str) -> str:

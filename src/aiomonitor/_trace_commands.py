@@ -131,10 +131,10 @@ class TraceCommands:
     def do_top(self, sort: str = "age", interval: float = TOP_INTERVAL) -> None:
         """A live task view: the oldest (or by name) tasks, refreshed until Enter or Ctrl-C
 
-        Usage: top [age|name] [INTERVAL]
+        Usage: top [age|name|busy] [INTERVAL]; busy needs trace_timing.
         """
-        if sort not in ("age", "name"):
-            self._sout.write("Sort by age or name\n")
+        if sort not in ("age", "name", "busy"):
+            self._sout.write("Sort by age, name or busy\n")
             return
         session = self._session
         while True:
@@ -142,6 +142,8 @@ class TraceCommands:
             now = time.monotonic()
             if sort == "age":
                 tasks.sort(key=lambda t: t.created_at if t.created_at is not None else now)
+            elif sort == "busy":
+                tasks.sort(key=lambda t: -(t.busy or 0.0))
             else:
                 tasks.sort(key=lambda t: t.name)
             self._sout.write(CLEAR_SCREEN + self._top_screen(tasks, now, sort))
@@ -156,13 +158,15 @@ class TraceCommands:
                 t.name,
                 t.coro,
                 describe_age(None if t.created_at is None else now - t.created_at),
+                _format.seconds_text(t.busy),
                 _format.format_location(t.location),
             )
             for t in tasks[:TOP_ROWS]
         ]
         width = self._session.columns if self._session is not None else None
         header = f"{_format.plural(len(tasks), 'task')}, sorted by {sort}; Enter or Ctrl-C leaves\n"
-        return header + _format.format_table(("Task ID", "State", "Name", "Coroutine", "Age", "Location"), rows, width)
+        headers = ("Task ID", "State", "Name", "Coroutine", "Age", "Busy", "Location")
+        return header + _format.format_table(headers, rows, width)
 
 
 def _ended_json(ended: EndedTask) -> dict[str, Any]:

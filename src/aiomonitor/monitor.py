@@ -73,6 +73,8 @@ class Monitor(BuiltinCommands, TraceCommands):
       task created (measured in benchmarks/).
     * ``max_termination_history``: how many ended tasks are remembered
       (with ``trace_tasks``; 0 keeps none, saving ~1 us per task).
+    * ``trace_timing``: count each task's steps, busy time and longest step
+      (``ps`` columns, ``top busy``); costs a Python call per step.
     * ``backend``: monitor something other than an asyncio loop (see
       ``monitor_trio``).
     """
@@ -102,6 +104,7 @@ class Monitor(BuiltinCommands, TraceCommands):
         write_timeout: float = 30.0,
         trace_tasks: bool = False,
         max_termination_history: int = 1000,
+        trace_timing: bool = False,
         backend: Backend | None = None,
     ) -> None:
         self._host = host or MONITOR_HOST
@@ -117,7 +120,7 @@ class Monitor(BuiltinCommands, TraceCommands):
         self._write_timeout = write_timeout
         if backend is None:
             backend = get_backend_class("asyncio")(  # type: ignore[call-arg]
-                _resolve_loop(loop), trace=trace_tasks, history_size=max_termination_history
+                _resolve_loop(loop), trace=trace_tasks, history_size=max_termination_history, timing=trace_timing
             )
         self._backend = backend
         self._backend.hop_timeout = hop_timeout
@@ -445,6 +448,7 @@ def monitor_trio(
     cancellable_tasks: bool = True,
     trace_tasks: bool = False,
     max_termination_history: int = 1000,
+    trace_timing: bool = False,
     **options: Any,
 ) -> Iterator[Monitor]:
     """Monitor the trio run this is called from: ``with monitor_trio(): ...``.
@@ -458,7 +462,10 @@ def monitor_trio(
     except ImportError as exc:
         raise ImportError("monitor_trio() needs trio: pip install 'aiomonitor[trio]'") from exc
     backend = backend_class(  # type: ignore[call-arg]
-        cancellable_tasks=cancellable_tasks, trace=trace_tasks, history_size=max_termination_history
+        cancellable_tasks=cancellable_tasks,
+        trace=trace_tasks,
+        history_size=max_termination_history,
+        timing=trace_timing,
     )
     try:
         with monitor(  # the Monitor detaches the backend when it closes

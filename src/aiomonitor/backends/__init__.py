@@ -60,19 +60,19 @@ class FrameInfo(NamedTuple):
         code = frame.f_code
         # Keyed by id(code): hashing a code object hashes its whole content.
         # The entry keeps the code alive, so the id cannot be reused.
-        cached = _FRAME_INFO_CACHE.get((id(code), frame.f_lasti))
+        cached = FRAME_INFO_CACHE.get((id(code), frame.f_lasti))
         if cached is None:
-            if len(_FRAME_INFO_CACHE) >= _FRAME_INFO_CACHE_SIZE:
-                _FRAME_INFO_CACHE.clear()
+            if len(FRAME_INFO_CACHE) >= FRAME_INFO_CACHE_SIZE:
+                FRAME_INFO_CACHE.clear()
             cached = (code, cls(code.co_filename, frame.f_lineno, code.co_name))
-            _FRAME_INFO_CACHE[(id(code), frame.f_lasti)] = cached
+            FRAME_INFO_CACHE[(id(code), frame.f_lasti)] = cached
         return cached[1]
 
 
 # A memo of a pure function (the same code and instruction always map to the
 # same line), so sharing it between monitors is harmless; bounded.
-_FRAME_INFO_CACHE: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
-_FRAME_INFO_CACHE_SIZE = 50_000
+FRAME_INFO_CACHE: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
+FRAME_INFO_CACHE_SIZE = 50_000
 
 
 class TaskSnapshot(NamedTuple):
@@ -89,6 +89,10 @@ class TaskSnapshot(NamedTuple):
     created: FrameInfo | None = None
     created_at: float | None = None
     creator_id: int | None = None
+    #: With trace_timing: steps run, total busy seconds, longest step in seconds.
+    steps: int | None = None
+    busy: float | None = None
+    longest_step: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,8 @@ class Backend(abc.ABC):
     hop_timeout: float = DEFAULT_HOP_TIMEOUT
     #: Whether creation and endings are being recorded.
     traced: bool = False
+    #: Whether task steps are being timed.
+    timed: bool = False
 
     def attach(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a backend traces
         """Start tracing, if asked for (called by Monitor.start)."""

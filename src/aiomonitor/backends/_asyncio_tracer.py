@@ -17,8 +17,9 @@ from collections.abc import Callable, Coroutine
 from time import monotonic
 from typing import Any
 
-from . import FrameInfo
+from . import FRAME_INFO_CACHE, FrameInfo
 from ._frames import is_library
+from ._timing import TimedCoroutine
 from ._tracing import (
     Canceller,
     History,
@@ -90,8 +91,9 @@ class TracedTask(asyncio.Task):  # type: ignore[type-arg]
 class AsyncioTracer:
     """Installs itself as the loop's task factory; ``close`` puts back the old one."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, history_size: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, history_size: int, timing: bool = False) -> None:
         self.loop = loop
+        self.timing = timing
         self.history = History(history_size)
         self.previous = loop.get_task_factory()
         self.factory = self._make_factory(framework_files(asyncio), self.history if history_size > 0 else None)
@@ -106,9 +108,16 @@ class AsyncioTracer:
         # creates, where a trivial task costs ~3 us in all (see benchmarks).
         previous, traced = self.previous, TracedTask
         getframe, current_task, monotonic = sys._getframe, asyncio.current_task, time.monotonic
-        frame_info = FrameInfo.from_frame
+        frame_info, cache = FrameInfo.from_frame, FRAME_INFO_CACHE
+        # On asyncio's own loops depth 1 is always BaseEventLoop.create_task
+        # (Python); uvloop's create_task is C, so there depth 1 may be the app.
+        first_depth = 2 if isinstance(self.loop, asyncio.BaseEventLoop) else 1
+
+        timing = self.timing
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
+            if timing:
+                coro = TimedCoroutine(coro)
             task = traced(coro, loop=loop, **kwargs) if previous is None else previous(loop, coro, **kwargs)
             if type(task) is not traced:
                 return task  # the app's own factory made it: no slots to keep records in
@@ -116,7 +125,7 @@ class AsyncioTracer:
             # f_back would materialise each one on the way.  Depth 1 is
             # asyncio's create_task, or the app's own frame when uvloop's
             # create_task (C) was called directly.
-            depth = 1
+            depth = first_depth
             frame = getframe(depth)
             while frame.f_code.co_filename in skip and frame.f_back is not None:
                 depth += 1
@@ -124,9 +133,10 @@ class AsyncioTracer:
             if is_library(frame.f_code.co_filename):  # anyio's start_soon, a server's spawn
                 frame = prefer_user_frame(frame)
             parent = current_task(loop)
+            cached = cache.get((id(frame.f_code), frame.f_lasti))
             task._aiomonitor_record = (
                 id(task),
-                frame_info(frame),
+                cached[1] if cached is not None else frame_info(frame),
                 None if parent is None else getattr(parent, "_aiomonitor_record", None),
                 monotonic(),
             )

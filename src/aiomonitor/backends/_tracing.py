@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from . import FrameInfo
 from ._frames import is_library
+from ._timing import TimedCoroutine
 
 #: How many frames of the canceller's stack are kept (only on cancel, rare).
 CANCELLER_STACK_DEPTH = 12
@@ -166,6 +167,8 @@ class History:
     @staticmethod
     def _describe(raw: RawEnding) -> EndedTask:
         record, name, coro, ended_at, cancelled, value, canceller = raw
+        if type(coro) is TimedCoroutine:
+            coro = coro.coro
         coro_name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
         outcome = describe_outcome(cancelled, value)
         task_id = record[0] if record is not None else 0

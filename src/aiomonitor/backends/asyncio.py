@@ -28,6 +28,7 @@ from . import (
 )
 from ._asyncio_tracer import AsyncioTracer
 from ._frames import user_coro_name, user_location
+from ._timing import TimedCoroutine
 from ._tracing import EndedTask, TaskRecord
 
 #: A guard against pathological or cyclic await chains (a chain is a few deep).
@@ -48,6 +49,9 @@ def _await_chain(coro: Any) -> list[types.FrameType]:
     frames: list[types.FrameType] = []
     while coro is not None and len(frames) < _MAX_CHAIN:
         kind = type(coro)
+        if kind is TimedCoroutine:  # trace_timing's proxy: look through it
+            coro = coro.coro
+            continue
         if kind is types.CoroutineType:
             frame, coro = coro.cr_frame, coro.cr_await
         elif kind is types.GeneratorType:
@@ -77,6 +81,8 @@ def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
 
 
 def _coro_name(coro: Any) -> str:
+    if type(coro) is TimedCoroutine:
+        coro = coro.coro
     return getattr(coro, "__qualname__", None) or type(coro).__qualname__
 
 
@@ -94,9 +100,12 @@ def _state(task: asyncio.Task[Any], current: asyncio.Task[Any] | None) -> str:
 class AsyncioBackend(Backend):
     framework = "asyncio"
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, trace: bool = True, history_size: int = 1000) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, trace: bool = True, history_size: int = 1000, timing: bool = False
+    ) -> None:
         self._loop = loop
-        self._trace = trace
+        self._trace = trace or timing
+        self._timing = timing
         self._history_size = history_size
         self._tracer: AsyncioTracer | None = None
         # The monitor may start before the loop runs; assume the starting thread
@@ -106,8 +115,9 @@ class AsyncioBackend(Backend):
 
     def attach(self) -> None:
         if self._trace and self._tracer is None:
-            self._tracer = AsyncioTracer(self._loop, self._history_size)
+            self._tracer = AsyncioTracer(self._loop, self._history_size, self._timing)
             self.traced = True
+            self.timed = self._timing
 
     def detach(self) -> None:
         if self._tracer is not None:
@@ -162,6 +172,7 @@ class AsyncioBackend(Backend):
             frames = _await_chain(coro)
             # (task id, created, parent's record, created_at): see the tracer.
             record = getattr(task, "_aiomonitor_record", None)
+            stats = coro.stats if type(coro) is TimedCoroutine else None
             yield TaskSnapshot(
                 id(task),
                 task.get_name(),
@@ -172,6 +183,9 @@ class AsyncioBackend(Backend):
                 None if record is None else record[1],
                 None if record is None else record[3],
                 None if record is None or record[2] is None else record[2][0],
+                None if stats is None else stats.steps,
+                None if stats is None else stats.busy,
+                None if stats is None else stats.longest,
             )
 
     def await_edges(self) -> list[tuple[int, int, str]]:

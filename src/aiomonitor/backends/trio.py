@@ -24,11 +24,13 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Iterator
+from time import perf_counter
 from typing import Any
 
 import trio
@@ -45,6 +47,7 @@ from . import (
     yielding,
 )
 from ._frames import user_coro_name, user_location
+from ._timing import StepStats
 from ._tracing import (
     EndedTask,
     History,
@@ -135,10 +138,32 @@ def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
     return [frame for frame, _ in task.iter_await_frames() if frame.f_code is not _WRAPPER_CODE]
 
 
+class _StepTimer(trio.abc.Instrument):
+    """trace_timing for trio: the Instrument API reports every task step."""
+
+    def __init__(self) -> None:
+        self.stats: dict[Any, StepStats] = {}
+        self._started = 0.0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self._started = perf_counter()
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        stats = self.stats.get(task)
+        if stats is None:
+            stats = self.stats[task] = StepStats()
+        stats.add(perf_counter() - self._started)
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.stats.pop(task, None)
+
+
 class TrioBackend(Backend):
     framework = "trio"
 
-    def __init__(self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 1000) -> None:
+    def __init__(
+        self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 1000, timing: bool = False
+    ) -> None:
         """Create in the trio thread, inside ``trio.run``."""
         self._token = trio.lowlevel.current_trio_token()
         root = trio.lowlevel.current_root_task()
@@ -150,17 +175,22 @@ class TrioBackend(Backend):
         if cancellable_tasks or trace:
             self._instrument = _TaskTracer(trace, history_size)
             trio.lowlevel.add_instrument(self._instrument)
+        self._timer: _StepTimer | None = None
+        if timing:
+            self._timer = _StepTimer()
+            self.timed = True
+            trio.lowlevel.add_instrument(self._timer)
 
     def detach(self) -> None:
-        """Remove the instrument.  Already wrapped tasks keep working."""
-        instrument, self._instrument = self._instrument, None
-        if instrument is None:
-            return
-        if threading.get_ident() == self._thread_id:
-            trio.lowlevel.remove_instrument(instrument)
-        else:  # closed from a monitor thread: the instrument belongs to trio's
-            with contextlib.suppress(LoopUnresponsive):
-                self.call_soon(lambda: trio.lowlevel.remove_instrument(instrument))
+        """Remove the instruments.  Already wrapped tasks keep working."""
+        instruments = [i for i in (self._instrument, self._timer) if i is not None]
+        self._instrument = self._timer = None
+        for instrument in instruments:
+            if threading.get_ident() == self._thread_id:
+                trio.lowlevel.remove_instrument(instrument)
+            else:  # closed from a monitor thread: the instruments belong to trio's
+                with contextlib.suppress(LoopUnresponsive):
+                    self.call_soon(functools.partial(trio.lowlevel.remove_instrument, instrument))
 
     def history(self) -> list[EndedTask]:
         return [] if self._instrument is None else self._instrument.history.items()
@@ -241,11 +271,13 @@ class TrioBackend(Backend):
     def snapshot(self) -> Iterator[TaskSnapshot]:
         tasks, parents = self._walk()
         records = self._instrument.records if self._instrument is not None else {}
+        timings = self._timer.stats if self._timer is not None else {}
         for task, parent in zip(yielding(tasks), parents, strict=False):
             coro = _user_coro(task)
             running = getattr(task.coro, "cr_running", False)
             frames = _frames(task)
             record = records.get(task)
+            stats = timings.get(task)
             yield TaskSnapshot(
                 id(task),
                 task.name,
@@ -256,6 +288,9 @@ class TrioBackend(Backend):
                 None if record is None else record[1],
                 None if record is None else record[3],
                 None if record is None or record[2] is None else record[2][0],
+                None if stats is None else stats.steps,
+                None if stats is None else stats.busy,
+                None if stats is None else stats.longest,
             )
 
     def stack(self, task_id: int) -> list[FrameInfo]:
