@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
     python benchmarks/run.py --only scale    # idle, tracing, scale, concurrency, trio
-    python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1
+    python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1's overhead
 
 Every figure is measured against a baseline in the same run: each sample is
 a fresh process, configurations are interleaved, and medians are shown with
@@ -254,7 +254,10 @@ def main() -> None:
             runs,
             "Peer: aiomonitor 0.7.1 (traced = hook_task_factory=True)",
         )
-        scale(peer, [1_000, 10_000], 1, "Peer: aiomonitor 0.7.1, ps at scale")
+        # Its telnet server negotiates character mode and waits for a terminal
+        # type before drawing a prompt_toolkit prompt: measuring its ps needs a
+        # terminal-emulating client, which this harness does not have.
+        print("\n(Peer ps at scale is not measured: its server needs a terminal-emulating client.)")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from . import FrameInfo
 from ._frames import is_library
-from ._timing import TimedCoroutine
+from ._timing import StepStats, TimedCoroutine
 
 #: How many frames of the canceller's stack are kept (only on cancel, rare).
 CANCELLER_STACK_DEPTH = 12
@@ -51,6 +51,24 @@ def to_record(raw: RawRecord | None) -> TaskRecord | None:
         return None
     task_id, created, parent, created_at = raw
     return TaskRecord(task_id, created, to_record(parent), created_at)
+
+
+#: The six tracing fields of a TaskSnapshot when nothing is traced.
+NO_TRACE_FIELDS: tuple[None, ...] = (None,) * 6
+
+
+def trace_fields(record: RawRecord | None, stats: StepStats | None) -> tuple[Any, ...]:
+    """TaskSnapshot's created, created_at, creator_id, steps, busy, longest_step."""
+    if record is None and stats is None:
+        return NO_TRACE_FIELDS
+    return (
+        None if record is None else record[1],
+        None if record is None else record[3],
+        None if record is None or record[2] is None else record[2][0],
+        None if stats is None else stats.steps,
+        None if stats is None else stats.busy,
+        None if stats is None else stats.longest,
+    )
 
 
 class Canceller(NamedTuple):

@@ -29,7 +29,7 @@ from . import (
 from ._asyncio_tracer import AsyncioTracer
 from ._frames import user_coro_name, user_location
 from ._timing import TimedCoroutine
-from ._tracing import EndedTask, TaskRecord
+from ._tracing import EndedTask, TaskRecord, trace_fields
 
 #: A guard against pathological or cyclic await chains (a chain is a few deep).
 _MAX_CHAIN = 256
@@ -180,12 +180,7 @@ class AsyncioBackend(Backend):
                 user_coro_name(frames, _coro_name(coro)),
                 user_location(frames),
                 None,
-                None if record is None else record[1],
-                None if record is None else record[3],
-                None if record is None or record[2] is None else record[2][0],
-                None if stats is None else stats.steps,
-                None if stats is None else stats.busy,
-                None if stats is None else stats.longest,
+                *trace_fields(record, stats),
             )
 
     def await_edges(self) -> list[tuple[int, int, str]]:

@@ -58,6 +58,7 @@ from ._tracing import (
     framework_files,
     keepable,
     to_record,
+    trace_fields,
 )
 
 log = logging.getLogger("aiomonitor")
@@ -285,12 +286,7 @@ class TrioBackend(Backend):
                 user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
                 user_location(frames),
                 parent,
-                None if record is None else record[1],
-                None if record is None else record[3],
-                None if record is None or record[2] is None else record[2][0],
-                None if stats is None else stats.steps,
-                None if stats is None else stats.busy,
-                None if stats is None else stats.longest,
+                *trace_fields(record, stats),
             )
 
     def stack(self, task_id: int) -> list[FrameInfo]:
