@@ -47,10 +47,13 @@ async def asyncio_queue(n: int) -> None:
 
 
 async def asyncio_tcp(n: int) -> None:
+    handler_done = asyncio.Event()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while data := await reader.read(64):
             writer.write(data)
         writer.close()
+        handler_done.set()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -59,7 +62,11 @@ async def asyncio_tcp(n: int) -> None:
         writer.write(b"x" * 32)
         await reader.readexactly(32)
     writer.close()
+    # Let the handler see EOF and finish, so the run ends without a
+    # cancelled handler task (and its noise on stderr).
+    await handler_done.wait()
     server.close()
+    await server.wait_closed()
 
 
 async def trio_tasks(n: int) -> None:
@@ -219,6 +226,33 @@ async def scale_main(args: argparse.Namespace) -> None:
     beater.cancel()
 
 
+async def trio_scale_main(args: argparse.Namespace) -> None:
+    import trio
+
+    import aiomonitor
+
+    heartbeat = Heartbeat()
+
+    async def beat() -> None:
+        while True:
+            started = time.perf_counter()
+            await trio.sleep(0.001)
+            heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
+
+    async with trio.open_nursery() as nursery:
+        with aiomonitor.monitor_trio(port=0, console_port=0) as monitor:
+            # Spawned after the monitor started, so each one is individually
+            # cancellable: the configuration a trio user gets by default.
+            for i in range(args.tasks):
+                nursery.start_soon(trio.sleep, 3600, name=f"parked-{i}")
+            await trio.sleep(0.5)  # let every task take its first step before measuring
+            parked = [task for task in nursery.child_tasks if task.name.startswith("parked-")]
+            nursery.start_soon(beat)
+            print(json.dumps({"port": monitor.port, "task_id": id(parked[len(parked) // 2])}), flush=True)
+            await trio.to_thread.run_sync(heartbeat.side_channel)
+        nursery.cancel_scope.cancel()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -229,9 +263,14 @@ def main() -> None:
     workload.add_argument("-n", type=int, default=200_000)
     scale = sub.add_parser("scale")
     scale.add_argument("--tasks", type=int, default=10_000)
+    scale.add_argument("--framework", default="asyncio", choices=["asyncio", "trio"])
     args = parser.parse_args()
     if args.mode == "workload":
         workload_main(args)
+    elif args.framework == "trio":
+        import trio
+
+        trio.run(trio_scale_main, args)
     else:
         asyncio.run(scale_main(args))
 

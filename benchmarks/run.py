@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
     python benchmarks/run.py --only scale    # idle, tracing, scale, concurrency, trio
-    python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1's overhead
+    python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
 a fresh process, configurations are interleaved, and medians are shown with
@@ -26,10 +26,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 APP = str(Path(__file__).with_name("_app.py"))
 PROMPT = b"monitor >>> "
+IAC, SB, SE, WILL, TTYPE, NAWS = 255, 250, 240, 251, 24, 31
+CURSOR_QUERY, CURSOR_REPORT = b"\x1b[6n", b"\x1b[1;1R"
 
 
 def run_app(python: str, *args: str) -> dict[str, Any]:
@@ -82,25 +84,51 @@ def workload_comparison(
 
 
 class MonitorClient:
-    """A telnet client in the harness process, reading big outputs in O(n)."""
+    """A telnet client in the harness process, reading big outputs in O(n).
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.read_to_prompt()
+    ``terminal=True`` speaks enough telnet to be served by aiomonitor 0.7.1,
+    whose prompt_toolkit server waits for a terminal type, redraws its prompt
+    with escape codes and asks where the cursor is.
+    """
 
-    def read_to_prompt(self) -> int:
+    def __init__(self, port: int, terminal: bool = False) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=300)
+        self.terminal = terminal
+        if terminal:
+            terminal_type = bytes([IAC, WILL, TTYPE, IAC, SB, TTYPE, 0]) + b"xterm" + bytes([IAC, SE])
+            window_size = bytes([IAC, WILL, NAWS, IAC, SB, NAWS, 0, 200, 0, 50, IAC, SE])
+            self.sock.sendall(terminal_type + window_size)
+        self.read_to_prompt(b"")
+
+    def read_to_prompt(self, after: bytes) -> int:
+        """Read until a prompt follows ``after`` (the end of the output)."""
         received = bytearray()
-        while not received.endswith(PROMPT):
+        searched = 0
+        end_of_output = 0 if not after else -1
+        while True:
             chunk = self.sock.recv(1 << 20)
             if not chunk:
                 raise ConnectionError(f"closed; got {bytes(received[-300:])!r}")
             received += chunk
-        return len(received)
+            if not self.terminal:
+                if received.endswith(PROMPT):
+                    return len(received)
+                continue
+            if CURSOR_QUERY in chunk:
+                self.sock.sendall(CURSOR_REPORT)
+            if end_of_output < 0:
+                # Re-scan a little before the new chunk: a marker may straddle chunks.
+                found = received.find(after, max(0, searched - len(after)))
+                end_of_output = found + len(after) if found >= 0 else -1
+            searched = len(received)
+            if end_of_output >= 0 and received.find(PROMPT, end_of_output) >= 0:
+                return len(received)
 
     def timed(self, line: str) -> tuple[float, int]:
         started = time.perf_counter()
-        self.sock.sendall(line.encode() + b"\r\n")
-        size = self.read_to_prompt()
+        self.sock.sendall(line.encode() + (b"\r" if self.terminal else b"\r\n"))
+        # The peer's ps ends its table with a border line; where, with its last frame.
+        size = self.read_to_prompt(b"+\r\n" if line == "ps" else b"\r\n\r\n")
         return time.perf_counter() - started, size
 
     def close(self) -> None:
@@ -112,7 +140,7 @@ class ScaleApp:
 
     def __init__(self, python: str, tasks: int, framework: str) -> None:
         self.process = subprocess.Popen(
-            [python, APP, "scale", "--tasks", str(tasks)],
+            [python, APP, "scale", "--tasks", str(tasks), "--framework", framework],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -149,30 +177,68 @@ def scale_app(python: str, tasks: int, framework: str = "asyncio") -> Iterator[S
         app.close()
 
 
-def scale(python: str, sizes: Sequence[int], runs: int, title: str) -> None:
-    rows = []
+class ScaleFigures(NamedTuple):
+    seconds: list[float]
+    megabytes: float
+    worst_stall_ms: float
+    idle_stall_ms: float
+
+
+def measure_scale(
+    python: str, sizes: Sequence[int], runs: int, framework: str = "asyncio", terminal: bool = False
+) -> dict[tuple[int, str], ScaleFigures]:
+    """ps and where timings per (size, command), with the app's stalls."""
+    figures = {}
     for size in sizes:
-        with scale_app(python, size) as app:
-            client = MonitorClient(app.port)
-            idle = [app.stall_during(lambda: time.sleep(0.5))[1] for _ in range(2)]
+        with scale_app(python, size, framework) as app:
+            client = MonitorClient(app.port, terminal)
+            idle = max(app.stall_during(lambda: time.sleep(0.5))[1] for _ in range(2))
             for command in ("ps", f"where {app.task_id}"):
                 samples = [app.stall_during(lambda c=command, cl=client: cl.timed(c)) for _ in range(runs)]
-                seconds = [timing for (timing, _), _ in samples]
-                stalls = [stall for _, stall in samples]
-                size_mb = samples[0][0][1] / 1e6
-                rows.append(
-                    [
-                        f"{size:,}",
-                        command.split()[0],
-                        spread(seconds),
-                        f"{size_mb:.2f}",
-                        f"{max(stalls):.1f}",
-                        f"{max(idle):.1f}",
-                    ]
+                figures[size, command.split()[0]] = ScaleFigures(
+                    seconds=[timing for (timing, _), _ in samples],
+                    megabytes=samples[0][0][1] / 1e6,
+                    worst_stall_ms=max(stall for _, stall in samples),
+                    idle_stall_ms=idle,
                 )
             client.close()
+    return figures
+
+
+def print_scale(title: str, figures: dict[tuple[int, str], ScaleFigures]) -> None:
+    rows = [
+        [
+            f"{size:,}",
+            command,
+            spread(f.seconds),
+            f"{f.megabytes:.2f}",
+            f"{f.worst_stall_ms:.1f}",
+            f"{f.idle_stall_ms:.1f}",
+        ]
+        for (size, command), f in figures.items()
+    ]
     headers = ["tasks", "command", "seconds median (min-max)", "MB sent", "worst stall ms", "idle stall ms"]
     print_table(title, headers, rows)
+
+
+def print_peer_ratios(ours: dict[tuple[int, str], ScaleFigures], theirs: dict[tuple[int, str], ScaleFigures]) -> None:
+    rows = []
+    for key, their in theirs.items():
+        our = ours[key]
+        our_seconds, their_seconds = statistics.median(our.seconds), statistics.median(their.seconds)
+        rows.append(
+            [
+                f"{key[0]:,}",
+                key[1],
+                f"{our_seconds / their_seconds:.3f}x",
+                f"{our_seconds:.3f}",
+                f"{their_seconds:.3f}",
+                f"{our.worst_stall_ms:.1f}",
+                f"{their.worst_stall_ms:.1f}",
+            ]
+        )
+    headers = ["tasks", "command", "ours/theirs", "ours s", "theirs s", "our stall ms", "their stall ms"]
+    print_table("Peer: ps and where at scale, ours vs aiomonitor 0.7.1", headers, rows)
 
 
 def concurrency(python: str, tasks: int, clients: int) -> None:
@@ -236,14 +302,18 @@ def main() -> None:
             runs,
             "Tracing overhead (trio)",
         )
-    if "scale" in only:
-        scale(me, [1_000, 10_000] if small else [1_000, 10_000, 100_000], 3, "ps and where at scale (asyncio)")
+    sizes = [1_000, 10_000] if small else [1_000, 10_000, 100_000]
+    our_scale = {}
+    if "scale" in only or args.peer_python:
+        our_scale = measure_scale(me, sizes, 3)
+        print_scale("ps and where at scale (asyncio)", our_scale)
     if "concurrency" in only:
         concurrency(me, 10_000, 50)
     if "trio" in only:
         workloads = [("trio-tasks", 200_000), ("trio-channel", 100_000)]
         configs = ["baseline", "monitor", "no-cancel", "client"]
         workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio)")
+        print_scale("ps and where at scale (trio)", measure_scale(me, sizes, 3, "trio"))
     if args.peer_python:
         peer = args.peer_python
         workload_comparison(
@@ -254,10 +324,8 @@ def main() -> None:
             runs,
             "Peer: aiomonitor 0.7.1 (traced = hook_task_factory=True)",
         )
-        # Its telnet server negotiates character mode and waits for a terminal
-        # type before drawing a prompt_toolkit prompt: measuring its ps needs a
-        # terminal-emulating client, which this harness does not have.
-        print("\n(Peer ps at scale is not measured: its server needs a terminal-emulating client.)")
+        # One run each: its ps takes tens of seconds at 100k tasks.
+        print_peer_ratios(our_scale, measure_scale(peer, sizes, 1, terminal=True))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
-import types
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -27,43 +26,17 @@ from . import (
     yielding,
 )
 from ._asyncio_tracer import AsyncioTracer
-from ._frames import user_coro_name, user_location
+from ._frames import await_chain, user_coro_name, user_location
 from ._timing import TimedCoroutine
 from ._tracing import EndedTask, TaskRecord, trace_fields
 
 #: A guard against pathological or cyclic await chains (a chain is a few deep).
-_MAX_CHAIN = 256
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
     # Task.get_coro() segfaults on eagerly finished tasks in CPython
     # 3.12.0-3.12.4 (gh-122332); the attribute read is safe everywhere.
     return getattr(task, "_coro", None)
-
-
-def _await_chain(coro: Any) -> list[types.FrameType]:
-    """Frames of a coroutine and of what it awaits, outermost first.
-
-    A plain loop on exact types: it runs once per task on every ``ps``.
-    """
-    frames: list[types.FrameType] = []
-    while coro is not None and len(frames) < _MAX_CHAIN:
-        kind = type(coro)
-        if kind is TimedCoroutine:  # trace_timing's proxy: look through it
-            coro = coro.coro
-            continue
-        if kind is types.CoroutineType:
-            frame, coro = coro.cr_frame, coro.cr_await
-        elif kind is types.GeneratorType:
-            frame, coro = coro.gi_frame, coro.gi_yieldfrom
-        elif kind is types.AsyncGeneratorType:
-            frame, coro = coro.ag_frame, coro.ag_await
-        else:  # a Future, or a coroutine implemented in C/Cython: no frames
-            break
-        if frame is None:  # finished
-            break
-        frames.append(frame)
-    return frames
 
 
 _TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
@@ -73,7 +46,7 @@ def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
     """Tasks of the asyncio.TaskGroup whose ``async with`` *task* is leaving."""
     if _TASK_GROUP_EXIT is None:  # Python 3.10
         return []
-    for frame in _await_chain(getattr(task, "_coro", None)):
+    for frame in await_chain(getattr(task, "_coro", None)):
         if frame.f_code is _TASK_GROUP_EXIT.__code__:
             group = frame.f_locals.get("self")
             return [id(member) for member in list(getattr(group, "_tasks", ()))]
@@ -169,7 +142,7 @@ class AsyncioBackend(Backend):
         current = asyncio.current_task(self._loop)
         for task in yielding(sorted_by_id(self._tasks())):
             coro = getattr(task, "_coro", None)  # see _coro_of
-            frames = _await_chain(coro)
+            frames = await_chain(coro)
             # (task id, created, parent's record, created_at): see the tracer.
             record = getattr(task, "_aiomonitor_record", None)
             stats = coro.stats if type(coro) is TimedCoroutine else None
@@ -199,7 +172,7 @@ class AsyncioBackend(Backend):
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)
-        frames = _await_chain(_coro_of(task))
+        frames = await_chain(_coro_of(task))
         stack = [FrameInfo.from_frame(f) for f in frames]
         if frames and task is asyncio.current_task(self._loop):
             stack.extend(self._callees_of(frames[-1]))

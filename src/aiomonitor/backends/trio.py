@@ -44,9 +44,10 @@ from . import (
     Submission,
     TaskSnapshot,
     UnknownTask,
+    sorted_by_id,
     yielding,
 )
-from ._frames import user_coro_name, user_location
+from ._frames import await_chain, user_coro_name, user_location
 from ._timing import StepStats
 from ._tracing import (
     EndedTask,
@@ -64,6 +65,7 @@ from ._tracing import (
 log = logging.getLogger("aiomonitor")
 
 _WALK_RETRIES = 100
+_ONE_SORT_MAX = 4096  # siblings sorted by one C call; more are sorted in GIL-friendly chunks
 
 
 async def _own_scope(coro: Any, tracer: _TaskTracer) -> Any:
@@ -136,7 +138,10 @@ def _user_coro(task: trio.lowlevel.Task) -> Any:
 
 
 def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
-    return [frame for frame, _ in task.iter_await_frames() if frame.f_code is not _WRAPPER_CODE]
+    frames = await_chain(task.coro)
+    if frames and frames[0].f_code is _WRAPPER_CODE:  # our cancel scope's wrapper: not the app's
+        del frames[0]
+    return frames
 
 
 class _StepTimer(trio.abc.Instrument):
@@ -220,20 +225,22 @@ class TrioBackend(Backend):
     def loop_thread_id(self) -> int | None:
         return self._thread_id
 
-    def _walk(self) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
+    def _walk(self, ordered: bool = True) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
         """Every task, parents first, and each one's parent id.
 
         Two flat lists rather than (task, parent) pairs: 100k pairs would be
-        100k new GC-tracked objects (see Backend.snapshot).
+        100k new GC-tracked objects (see Backend.snapshot).  ``ordered`` puts
+        siblings in id order, for output that does not reshuffle between two
+        ``ps``; lookups skip it.
         """
         for _ in range(_WALK_RETRIES):
             try:
-                return self._walk_once()
-            except RuntimeError:  # a set changed size while we copied it
+                return self._walk_once(ordered)
+            except RuntimeError:  # a collection changed size while we copied it
                 continue
         raise LoopUnresponsive("the task tree kept changing while it was read; try again")
 
-    def _walk_once(self) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
+    def _walk_once(self, ordered: bool) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
         tasks: list[trio.lowlevel.Task] = []
         parents: list[int | None] = []
         pending: list[trio.lowlevel.Task] = [self._root]
@@ -242,8 +249,14 @@ class TrioBackend(Backend):
             task = pending.pop()
             tasks.append(task)
             parents.append(pending_parents.pop())
+            # child_nurseries and child_tasks return copies made by one C call
+            # each, so a walk from this thread never sees them half-changed.
             children = [child for nursery in task.child_nurseries for child in nursery.child_tasks]
-            children.sort(key=id, reverse=True)  # popped in id order: stable output
+            if ordered:
+                # One big sort would hold the GIL for tens of ms at 100k
+                # children; sorted_by_id hands it back as it goes.
+                children = list(sorted_by_id(children)) if len(children) > _ONE_SORT_MAX else sorted(children, key=id)
+                children.reverse()  # popped from the end: lowest id first
             pending.extend(children)
             pending_parents.extend([id(task)] * len(children))
         return tasks, parents
@@ -255,16 +268,16 @@ class TrioBackend(Backend):
         ]
 
     def _find(self, task_id: int) -> trio.lowlevel.Task:
-        for task in self._walk()[0]:
+        for task in self._walk(ordered=False)[0]:
             if id(task) == task_id:
                 return task
         raise UnknownTask(f"no task with id {task_id}")
 
     def task_count(self) -> int:
-        return len(self._walk()[0])
+        return len(self._walk(ordered=False)[0])
 
     def current_task_id(self) -> int | None:
-        for task in self._walk()[0]:
+        for task in self._walk(ordered=False)[0]:
             if getattr(task.coro, "cr_running", False):
                 return id(task)
         return None
