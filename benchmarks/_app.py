@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
 import socket
@@ -19,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 BATCH = 1000
+# Figures a workload adds to its process's JSON line (one process per measurement).
+EXTRA_FIGURES: dict[str, float] = {}
 
 
 async def asyncio_tasks(n: int) -> None:
@@ -98,7 +101,30 @@ async def trio_channel(n: int) -> None:
             await back_receive.receive()
 
 
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+async def asyncio_live(n: int) -> None:
+    """n tasks alive at once: the memory each one costs (tracing's per-task record)."""
+    release = asyncio.Event()
+
+    async def parked() -> None:
+        await release.wait()
+
+    gc.collect()
+    before = resident_bytes()
+    tasks = [asyncio.create_task(parked()) for _ in range(n)]
+    await asyncio.sleep(0)  # every task takes its first step
+    gc.collect()
+    EXTRA_FIGURES["bytes_per_live_task"] = (resident_bytes() - before) / n
+    release.set()
+    await asyncio.gather(*tasks)
+
+
 WORKLOADS: dict[str, Callable[[int], Awaitable[None]]] = {
+    "live": asyncio_live,
     "tasks": asyncio_tasks,
     "queue": asyncio_queue,
     "tcp": asyncio_tcp,
@@ -185,7 +211,7 @@ def workload_main(args: argparse.Namespace) -> None:
             runner = uvloop.run
         seconds = runner(run_asyncio_workload(args.workload, args.n, args.config))
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "maxrss_kb": rss_kb}), flush=True)
+    print(json.dumps({"seconds": seconds, "maxrss_kb": rss_kb, **EXTRA_FIGURES}), flush=True)
 
 
 class Heartbeat:

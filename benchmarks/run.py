@@ -55,6 +55,22 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
     sys.stdout.flush()
 
 
+def live_task_memory(python: str, framework: str, configs: Sequence[str], runs: int, n: int = 100_000) -> None:
+    """Bytes per live task, and what tracing adds to each (RSS growth / n)."""
+    per_task: dict[str, list[float]] = {config: [] for config in configs}
+    for _ in range(runs):
+        for config in configs:
+            figures = run_app(python, "workload", "live", "--config", config, "--framework", framework, "-n", str(n))
+            per_task[config].append(figures["bytes_per_live_task"])
+    base = statistics.median(per_task[configs[0]])
+    rows = [
+        [config, spread(values, digits=0), f"{statistics.median(values) - base:+.0f}"]
+        for config, values in per_task.items()
+    ]
+    title = f"Memory per live task ({framework}, {n:,} tasks parked at once)"
+    print_table(title, ["config", "bytes per task median (min-max)", "extra bytes vs base"], rows)
+
+
 def workload_comparison(
     python: str, framework: str, workloads: Sequence[tuple[str, int]], configs: Sequence[str], runs: int, title: str
 ) -> None:
@@ -294,6 +310,8 @@ def main() -> None:
             workload_comparison(
                 me, framework, [("tasks", 200_000)], configs, runs, f"Tracing overhead ({framework}, trace_tasks=True)"
             )
+        for framework in ("asyncio", "uvloop"):
+            live_task_memory(me, framework, configs, runs)
         workload_comparison(
             me,
             "trio",
