@@ -85,6 +85,40 @@ async def test_history_is_bounded_and_says_how_tasks_ended(traced: aiomonitor.Mo
 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_asyncio_history_keeps_small_results_and_survives_odd_tasks() -> None:
+    """The history reads the C Task's state directly as the task is freed:
+    small immutable results are kept, big ones only by type, a task
+    cancelled before its first step is recorded, and a failed create_task
+    (freed half-built) leaves no noise."""
+
+    async def returns(value: object) -> object:
+        return value
+
+    async def never_started() -> None:
+        pass
+
+    with open_monitor("asyncio", trace_tasks=True, max_termination_history=10) as monitor:
+        loop = asyncio.get_running_loop()
+        await loop.create_task(returns(42), name="small")
+        await loop.create_task(returns(list(range(1000))), name="big")
+        with pytest.raises(TypeError):
+            loop.create_task(42, name="not-a-coroutine")  # type: ignore[arg-type]  # noqa: RUF006
+        coro = never_started()
+        pending = loop.create_task(coro, name="abandoned")
+        pending.cancel()
+        await asyncio.sleep(0)  # the cancelled task finishes without running its coroutine
+        del pending
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            lines = (await in_thread(client.command, "ended -j")).splitlines()
+    records = {record["name"]: record for record in map(json.loads, lines)}
+    assert records["small"]["outcome"] == "returned 42"
+    assert records["big"]["outcome"] == "returned a list"
+    assert records["abandoned"]["outcome"] == "cancelled"
+    assert "not-a-coroutine" not in records
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
 async def test_a_cancellation_names_its_canceller() -> None:
     with open_monitor("asyncio", trace_tasks=True) as monitor:
         targets = [asyncio.get_running_loop().create_task(asyncio.sleep(3600), name="victim")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any, NamedTuple
 
@@ -172,10 +173,9 @@ class History:
     def __init__(self, size: int) -> None:
         self._ended: collections.deque[RawEnding] = collections.deque(maxlen=max(size, 0))
         self._lock = threading.Lock()
-
-    def add(self, raw: RawEnding) -> None:
-        # deque.append with maxlen is atomic under the GIL; the lock guards readers' copies.
-        self._ended.append(raw)
+        # The deque's own append, not a method wrapping it: called for every
+        # ended task, and atomic under the GIL (the lock guards readers' copies).
+        self.add: Callable[[RawEnding], None] = self._ended.append
 
     def items(self) -> list[EndedTask]:
         with self._lock:
