@@ -15,6 +15,7 @@ from .apps import running_app
 from .helpers import Client, poll
 
 PROMPT = "monitor >>>"  # prompt_toolkit draws the trailing space separately
+SGR = r"(?:\x1b\[[0-9;]*m)*"  # colour codes around a cell
 
 
 @pytest.fixture
@@ -23,11 +24,11 @@ def demo_port() -> Iterator[int]:
         yield port
 
 
-def spawn_client(port: int, tmp_path: Path, *extra: str) -> pexpect.spawn:
+def spawn_client(port: int, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> pexpect.spawn:
     child = pexpect.spawn(
         sys.executable,
         ["-m", "aiomonitor", "-p", str(port), *extra],
-        env={"AIOMONITOR_HISTORY": str(tmp_path / "history"), "TERM": "xterm", "PATH": "/usr/bin:/bin"},
+        env={"AIOMONITOR_HISTORY": str(tmp_path / "history"), "TERM": "xterm", "PATH": "/usr/bin:/bin", **(env or {})},
         encoding="utf-8",
         timeout=15,
         dimensions=(40, 120),
@@ -42,7 +43,8 @@ def spawn_client(port: int, tmp_path: Path, *extra: str) -> pexpect.spawn:
 def test_a_session_through_the_client(demo_port: int, tmp_path: Path, front_end: tuple[str, ...]) -> None:
     child = spawn_client(demo_port, tmp_path, *front_end)
     child.sendline("ps")
-    child.expect(r"(\d+)\s+pending\s+ticker")
+    # In a terminal the client names it (telnet TERMINAL-TYPE): states come coloured.
+    child.expect(r"(\d+)\s+\x1b\[32mpending\s*\x1b\[0m\s+ticker")
     ticker_id = child.match.group(1)
     child.expect_exact(PROMPT)
     # Complete a task id: all but its last digit, then Tab.
@@ -50,7 +52,7 @@ def test_a_session_through_the_client(demo_port: int, tmp_path: Path, front_end:
     child.expect_exact(ticker_id)
     child.send("\r")
     child.expect_exact(f"Stack for task {ticker_id}")
-    child.expect(r"in ticker")
+    child.expect(rf"in {SGR}ticker")
     child.expect_exact(PROMPT)
     # Complete a command name.
     child.send("stackt\t")
@@ -78,6 +80,19 @@ def test_a_session_through_the_client(demo_port: int, tmp_path: Path, front_end:
     history = (tmp_path / "history").read_text()
     assert "stacktrace" in history
     assert "console" in history
+
+
+@pytest.mark.parametrize(
+    ("extra", "env"), [pytest.param(("--no-color",), {}, id="flag"), pytest.param((), {"NO_COLOR": "1"}, id="NO_COLOR")]
+)
+def test_colours_can_be_refused(demo_port: int, tmp_path: Path, extra: tuple[str, ...], env: dict[str, str]) -> None:
+    child = spawn_client(demo_port, tmp_path, "--plain", *extra, env=env)
+    child.sendline("ps")
+    child.expect(r"(\d+)\s+pending\s+ticker")  # plain cells: no codes between them
+    child.expect_exact(PROMPT)
+    assert "\x1b[" not in child.before
+    child.sendline("exit")
+    child.expect(pexpect.EOF)
 
 
 def test_ctrl_c_interrupts_a_running_statement(demo_port: int, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import ast
 import enum
 import importlib
 import pathlib
+import re
 from typing import Optional
 
 import pytest
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from aiomonitor import _format
 from aiomonitor._protocol import commands
 from aiomonitor._protocol.commands import ArgumentMappingException, CommandError, MultipleCommandException
+from aiomonitor._style import COLOUR, PLAIN, style_for_terminal
 from aiomonitor.backends import FrameInfo, TaskSnapshot
 from aiomonitor.utils import alt_names
 
@@ -93,6 +95,33 @@ def test_ps_table_fits_the_width_and_keeps_ids_whole() -> None:
     assert all(len(line) <= 80 for line in lines)
     assert lines[2].startswith("140000000000000")
     assert "…" in lines[2]
+
+
+ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@pytest.mark.parametrize("width", [None, 60], ids=["natural", "shrunk"])
+def test_coloured_tables_align_like_plain_ones(width: int | None) -> None:
+    tasks = [
+        TaskSnapshot(10 + i, "task-" + "n" * (5 * i), state, "coro", FrameInfo("/app/" + "d" * 40 + ".py", i, "f"))
+        for i, state in enumerate(["pending", "cancelling", "done", "something-odd"])
+    ]
+    columns = _format.ps_columns(tasks)
+    plain = list(_format.table_lines(_format.PS_HEADERS, columns, width))
+    coloured = list(_format.table_lines(_format.PS_HEADERS, columns, width, COLOUR, state_column=1))
+    assert [ANSI_SGR.sub("", line) for line in coloured] == plain
+    assert coloured[0].startswith("\x1b[1m")  # the heading
+    assert "\x1b[32mpending" in coloured[2]
+    assert "\x1b[33mcancelling" in coloured[3]
+    assert "\x1b[" not in coloured[5]  # an unknown state stays plain
+    assert not any("\x1b" in line for line in plain)
+
+
+def test_only_real_terminals_get_colours() -> None:
+    assert style_for_terminal("xterm-256color") is COLOUR
+    assert style_for_terminal("DUMB") is PLAIN
+    assert style_for_terminal("") is PLAIN
+    assert PLAIN.warning("x") == "x" and COLOUR.warning("x") != "x"
 
 
 def test_trio_style_parents_indent_children() -> None:

@@ -24,7 +24,8 @@ from .helpers import CONSOLE_PROMPT, PROMPT, Client, in_thread, open_fds, poll
 pytestmark = pytest.mark.anyio
 
 IAC, DO, DONT, WILL, WONT, SB, SE, IP, AYT = 255, 253, 254, 251, 252, 250, 240, 244, 246
-TM, ECHO, NAWS = 6, 1, 31
+TM, ECHO, TTYPE, NAWS = 6, 1, 24, 31
+ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def block_the_loop_until(done: threading.Event) -> None:
@@ -128,6 +129,23 @@ async def test_telnet_negotiation_is_answered_never_echoed(monitor: aiomonitor.M
         table = replies.split(b"[aiomonitor: yes]\r\n", 1)[1]
         assert max(len(line.decode()) for line in table.split(b"\r\n")) <= 70
         assert "…" in table.decode()  # long cells shortened to fit
+
+
+async def test_colours_only_for_a_client_that_named_its_terminal(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as coloured, Client(monitor.port) as plain:
+        await in_thread(coloured.start)
+        await in_thread(plain.start)
+        coloured.send(bytes([IAC, WILL, TTYPE]))
+        asked = await in_thread(coloured.read_until, bytes([IAC, SE]))
+        assert asked.endswith(bytes([IAC, DO, TTYPE, IAC, SB, TTYPE, 1, IAC, SE]))
+        coloured.send(bytes([IAC, SB, TTYPE, 0]) + b"xterm-256color" + bytes([IAC, SE]))
+        table = await in_thread(coloured.command, "ps")
+        assert "\x1b[1mTask ID" in table
+        rows = ANSI_SGR.sub("", table).splitlines()
+        state_at = rows[1].index("State")
+        states = {row[state_at:].split()[0] for row in rows[3:] if row}
+        assert states and states <= {"pending", "running", "waiting", "cancelling", "done"}  # still aligned
+        assert "\x1b" not in await in_thread(plain.command, "ps")
 
 
 async def test_abrupt_disconnects_leak_nothing(anyio_backend_name: str) -> None:

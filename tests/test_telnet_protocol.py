@@ -15,6 +15,7 @@ from aiomonitor._protocol.telnet import (
     Line,
     LineTooLong,
     TelnetParser,
+    TerminalType,
     WindowSize,
     encode_output,
 )
@@ -59,8 +60,8 @@ def test_interrupts_discard_the_line() -> None:
 
 def test_negotiation_is_refused_once_and_timing_mark_always_answered() -> None:
     parser = TelnetParser()
-    parser.feed(bytes([IAC, DO, 1, IAC, DO, 1, IAC, WILL, 24, IAC, DO, 6, IAC, DO, 6, IAC, DONT, 3]))
-    assert parser.take_replies() == bytes([IAC, WONT, 1, IAC, DONT, 24, IAC, WILL, 6, IAC, WILL, 6])
+    parser.feed(bytes([IAC, DO, 1, IAC, DO, 1, IAC, WILL, 32, IAC, DO, 6, IAC, DO, 6, IAC, DONT, 3]))
+    assert parser.take_replies() == bytes([IAC, WONT, 1, IAC, DONT, 32, IAC, WILL, 6, IAC, WILL, 6])
     assert parser.take_replies() == b""
 
 
@@ -69,6 +70,16 @@ def test_naws_is_accepted_and_reported() -> None:
     events = parser.feed(bytes([IAC, WILL, 31, IAC, SB, 31]) + struct.pack(">HH", 132, 43) + bytes([IAC, SE]))
     assert events == [WindowSize(132, 43)]
     assert parser.take_replies() == bytes([IAC, DO, 31])
+
+
+def test_terminal_type_is_asked_for_once_and_reported() -> None:
+    parser = TelnetParser()
+    assert parser.feed(bytes([IAC, WILL, 24])) == []
+    assert parser.take_replies() == bytes([IAC, DO, 24, IAC, SB, 24, 1, IAC, SE])  # DO, then SEND
+    parser.feed(bytes([IAC, WILL, 24]))
+    assert parser.take_replies() == b""  # a repeated offer is not a new conversation
+    events = parser.feed(bytes([IAC, SB, 24, 0]) + b"xterm-256color" + bytes([IAC, SE]) + b"ps\n")
+    assert events == [TerminalType("xterm-256color"), Line("ps")]
 
 
 def test_escaped_iac_is_data_and_unknown_subnegotiations_are_dropped() -> None:

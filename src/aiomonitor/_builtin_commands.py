@@ -27,6 +27,7 @@ from .utils import alt_names
 if TYPE_CHECKING:
     from ._server import MonitorServer
     from ._session import Session
+    from ._style import Style
 
 #: How long ``cancel`` waits to see the task finish after asking it to.
 CANCEL_GRACE = 1.0
@@ -49,6 +50,12 @@ class BuiltinCommands:
 
         @property
         def _session(self) -> Session | None: ...
+
+        @property
+        def _width(self) -> int | None: ...
+
+        @property
+        def _style(self) -> Style: ...
 
         _backend: Backend
         _console_enabled: bool
@@ -139,10 +146,10 @@ class BuiltinCommands:
         columns = _format.ps_columns(tasks, traced, timed)
         shown = f" ({len(columns[0])} shown)" if filters or limit is not None else ""
         self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
-        width = self._session.columns if self._session is not None else None
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
         headers += _format.TIMING_HEADERS if timed else ()
-        for chunk in _format.batched_text(_format.table_lines(headers, columns, width)):
+        lines = _format.table_lines(headers, columns, self._width, self._style, state_column=1)
+        for chunk in _format.batched_text(lines):
             self._sout.write(chunk)
 
     @alt_names("w")
@@ -156,7 +163,8 @@ class BuiltinCommands:
             self._sout.write(f"No task {taskid}\n")
             return
         self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
-        self._sout.write(_format.format_stack(frames) or "  No stack available (the task has not started yet?)\n")
+        stack = _format.format_stack(frames, self._style)
+        self._sout.write(stack or "  No stack available (the task has not started yet?)\n")
         self._sout.write(creation_lines(self._backend.record(taskid)))
 
     def do_cancel(self, taskid: int) -> None:
@@ -193,7 +201,7 @@ class BuiltinCommands:
     def do_stacktrace(self) -> None:
         """Print a stack trace from the event loop thread"""
         self._sout.write("Stack of the event loop thread (most recent call last):\n")
-        self._sout.write(_format.format_stack(self._backend.loop_thread_stack()))
+        self._sout.write(_format.format_stack(self._backend.loop_thread_stack(), self._style))
 
     def do_lag(self) -> None:
         """Show whether the event loop is responsive and its worst recent lag"""
@@ -210,12 +218,13 @@ class BuiltinCommands:
         blocked_for = self._server.watchdog.probe()
         if blocked_for < BLOCKED_AFTER:
             return False
-        self._sout.write(f"WARNING: the event loop has been blocked for {blocked_for:.1f} s.\n")
+        warning = f"WARNING: the event loop has been blocked for {blocked_for:.1f} s."
+        self._sout.write(self._style.warning(warning) + "\n")
         current = self._backend.current_task_id()
         stack = self._backend.stack(current) if current is not None else self._backend.loop_thread_stack()
         who = f"task {current}" if current is not None else "the loop's thread (outside any task)"
         self._sout.write(f"It is running {who}; most recent call last:\n")
-        self._sout.write(_format.format_stack(stack[-6:]))
+        self._sout.write(_format.format_stack(stack[-6:], self._style))
         self._sout.write("The information below was read without the loop's cooperation.\n")
         return True
 
@@ -234,7 +243,7 @@ class BuiltinCommands:
             )
             for s in sorted(sessions, key=lambda s: s.connected_at)
         ]
-        self._sout.write(_format.format_table(("Client", "Kind", "Connected", "Running"), rows, None))
+        self._sout.write(_format.format_table(("Client", "Kind", "Connected", "Running"), rows, None, self._style))
 
     @alt_names("quit q")
     def do_exit(self) -> None:

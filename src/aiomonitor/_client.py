@@ -3,7 +3,9 @@
 telnetlib is gone from Python 3.13 and ``nc`` has no line editing.  This
 client keeps editing and history local (prompt_toolkit when installed, else
 ``readline``) and sends whole lines, as a line-mode telnet client does.  It
-announces its terminal width (telnet NAWS) so tables fit.  Completion data
+announces its terminal width (telnet NAWS) so tables fit and, in a terminal
+that shows colours, its terminal type (telnet TERMINAL-TYPE) so output is
+coloured.  Completion data
 (command names, task ids) comes over a second, short-lived connection, so
 completing never disturbs the session (its ``lastcmd`` included).
 """
@@ -26,7 +28,10 @@ from pathlib import Path
 from ._version import __version__
 
 IAC, SB, SE, WILL, DO, IP = 255, 250, 240, 251, 253, 244
-NAWS = 31
+NAWS, TTYPE = 31, 24
+TTYPE_IS, TTYPE_SEND = 0, 1
+#: A subnegotiation longer than this is not one we asked for: dropped.
+_MAX_SUBNEGOTIATION = 1024
 #: After output stops without a newline for this long, what is left is a prompt.
 PROMPT_SETTLE = 0.05
 HISTORY_FILE = Path.home() / ".aiomonitor_history"
@@ -49,27 +54,71 @@ def naws(columns: int, rows: int) -> bytes:
     return bytes([IAC, WILL, NAWS, IAC, SB, NAWS]) + struct.pack(">HH", columns, rows) + bytes([IAC, SE])
 
 
-def strip_telnet(data: bytes) -> bytes:
-    """Drop the server's replies to our negotiation (IAC DO NAWS, WILL TIMING-MARK)."""
+def terminal_type_offer() -> bytes:
+    return bytes([IAC, WILL, TTYPE])
+
+
+def terminal_type_reply(name: str) -> bytes:
+    return bytes([IAC, SB, TTYPE, TTYPE_IS]) + name.encode("ascii", errors="replace") + bytes([IAC, SE])
+
+
+def wants_colour(no_colour_flag: bool) -> bool:
+    """Colours only on a terminal, and never against the user's wish (NO_COLOR)."""
+    if no_colour_flag or os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+        return False
+    return os.environ.get("TERM", "dumb") not in ("", "dumb")
+
+
+def split_telnet(data: bytes) -> tuple[bytes, bytes, list[bytes]]:
+    """The server's bytes as (text, an unfinished telnet sequence to prepend to
+    the next chunk, payloads of the subnegotiations it sent).
+
+    Option replies (IAC DO NAWS, WILL TIMING-MARK) are dropped.  Our text is
+    UTF-8, which never contains the byte IAC, so every IAC starts a sequence.
+    """
     out = bytearray()
-    index = 0
-    while index < len(data):
-        byte = data[index]
-        if byte == IAC and index + 1 < len(data):
-            verb = data[index + 1]
-            index += 3 if 251 <= verb <= 254 else 2
-            continue
-        out.append(byte)
-        index += 1
-    return bytes(out)
+    subnegotiations: list[bytes] = []
+    index, size = 0, len(data)
+    while index < size:
+        found = data.find(IAC, index)
+        if found < 0:
+            out += data[index:]
+            break
+        out += data[index:found]
+        index = found
+        if index + 1 >= size:
+            return bytes(out), data[index:], subnegotiations
+        verb = data[index + 1]
+        if verb == SB:
+            end = data.find(bytes([IAC, SE]), index + 2)
+            if end < 0:
+                unfinished = data[index:] if size - index <= _MAX_SUBNEGOTIATION else b""
+                return bytes(out), unfinished, subnegotiations
+            subnegotiations.append(data[index + 2 : end])
+            index = end + 2
+        elif 251 <= verb <= 254:
+            if index + 2 >= size:
+                return bytes(out), data[index:], subnegotiations
+            index += 3
+        else:
+            index += 2
+    return bytes(out), b"", subnegotiations
+
+
+def strip_telnet(data: bytes) -> bytes:
+    """The text of a complete reply, without telnet sequences."""
+    return split_telnet(data)[0]
 
 
 class Connection:
     """The session's socket: output up to the next prompt, lines in."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, terminal_type: str | None = None) -> None:
         self.sock = sock
         self.closed = False
+        #: Sent when the server asks (only if we offered it: see main).
+        self.terminal_type = terminal_type
+        self._unfinished = b""
 
     def read_until_prompt(self, show: Callable[[str], None]) -> str | None:
         """Show output as it arrives; return the prompt once output settles
@@ -85,7 +134,10 @@ class Connection:
                 self.closed = True
                 show(pending)
                 return None
-            text = pending + strip_telnet(data).decode("utf-8", errors="replace").replace("\r\n", "\n")
+            raw, self._unfinished, requests = split_telnet(self._unfinished + data)
+            if bytes([TTYPE, TTYPE_SEND]) in requests and self.terminal_type:
+                self.sock.sendall(terminal_type_reply(self.terminal_type))
+            text = pending + raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
             head, newline, pending = text.rpartition("\n")
             if newline:
                 show(head + "\n")
@@ -242,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--console", action="store_true", help="connect to the Python console port")
     parser.add_argument("--no-history", action="store_true", help=f"do not read or write {HISTORY_FILE}")
     parser.add_argument("--plain", action="store_true", help="use readline instead of prompt_toolkit")
+    parser.add_argument("--no-color", action="store_true", help="plain output (also when NO_COLOR is set)")
     parser.add_argument("--version", action="version", version=f"aiomonitor {__version__}")
     args = parser.parse_args(argv)
     port = args.port if args.port is not None else (50102 if args.console else 50101)
@@ -255,11 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stdout.isatty():
         size = shutil.get_terminal_size()
         sock.sendall(naws(size.columns, size.lines))
+    terminal_type = os.environ.get("TERM") if wants_colour(args.no_color) else None
+    if terminal_type:
+        sock.sendall(terminal_type_offer())
     history = None if args.no_history else Path(os.environ.get("AIOMONITOR_HISTORY", HISTORY_FILE))
     queries = ServerQueries(args.host, port, args.unix)
     with contextlib.closing(sock):
         try:
-            return run(Connection(sock), make_reader(queries, history, args.plain))
+            return run(Connection(sock, terminal_type), make_reader(queries, history, args.plain))
         except (ConnectionError, BrokenPipeError):
             print("\naiomonitor: the connection was closed.", file=sys.stderr)
             return 0

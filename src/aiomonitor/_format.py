@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
+from ._style import PLAIN, Style
 from .backends import FrameInfo, TaskSnapshot, yielding
 
 #: Columns may shrink to this before the table is allowed to overflow.
@@ -46,16 +47,28 @@ def ellipsize(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
 
 
+def _fit(cell: str, width: int) -> str:
+    """The cell padded, or shortened with …, to exactly *width*."""
+    return cell.ljust(width) if len(cell) <= width else ellipsize(cell, width)
+
+
 Columns = list[list[str]]
 
 
-def table_lines(headers: Sequence[str], columns: Columns, width: int | None) -> Iterator[str]:
+def table_lines(
+    headers: Sequence[str],
+    columns: Columns,
+    width: int | None,
+    style: Style = PLAIN,
+    state_column: int | None = None,
+) -> Iterator[str]:
     """Aligned columns, line by line; the widest columns shrink (with …) to fit *width*.
 
     Takes columns of plain strings, not rows: strings are not tracked by the
     cyclic GC, so a 100k-row table adds five tracked lists, not 100k tuples
     (see Backend.snapshot).  A generator, so output is written in pieces: one
     giant join or encode would hold the GIL long enough to stall the app.
+    With a colour *style*, cells of *state_column* are coloured after padding.
     """
     needed = [
         max(len(header), max(map(len, column), default=0)) for header, column in zip(headers, columns, strict=True)
@@ -70,30 +83,59 @@ def table_lines(headers: Sequence[str], columns: Columns, width: int | None) -> 
             break
         widths[widest] -= 1
     *padded, last = widths
+    # Coloured cells arrive padded already: escape codes must not count as width.
+    styled = state_column if style.colour and state_column is not None and state_column < len(padded) else None
     # Fast path: when nothing needs shortening, one format string does a row in C.
     fits = all(w >= need for w, need in zip(widths, needed, strict=True))
-    row_format = _GAP.join(f"{{:<{w}}}" for w in padded) + _GAP + "{}"
+    row_format = _GAP.join("{}" if i == styled else f"{{:<{w}}}" for i, w in enumerate(padded)) + _GAP + "{}"
 
     def line(cells: Sequence[str]) -> str:
         if fits:
             return row_format.format(*cells)
         *first, final = cells
-        parts = [cell.ljust(w) if len(cell) <= w else ellipsize(cell, w) for cell, w in zip(first, padded, strict=True)]
+        parts = [cell if i == styled else _fit(cell, w) for i, (cell, w) in enumerate(zip(first, padded, strict=True))]
         parts.append(final if len(final) <= last else ellipsize(final, last))
         return _GAP.join(parts)
 
-    yield line(headers)
-    yield _GAP.join("-" * w for w in widths)
-    yield from map(line, yielding(zip(*columns, strict=True)))
+    header_cells = list(headers)
+    if styled is not None:
+        header_cells[styled] = _fit(header_cells[styled], padded[styled])
+    yield style.heading(line(header_cells))
+    yield style.rule(_GAP.join("-" * w for w in widths))
+    rows: Iterable[Sequence[str]] = zip(*columns, strict=True)
+    if styled is not None:
+        rows = _with_styled_states(rows, styled, padded[styled], style)
+    yield from map(line, yielding(rows))
+
+
+def _with_styled_states(rows: Iterable[Sequence[str]], index: int, width: int, style: Style) -> Iterator[Sequence[str]]:
+    """Rows whose cell *index* is padded (or shortened) to *width*, then coloured.
+
+    Padding first keeps escape codes out of the width; states are few, so
+    each distinct one is styled once.
+    """
+    styled: dict[str, str] = {}
+    for row in rows:
+        cell = row[index]
+        if cell not in styled:
+            styled[cell] = style.state(_fit(cell, width))
+        yield (*row[:index], styled[cell], *row[index + 1 :])
 
 
 def rows_to_columns(rows: Sequence[Sequence[str]], count: int) -> Columns:
     return [[row[i] for row in rows] for i in range(count)]
 
 
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None) -> str:
-    """A small table (``who``, tests) as one string."""
-    return "".join(line + "\n" for line in table_lines(headers, rows_to_columns(rows, len(headers)), width))
+def format_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int | None,
+    style: Style = PLAIN,
+    state_column: int | None = None,
+) -> str:
+    """A small table (``who``, ``top``, tests) as one string."""
+    columns = rows_to_columns(rows, len(headers))
+    return "".join(line + "\n" for line in table_lines(headers, columns, width, style, state_column))
 
 
 def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
@@ -155,11 +197,12 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def format_stack(frames: Sequence[FrameInfo]) -> str:
+def format_stack(frames: Sequence[FrameInfo], style: Style = PLAIN) -> str:
     """Frames the way Python prints a traceback, with source lines."""
     out = []
     for frame in frames:
-        out.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}\n')
+        filename, lineno, name = style.source(frame.filename), style.source(str(frame.lineno)), style.source(frame.name)
+        out.append(f'  File "{filename}", line {lineno}, in {name}\n')
         source = linecache.getline(frame.filename, frame.lineno).strip()
         if source:
             out.append(f"    {source}\n")

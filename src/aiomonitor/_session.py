@@ -23,8 +23,18 @@ from anyio import CapacityLimiter
 from anyio.abc import ByteStream
 
 from ._console import ConsoleState, LeaveConsole, banner, format_exception
-from ._protocol.telnet import EndOfInput, Event, Interrupt, Line, LineTooLong, TelnetParser, WindowSize
+from ._protocol.telnet import (
+    EndOfInput,
+    Event,
+    Interrupt,
+    Line,
+    LineTooLong,
+    TelnetParser,
+    TerminalType,
+    WindowSize,
+)
 from ._streams import SessionInput, SessionOutput
+from ._style import PLAIN, Style, style_for_terminal
 from .backends import Backend
 
 log = logging.getLogger("aiomonitor")
@@ -68,7 +78,7 @@ class _Wait(enum.Enum):
 class Session:
     """The state and I/O of one connected client.
 
-    Attributes read by commands from worker threads (``lastcmd``, ``columns``,
+    Attributes read by commands from worker threads (``lastcmd``, ``columns``, ``style``,
     ``interrupted``) are plain values or thread-safe primitives.
     """
 
@@ -89,6 +99,8 @@ class Session:
         self.running: str | None = None
         self.lastcmd: str | None = None
         self.columns: int | None = None
+        #: Colours only once the client named a real terminal (see _style).
+        self.style: Style = PLAIN
         self.interrupted = threading.Event()
         #: Set when the client types anything (or Ctrl-C) while a command runs.
         self.attention = threading.Event()
@@ -201,7 +213,7 @@ class Session:
         self._events_in.close()
 
     async def _route(self, event: Event) -> None:
-        if self._busy and not isinstance(event, WindowSize):
+        if self._busy and not isinstance(event, (WindowSize, TerminalType)):
             self.attention.set()
         if isinstance(event, Interrupt):
             self.interrupted.set()
@@ -211,6 +223,9 @@ class Session:
                 return
         elif isinstance(event, WindowSize):
             self.columns = event.columns or None
+            return
+        elif isinstance(event, TerminalType):
+            self.style = style_for_terminal(event.name)
             return
         await self._events_in.send(event)
 

@@ -14,6 +14,7 @@ from .utils import alt_names
 
 if TYPE_CHECKING:
     from ._session import Session
+    from ._style import Style
 
 #: Refresh period and row count of ``top``.
 TOP_INTERVAL = 1.0
@@ -52,6 +53,12 @@ class TraceCommands:
         @property
         def _session(self) -> Session | None: ...
 
+        @property
+        def _width(self) -> int | None: ...
+
+        @property
+        def _style(self) -> Style: ...
+
     @alt_names("ps-ended pst")
     def do_ended(self, *args: str) -> None:
         """Show recently ended tasks (needs trace_tasks)
@@ -85,8 +92,7 @@ class TraceCommands:
         ]
         headers = ("Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
         self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
-        width = self._session.columns if self._session is not None else None
-        self._sout.write(_format.format_table(headers, rows, width))
+        self._sout.write(_format.format_table(headers, rows, self._width, self._style))
 
     @alt_names("where-ended wt")
     def do_where_ended(self, taskid: int) -> None:
@@ -104,7 +110,7 @@ class TraceCommands:
                 else "code outside any task (a callback)"
             )
             self._sout.write(f"Cancelled by {who}; most recent call last:\n")
-            self._sout.write(_format.format_stack(ended.canceller.stack))
+            self._sout.write(_format.format_stack(ended.canceller.stack, self._style))
         self._sout.write(creation_lines(ended.record))
 
     def do_pstree(self, *args: str) -> None:
@@ -163,10 +169,9 @@ class TraceCommands:
             )
             for t in tasks[:TOP_ROWS]
         ]
-        width = self._session.columns if self._session is not None else None
         header = f"{_format.plural(len(tasks), 'task')}, sorted by {sort}; Enter or Ctrl-C leaves\n"
         headers = ("Task ID", "State", "Name", "Coroutine", "Age", "Busy", "Location")
-        return header + _format.format_table(headers, rows, width)
+        return header + _format.format_table(headers, rows, self._width, self._style, state_column=1)
 
 
 def _ended_json(ended: EndedTask) -> dict[str, Any]:

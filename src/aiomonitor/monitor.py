@@ -34,6 +34,7 @@ from ._protocol.commands import (
 )
 from ._server import ListenSpec, MonitorServer
 from ._session import Session
+from ._style import PLAIN, Style
 from ._trace_commands import TraceCommands
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, get_backend_class
 
@@ -276,6 +277,18 @@ class Monitor(BuiltinCommands, TraceCommands):
     @property
     def _session(self) -> Session | None:
         return self._session_var.get()
+
+    @property
+    def _width(self) -> int | None:
+        """The client's terminal width, when it told us."""
+        session = self._session
+        return session.columns if session is not None else None
+
+    @property
+    def _style(self) -> Style:
+        """Colours for a client in a terminal, none for everyone else."""
+        session = self._session
+        return session.style if session is not None else PLAIN
 
     @property
     def _sout(self) -> TextIO:

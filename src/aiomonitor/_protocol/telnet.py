@@ -7,8 +7,10 @@ send :meth:`TelnetParser.take_replies` back.  The same parser serves plain
 
 We never start a negotiation: a plain ``nc`` user would see the bytes as
 garbage.  We answer the client's requests, refusing every option except
-TIMING-MARK (which the telnet client waits on after Ctrl-C) and NAWS (which
-our own client offers to tell us the terminal width).
+TIMING-MARK (which the telnet client waits on after Ctrl-C), NAWS (which our
+own client offers to tell us the terminal width) and TERMINAL-TYPE (which it
+offers when it runs in a terminal: we ask for the type, and colour output
+for a real one).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ _MAX_SUBNEGOTIATION = 64
 IAC, DONT, DO, WONT, WILL, SB = 255, 254, 253, 252, 251, 250
 EL, EC, AYT, AO, IP, BRK, SE = 248, 247, 246, 245, 244, 243, 240
 ABORT, SUSP, EOF = 238, 237, 236
-OPT_TIMING_MARK, OPT_NAWS = 6, 31
+OPT_TIMING_MARK, OPT_TTYPE, OPT_NAWS = 6, 24, 31
+TTYPE_IS, TTYPE_SEND = 0, 1
 
 _CTRL_C, _CTRL_D, _BS, _CTRL_U, _ESC, _DEL = 0x03, 0x04, 0x08, 0x15, 0x1B, 0x7F
 _INTERESTING = re.compile(rb"[\x00-\x1f\x7f\xff]")
@@ -69,7 +72,14 @@ class WindowSize:
     rows: int
 
 
-Event = Line | LineTooLong | Interrupt | EndOfInput | WindowSize
+@dataclass(frozen=True, slots=True)
+class TerminalType:
+    """The client named its terminal (telnet TERMINAL-TYPE, e.g. ``xterm-256color``)."""
+
+    name: str
+
+
+Event = Line | LineTooLong | Interrupt | EndOfInput | WindowSize | TerminalType
 
 
 class _State(enum.Enum):
@@ -93,7 +103,7 @@ class TelnetParser:
         self._overflowed = False
         self._verb = 0
         self._sub = bytearray()
-        self._refused: set[tuple[int, int]] = set()
+        self._answered: set[tuple[int, int]] = set()
         self._replies = bytearray()
         self._events: list[Event] = []
         self.closed = False
@@ -225,17 +235,23 @@ class TelnetParser:
             self._replies += bytes((IAC, WILL, OPT_TIMING_MARK))
         elif verb == WILL and option == OPT_NAWS:
             self._reply_once(DO, option)
+        elif verb == WILL and option == OPT_TTYPE:
+            if self._reply_once(DO, option):  # and ask for the type (RFC 1091)
+                self._replies += bytes((IAC, SB, OPT_TTYPE, TTYPE_SEND, IAC, SE))
         elif verb == DO:
             self._reply_once(WONT, option)
         elif verb == WILL:
             self._reply_once(DONT, option)
         # WONT/DONT ask us to stay off, which we are: no reply (RFC 854 loops).
 
-    def _reply_once(self, verb: int, option: int) -> None:
+    def _reply_once(self, verb: int, option: int) -> bool:
+        """Send this reply unless it was sent before; True if sent now."""
         # Answering every repeat could ping-pong forever with a broken peer.
-        if (verb, option) not in self._refused:
-            self._refused.add((verb, option))
-            self._replies += bytes((IAC, verb, option))
+        if (verb, option) in self._answered:
+            return False
+        self._answered.add((verb, option))
+        self._replies += bytes((IAC, verb, option))
+        return True
 
     def _on_sb(self, byte: int) -> None:
         if byte == IAC:
@@ -257,6 +273,8 @@ class TelnetParser:
             columns = int.from_bytes(payload[1:3], "big")
             rows = int.from_bytes(payload[3:5], "big")
             self._emit(WindowSize(columns, rows))
+        elif len(payload) >= 2 and payload[0] == OPT_TTYPE and payload[1] == TTYPE_IS:
+            self._emit(TerminalType(payload[2:].decode("ascii", errors="replace")))
 
     def _interrupt(self) -> None:
         self._line.clear()
