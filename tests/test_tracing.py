@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -116,6 +117,55 @@ async def test_asyncio_history_keeps_small_results_and_survives_odd_tasks() -> N
     assert records["big"]["outcome"] == "returned a list"
     assert records["abandoned"]["outcome"] == "cancelled"
     assert "not-a-coroutine" not in records
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+@pytest.mark.parametrize("own_factory", ["plain", "eager"])
+async def test_tasks_made_by_the_apps_own_factory_are_traced(own_factory: str) -> None:
+    """The monitor chains to the app's factory; those tasks have no slots, so
+    they are traced through the side table and a done callback."""
+    if own_factory == "eager" and sys.version_info < (3, 12):
+        pytest.skip("asyncio.eager_task_factory is new in 3.12")
+    loop = asyncio.get_running_loop()
+    made: list[asyncio.Task[object]] = []
+
+    def plain(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[object]:
+        made.append(asyncio.Task(coro, loop=loop, **kwargs))
+        return made[-1]
+
+    async def returns() -> int:
+        return 7
+
+    async def child(ready: asyncio.Event) -> None:
+        ready.set()
+        await asyncio.sleep(3600)
+
+    async def parent(ready: asyncio.Event, children: list[asyncio.Task[None]]) -> None:
+        children.append(loop.create_task(child(ready), name="own-child"))
+        await asyncio.sleep(3600)
+
+    factory: Any = plain if own_factory == "plain" else asyncio.eager_task_factory  # type: ignore[attr-defined]
+    loop.set_task_factory(factory)
+    try:
+        with open_monitor("asyncio", trace_tasks=True, max_termination_history=10) as monitor:
+            ready, children = asyncio.Event(), list[asyncio.Task[None]]()
+            parent_task = loop.create_task(parent(ready, children), name="own-parent")
+            assert await loop.create_task(returns(), name="own-returner") == 7
+            await ready.wait()
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                tasks = {t["name"]: t for t in map(json.loads, (await in_thread(client.command, "ps -j")).splitlines())}
+                ended = [json.loads(line) for line in (await in_thread(client.command, "ended -j")).splitlines()]
+            parent_task.cancel()
+            children[0].cancel()
+            await asyncio.gather(parent_task, *children, return_exceptions=True)
+    finally:
+        loop.set_task_factory(None)
+    assert made or own_factory == "eager"
+    assert tasks["own-child"]["creator_id"] == tasks["own-parent"]["id"]
+    assert tasks["own-child"]["created"][0].endswith("test_tracing.py")
+    returner = next(e for e in ended if e["name"] == "own-returner")
+    assert returner["outcome"] == "returned 7"
 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])

@@ -2,7 +2,9 @@
 
 The factory makes a subclass of asyncio's *C* Task (not the pure-Python one)
 with slots for the record, and chains to a factory the app installed before
-(whose tasks are then not traced: they have no slots).  Per task it costs a
+(``eager_task_factory``, say).  That factory's tasks have no slots: their
+records live in a weak side table and their endings arrive by done callback,
+dearer per task but paid only by such apps, and without the canceller.  Per task it costs a
 frame lookup, a memoised creation site and one tuple, about 1.3 us (1.4x on
 the create/await micro-benchmark of 3 us tasks, ~180 bytes per live task);
 the history adds a ``__del__`` (1.6x in all).  Text is only made when a
@@ -12,8 +14,10 @@ command asks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 import time
+import weakref
 from collections.abc import Callable, Coroutine
 from time import monotonic
 from types import CodeType, FrameType
@@ -114,7 +118,12 @@ class AsyncioTracer:
         self.loop = loop
         self.timing = timing
         self.history = History(history_size)
+        self._keeps_history = history_size > 0
         self._sites: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
+        #: Records of tasks made by the app's own factory (no slots to keep them in).
+        self.foreign: weakref.WeakKeyDictionary[asyncio.Task[Any], RawRecord] = weakref.WeakKeyDictionary()
+        #: (created, parent's record, time) of tasks the app's factory is making now.
+        self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
         self.previous = loop.get_task_factory()
         self.factory = self._make_factory(framework_files(asyncio), self.history if history_size > 0 else None)
         loop.set_task_factory(self.factory)
@@ -140,9 +149,6 @@ class AsyncioTracer:
         def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
             if timing:
                 coro = TimedCoroutine(coro)
-            task = traced(coro, loop=loop, **kwargs) if previous is None else previous(loop, coro, **kwargs)
-            if type(task) is not traced:
-                return task  # the app's own factory made it: no slots to keep records in
             # sys._getframe(depth) materialises one frame object, where walking
             # f_back would materialise each one on the way.  Depth 1 is
             # asyncio's create_task, or the app's own frame when uvloop's
@@ -153,13 +159,15 @@ class AsyncioTracer:
                 depth += 1
                 frame = getframe(depth)
             site = sites.get((id(frame.f_code), frame.f_lasti))
+            created = site[1] if site is not None else self._creation_site(frame)
             parent = current_task(loop)
-            task._aiomonitor_record = (
-                id(task),
-                site[1] if site is not None else self._creation_site(frame),
-                None if parent is None else getattr(parent, "_aiomonitor_record", None),
-                monotonic(),
-            )
+            parent_record = None if parent is None else getattr(parent, "_aiomonitor_record", None)
+            if previous is not None:
+                if parent_record is None and parent is not None:
+                    parent_record = self._foreign_record(parent)
+                return self._foreign_task(previous, loop, coro, kwargs, created, parent_record)
+            task = traced(coro, loop=loop, **kwargs)
+            task._aiomonitor_record = (id(task), created, parent_record, monotonic())
             task._aiomonitor_canceller = None
             if add_ended is not None:
                 task._aiomonitor_history = add_ended
@@ -183,5 +191,63 @@ class AsyncioTracer:
         self._sites[(id(frame.f_code), frame.f_lasti)] = (frame.f_code, site)  # the code pins its id
         return site
 
+    # -- tasks made by the app's own factory -------------------------------------
+
+    def _foreign_task(
+        self,
+        previous: Callable[..., Any],
+        loop: asyncio.AbstractEventLoop,
+        coro: Any,
+        kwargs: dict[str, Any],
+        created: FrameInfo,
+        parent_record: RawRecord | None,
+    ) -> Any:
+        """Let the app's factory make the task, then keep its record aside.
+
+        An eager factory (3.12's ``eager_task_factory``) runs the task's first
+        step inside ``previous``: tasks it creates then must find this one's
+        record before it exists, hence ``_constructing``.
+        """
+        started = monotonic()
+        self._constructing.append((created, parent_record, started))
+        try:
+            task = previous(loop, coro, **kwargs)
+        finally:
+            self._constructing.pop()
+        try:
+            adopted = task in self.foreign  # a child made during its eager first step adopted it
+            if not adopted:
+                self.foreign[task] = (id(task), created, parent_record, started)
+        except TypeError:  # a task type without weak references: left untraced
+            return task
+        if self._keeps_history:
+            # The coroutine is kept here: an eagerly finished task has dropped
+            # it (and its get_coro() crashes CPython 3.12.1).
+            task.add_done_callback(functools.partial(self._foreign_ended, coro))
+        return task
+
+    def _foreign_record(self, task: Any) -> RawRecord | None:
+        record = self.foreign.get(task)
+        if record is None and self._constructing:
+            # The task running now is the one the app's eager factory is
+            # constructing (its first step runs inside the factory).
+            created, parent_record, started = self._constructing[-1]
+            record = (id(task), created, parent_record, started)
+            try:
+                self.foreign[task] = record
+            except TypeError:
+                return None
+        return record
+
+    def _foreign_ended(self, coro: Any, task: asyncio.Task[Any]) -> None:
+        # Private fields, read-only: task.exception() would mark the app's
+        # exception as retrieved and silence asyncio's own report.
+        cancelled = task.cancelled()
+        exc = getattr(task, "_exception", None)
+        value = None if cancelled else exception_summary(exc) if exc is not None else keepable(task.result())
+        record = self.foreign.get(task)
+        self.history.add((record, task.get_name(), coro, monotonic(), cancelled, value, None))
+
     def record_of(self, task: Any) -> TaskRecord | None:
-        return to_record(getattr(task, "_aiomonitor_record", None))
+        record = getattr(task, "_aiomonitor_record", None)
+        return to_record(record if record is not None else self.foreign.get(task))

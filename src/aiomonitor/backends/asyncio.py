@@ -140,11 +140,14 @@ class AsyncioBackend(Backend):
     def snapshot(self) -> Iterator[TaskSnapshot]:
         # The hot loop of ps: one pass, few calls (measured at 100k tasks).
         current = asyncio.current_task(self._loop)
+        foreign = self._tracer.foreign if self._tracer is not None else None
         for task in yielding(sorted_by_id(self._tasks())):
             coro = getattr(task, "_coro", None)  # see _coro_of
             frames = await_chain(coro)
             # (task id, created, parent's record, created_at): see the tracer.
             record = getattr(task, "_aiomonitor_record", None)
+            if record is None and foreign:  # made by the app's own task factory
+                record = foreign.get(task)
             stats = coro.stats if type(coro) is TimedCoroutine else None
             yield TaskSnapshot(
                 id(task),
