@@ -1,14 +1,15 @@
 """Task tracing for asyncio: a task factory that remembers, cheaply.
 
 The factory makes a subclass of asyncio's *C* Task (not the pure-Python one)
-with slots for the record, and chains to a factory the app installed before
-(``eager_task_factory``, say).  That factory's tasks have no slots: their
-records live in a weak side table and their endings arrive by done callback,
-dearer per task but paid only by such apps, and without the canceller.  Per task it costs a
-frame lookup, a memoised creation site and one tuple, about 1.3 us (1.4x on
-the create/await micro-benchmark of 3 us tasks, ~180 bytes per live task);
-the history adds a ``__del__`` (1.6x in all).  Text is only made when a
-command asks.
+with slots for the record.  Per task it costs a frame lookup, a memoised
+creation site and one tuple, about 1.1 us (1.4x on the create/await
+micro-benchmark of 3 us tasks, ~180 bytes per live task); the history adds a
+``__del__`` (1.6x in all).  Text is only made when a command asks.
+
+It chains to a factory the app installed before (``eager_task_factory``,
+say).  That factory's tasks have no slots: their records live in a weak side
+table and their endings arrive by done callback, dearer per task but paid
+only by such apps, and without the canceller.
 """
 
 from __future__ import annotations
