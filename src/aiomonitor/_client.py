@@ -5,9 +5,9 @@ client keeps editing and history local (prompt_toolkit when installed, else
 ``readline``) and sends whole lines, as a line-mode telnet client does.  It
 announces its terminal width (telnet NAWS) so tables fit and, in a terminal
 that shows colours, its terminal type (telnet TERMINAL-TYPE) so output is
-coloured.  Completion data
-(command names, task ids) comes over a second, short-lived connection, so
-completing never disturbs the session (its ``lastcmd`` included).
+coloured.  Completion data (command names, task ids) comes over a second,
+short-lived connection, so completing never disturbs the session (its
+``lastcmd`` included).
 """
 
 from __future__ import annotations
