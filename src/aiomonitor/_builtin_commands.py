@@ -134,7 +134,7 @@ class BuiltinCommands:
 
         tasks: Iterable[TaskSnapshot] = selected()
         if sort is not None:  # sorting needs them all at once: only when asked for
-            tasks = sorted(tasks, key=_SORT_KEYS[sort])
+            tasks = sorted(tasks, key=_format.TASK_SORT_KEYS[sort])
         if limit is not None:
             tasks = itertools.islice(tasks, limit)
 
@@ -266,15 +266,6 @@ def _matches(task: TaskSnapshot, filters: list[str]) -> bool:
     return all(f in haystack for f in filters)
 
 
-_SORT_KEYS: dict[str, Callable[[TaskSnapshot], Any]] = {
-    "id": lambda t: t.id,
-    "name": lambda t: t.name,
-    "state": lambda t: t.state,
-    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
-    "busy": lambda t: -(t.busy or 0.0),
-}
-
-
 def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, list[str]]:
     """(json, sort key, limit, filters) from ps's arguments; ValueError says what is wrong."""
     as_json, sort, limit, filters = False, None, None, []
@@ -284,8 +275,8 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, li
             as_json = True
         elif word in ("-s", "--sort"):
             sort = next(words, "")
-            if sort not in _SORT_KEYS:
-                raise ValueError(f"Sort by one of {', '.join(_SORT_KEYS)}, not {sort!r}")
+            if sort not in _format.TASK_SORT_KEYS:
+                raise ValueError(f"Sort by one of {', '.join(_format.TASK_SORT_KEYS)}, not {sort!r}")
         elif word in ("-n", "--limit"):
             count = next(words, "")
             if not count.isdigit():

@@ -11,7 +11,8 @@ import linecache
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from ._style import PLAIN, Style
 from .backends import FrameInfo, TaskSnapshot, yielding
@@ -153,6 +154,17 @@ def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
 PS_HEADERS = ("Task ID", "State", "Name", "Coroutine", "Location")
 TRACE_HEADERS = ("Age", "Created at")
 TIMING_HEADERS = ("Steps", "Busy", "Max step")
+
+
+#: ``ps -s`` and ``top`` orders: ages oldest first and busy times busiest
+#: first; tasks without the figure (untraced, untimed) go last.
+TASK_SORT_KEYS: dict[str, Callable[[TaskSnapshot], Any]] = {
+    "id": lambda t: t.id,
+    "name": lambda t: t.name,
+    "state": lambda t: t.state,
+    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
+    "busy": lambda t: -(t.busy or 0.0),
+}
 
 
 def seconds_text(seconds: float | None) -> str:

@@ -146,12 +146,7 @@ class TraceCommands:
         while True:
             tasks = list(self._backend.snapshot())
             now = time.monotonic()
-            if sort == "age":
-                tasks.sort(key=lambda t: t.created_at if t.created_at is not None else now)
-            elif sort == "busy":
-                tasks.sort(key=lambda t: -(t.busy or 0.0))
-            else:
-                tasks.sort(key=lambda t: t.name)
+            tasks.sort(key=_format.TASK_SORT_KEYS[sort])
             self._sout.write(CLEAR_SCREEN + self._top_screen(tasks, now, sort))
             if session is None or session.wait_for_input(interval):
                 break

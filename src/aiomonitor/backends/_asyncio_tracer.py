@@ -126,7 +126,7 @@ class AsyncioTracer:
         #: (created, parent's record, time) of tasks the app's factory is making now.
         self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
         self.previous = loop.get_task_factory()
-        self.factory = self._make_factory(framework_files(asyncio), self.history if history_size > 0 else None)
+        self.factory = self._make_factory(framework_files(asyncio), self.history if self._keeps_history else None)
         loop.set_task_factory(self.factory)
 
     def close(self) -> None:
@@ -223,7 +223,7 @@ class AsyncioTracer:
             return task
         if self._keeps_history:
             # The coroutine is kept here: an eagerly finished task has dropped
-            # it (and its get_coro() crashes CPython 3.12.1).
+            # it (and its get_coro() crashes CPython 3.12.0-3.12.4, gh-122332).
             task.add_done_callback(functools.partial(self._foreign_ended, coro))
         return task
 

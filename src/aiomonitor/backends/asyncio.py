@@ -30,8 +30,6 @@ from ._frames import await_chain, user_coro_name, user_location
 from ._timing import TimedCoroutine
 from ._tracing import EndedTask, TaskRecord, trace_fields
 
-#: A guard against pathological or cyclic await chains (a chain is a few deep).
-
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
     # Task.get_coro() segfaults on eagerly finished tasks in CPython
