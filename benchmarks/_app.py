@@ -150,11 +150,15 @@ def monitor_options(config: str) -> dict[str, Any]:
         if config.startswith("traced"):
             options["hook_task_factory"] = True
         return options
-    if config == "traced":
-        options["trace_tasks"] = True
-    elif config == "traced-nohist":
-        options.update(trace_tasks=True, max_termination_history=0)
+    if config.startswith("traced"):
+        options.update(trace_options(config))
     return options
+
+
+def trace_options(config: str) -> dict[str, Any]:
+    """traced: trace_tasks=True as it comes; traced-history: plus a history of 1000."""
+    history = 1000 if config.endswith("-history") else 0
+    return {"trace_tasks": True, "max_termination_history": history}
 
 
 def free_port() -> int:
@@ -187,9 +191,10 @@ async def run_trio_workload(name: str, n: int, config: str) -> float:
         started = time.perf_counter()
         await WORKLOADS[name](n)
         return time.perf_counter() - started
-    options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": config != "no-cancel"}
+    cancellable = config not in ("no-cancel", "traced-no-cancel")
+    options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": cancellable}
     if config.startswith("traced"):
-        options.update(trace_tasks=True, max_termination_history=0 if config == "traced-nohist" else 1000)
+        options.update(trace_options(config.removesuffix("-no-cancel")))
     with aiomonitor.monitor_trio(**options) as monitor:
         if config == "client":
             idle_client(monitor.port)

@@ -305,18 +305,17 @@ def main() -> None:
                 me, framework, workloads, ["baseline", "monitor", "client"], runs, f"Idle overhead ({framework})"
             )
     if "tracing" in only:
-        configs = ["baseline", "traced-nohist", "traced"]
+        configs = ["baseline", "traced", "traced-history"]
         for framework in ("asyncio", "uvloop"):
-            workload_comparison(
-                me, framework, [("tasks", 200_000)], configs, runs, f"Tracing overhead ({framework}, trace_tasks=True)"
-            )
+            title = f"Tracing overhead ({framework}; traced = trace_tasks=True, history = max_termination_history=1000)"
+            workload_comparison(me, framework, [("tasks", 200_000)], configs, runs, title)
         for framework in ("asyncio", "uvloop"):
             live_task_memory(me, framework, configs, runs)
         workload_comparison(
             me,
             "trio",
             [("trio-tasks", 200_000)],
-            ["baseline", "no-cancel", "traced-nohist", "traced"],
+            ["baseline", "no-cancel", "traced-no-cancel", "traced", "traced-history"],
             runs,
             "Tracing overhead (trio)",
         )

@@ -170,7 +170,7 @@ async def test_tasks_made_by_the_apps_own_factory_are_traced(own_factory: str) -
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
 async def test_a_cancellation_names_its_canceller() -> None:
-    with open_monitor("asyncio", trace_tasks=True) as monitor:
+    with open_monitor("asyncio", trace_tasks=True, max_termination_history=10) as monitor:
         targets = [asyncio.get_running_loop().create_task(asyncio.sleep(3600), name="victim")]
 
         async def canceller() -> None:
@@ -254,6 +254,47 @@ async def test_without_tracing_the_history_says_how_to_turn_it_on(monitor: aiomo
         assert "Age" not in await in_thread(client.command, "ps")
 
 
+async def test_the_history_is_off_by_default_even_when_tracing(anyio_backend_name: str) -> None:
+    # Its cost is measurable (a __del__ per task on asyncio), so it is asked for separately.
+    with open_monitor(anyio_backend_name, trace_tasks=True) as monitor:
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            ended = await in_thread(client.command, "ended")
+            story = await in_thread(client.command, "where-ended 1")
+            listing = await in_thread(client.command, "ps")
+    assert "max_termination_history=" in ended and "max_termination_history=" in story
+    assert "Created at" in listing  # creation tracing itself is on
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_the_history_keeps_asyncios_own_reports() -> None:
+    # The history's __del__ skips asyncio's finaliser for tasks it has nothing
+    # to say about; for the others the app must still hear asyncio's warning,
+    # worded as without the monitor.
+    loop = asyncio.get_running_loop()
+    reports: list[str] = []
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: reports.append(context["message"]))
+    with open_monitor("asyncio", trace_tasks=True, max_termination_history=10) as monitor:
+
+        async def fails() -> None:
+            raise ValueError("nobody looked")
+
+        async def returns() -> int:
+            return 3
+
+        tasks = [asyncio.create_task(fails(), name="unretrieved"), asyncio.create_task(returns(), name="fine")]
+        await asyncio.wait(tasks)
+        tasks.clear()  # released without anyone reading the exception
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            ended = await in_thread(client.command, "ended")
+    loop.set_exception_handler(previous_handler)
+    assert reports == ["Task exception was never retrieved"]
+    assert re.search(r"unretrieved .*raised ValueError\('nobody looked'\)", ended)
+    assert re.search(r"fine .*returned 3", ended)
+
+
 async def test_top_refreshes_until_enter(traced: aiomonitor.Monitor) -> None:
     with Client(traced.port) as client:
         await in_thread(client.start)
@@ -308,3 +349,84 @@ async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:
     assert records["burner"]["steps"] >= 5
     assert records["burner"]["longest_step"] >= 0.002
     assert records["burner"]["busy"] > records["idler"]["busy"]
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
+@pytest.mark.parametrize("history", [0, 5], ids=["creation-only", "with-history"])
+async def test_trio_tracing_without_task_scopes(history: int) -> None:
+    """cancellable_tasks=False: no per-task cancel scope.  Creation records
+    then need no wrapper at all, and the history a lighter one, which must
+    stay out of the stacks the app sees."""
+    import trio
+
+    ready = trio.Event()
+
+    async def grandchild() -> None:
+        ready.set()
+        await trio.sleep(3600)  # the-grandchild-waits-here
+
+    async def child(nursery: trio.Nursery) -> int:
+        nursery.start_soon(grandchild, name="grandchild")
+        return 7
+
+    options: dict[str, Any] = {"trace_tasks": True, "cancellable_tasks": False, "max_termination_history": history}
+    with open_monitor("trio", **options) as monitor:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child, nursery, name="child")
+            await ready.wait()
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                listing = (await in_thread(client.command, "ps -j")).splitlines()
+                tasks = {task["name"]: task for task in map(json.loads, listing)}
+                where = await in_thread(client.command, f"where {tasks['grandchild']['id']}")
+                ended = await in_thread(client.command, "ended")
+                refused = await in_thread(client.command, f"cancel {tasks['grandchild']['id']}")
+            nursery.cancel_scope.cancel()
+        records_left = len(monitor._backend._instrument.records)  # type: ignore[attr-defined]
+    assert tasks["grandchild"]["created"][0].endswith("test_tracing.py")
+    stack, chain = where.split("Creation chain (oldest first):\n")
+    assert "the-grandchild-waits-here" in stack
+    assert "_noting_outcome" not in stack and "_own_scope" not in stack
+    links = chain.splitlines()[-2:]
+    assert links[0].endswith("in test_trio_tracing_without_task_scopes")  # where child was spawned
+    assert links[1].endswith("in child") and int(links[1].split()[1]) == tasks["grandchild"]["id"]
+    assert "cancellable_tasks=False" in refused
+    if history:
+        assert re.search(r"child .*returned 7", ended)
+    else:
+        assert "max_termination_history=" in ended
+    assert records_left == 0  # ended tasks' records are not kept
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_where_names_who_is_cancelling_a_live_task() -> None:
+    # No history needed: a task still cleaning up after cancel() shows who asked.
+    with open_monitor("asyncio", trace_tasks=True) as monitor:
+        cleaning_up, finish = asyncio.Event(), asyncio.Event()
+
+        async def slow_to_stop() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                cleaning_up.set()
+                await finish.wait()  # still alive, being cancelled
+                raise
+
+        victim = asyncio.create_task(slow_to_stop(), name="victim")
+        await asyncio.sleep(0)
+
+        async def killer() -> None:
+            victim.cancel()  # the-cancelling-line
+
+        await asyncio.create_task(killer(), name="killer")
+        await cleaning_up.wait()
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            where = await in_thread(client.command, f"where {id(victim)}")
+            where_killer_gone = await in_thread(client.command, "where 1")
+        finish.set()
+        await asyncio.gather(victim, return_exceptions=True)
+    assert re.search(r"Cancellation requested by task \d+ \(killer\)", where)
+    assert "victim.cancel()  # the-cancelling-line" in where
+    assert where.index("Cancellation requested") < where.index("Creation chain")
+    assert where_killer_gone == "No task 1\n"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from . import _format
 from ._protocol import commands
 from ._protocol.commands import CommandError
-from ._trace_commands import creation_lines
+from ._trace_commands import canceller_lines, creation_lines
 from .backends import Backend, LoopUnresponsive, NotCancellable, TaskSnapshot, UnknownTask
 from .utils import alt_names
 
@@ -165,6 +165,7 @@ class BuiltinCommands:
         self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
         stack = _format.format_stack(frames, self._style)
         self._sout.write(stack or "  No stack available (the task has not started yet?)\n")
+        self._sout.write(canceller_lines("Cancellation requested by", self._backend.canceller(taskid), self._style))
         self._sout.write(creation_lines(self._backend.record(taskid)))
 
     def do_cancel(self, taskid: int) -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from . import _format, _graph
 from .backends import Backend, TaskSnapshot
-from .backends._tracing import EndedTask, TaskRecord
+from .backends._tracing import Canceller, EndedTask, TaskRecord
 from .utils import alt_names
 
 if TYPE_CHECKING:
@@ -21,6 +21,10 @@ TOP_INTERVAL = 1.0
 TOP_ROWS = 20
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 NOT_TRACED = "Task tracing is off: start the monitor with trace_tasks=True to record this.\n"
+NO_HISTORY = (
+    "The ended-task history is off: start the monitor with trace_tasks=True and"
+    " max_termination_history=1000 (say) to keep the last ended tasks.\n"
+)
 
 
 def describe_age(seconds: float | None) -> str:
@@ -43,6 +47,18 @@ def creation_lines(record: TaskRecord | None) -> str:
     return "".join(out)
 
 
+def canceller_lines(heading: str, canceller: Canceller | None, style: Style) -> str:
+    """Who called cancel(): a task, or code outside any task, and its stack."""
+    if canceller is None:
+        return ""
+    who = (
+        f"task {canceller.task_id} ({canceller.task_name})"
+        if canceller.task_id is not None
+        else "code outside any task (a callback)"
+    )
+    return f"{heading} {who}; most recent call last:\n" + _format.format_stack(canceller.stack, style)
+
+
 class TraceCommands:
     """``ended``, ``where-ended``, ``pstree`` and ``top``."""
 
@@ -61,17 +77,17 @@ class TraceCommands:
 
     @alt_names("ps-ended pst")
     def do_ended(self, *args: str) -> None:
-        """Show recently ended tasks (needs trace_tasks)
+        """Show recently ended tasks (needs max_termination_history)
 
         Usage: ended [-j] [FILTER...]: how each ended (returned, raised,
         cancelled), how long it lived and where it was created, newest last.
         """
         as_json = "-j" in args or "--json" in args
         filters = [a.lower() for a in args if a not in ("-j", "--json")]
-        history = self._backend.history()
-        if not history and not self._backend.traced:
-            self._sout.write(NOT_TRACED)
+        if not self._backend.keeps_history:
+            self._sout.write(NO_HISTORY)
             return
+        history = self._backend.history()
         ended = [e for e in history if all(f in f"{e.id} {e.name} {e.coro} {e.outcome}".lower() for f in filters)]
         if as_json:
             for item in ended:
@@ -97,20 +113,16 @@ class TraceCommands:
     @alt_names("where-ended wt")
     def do_where_ended(self, taskid: int) -> None:
         """Show how an ended task ended, who cancelled it and where it was created"""
+        if not self._backend.keeps_history:
+            self._sout.write(NO_HISTORY)
+            return
         ended = next((e for e in reversed(self._backend.history()) if e.id == taskid), None)
         if ended is None:
-            self._sout.write(f"No ended task {taskid} in the history\n" if self._backend.traced else NOT_TRACED)
+            self._sout.write(f"No ended task {taskid} in the history\n")
             return
         self._sout.write(f"Task {ended.id} ({ended.name}, {ended.coro}) {ended.outcome}")
         self._sout.write(f" after {describe_age(ended.lifetime)}.\n" if ended.lifetime is not None else ".\n")
-        if ended.canceller is not None:
-            who = (
-                f"task {ended.canceller.task_id} ({ended.canceller.task_name})"
-                if ended.canceller.task_id is not None
-                else "code outside any task (a callback)"
-            )
-            self._sout.write(f"Cancelled by {who}; most recent call last:\n")
-            self._sout.write(_format.format_stack(ended.canceller.stack, self._style))
+        self._sout.write(canceller_lines("Cancelled by", ended.canceller, self._style))
         self._sout.write(creation_lines(ended.record))
 
     def do_pstree(self, *args: str) -> None:

@@ -68,12 +68,14 @@ class Monitor(BuiltinCommands, TraceCommands):
     * ``hop_timeout``: how long a command waits for the monitored loop
       (cancel, console statements) before saying it is blocked.
     * ``write_timeout``: a client that reads nothing for this long is dropped.
-    * ``trace_tasks``: remember where each task was created, by which task,
-      who cancelled it and how recent tasks ended (``ps``, ``where``,
-      ``ended``, ``where-ended``).  Off by default: it costs ~1.5 us per
-      task created (measured in benchmarks/).
-    * ``max_termination_history``: how many ended tasks are remembered
-      (with ``trace_tasks``; 0 keeps none, saving ~1 us per task).
+    * ``trace_tasks``: remember where each task was created, by which task
+      and who is cancelling it (``ps``, ``where``, ``pstree``).  Off by
+      default: it costs ~1 us per task created (measured in benchmarks/).
+    * ``max_termination_history``: with ``trace_tasks``, how many ended tasks
+      are remembered, with how they ended and who cancelled them (``ended``,
+      ``where-ended``).  0, the default, keeps none: the history costs another
+      ~0.5 us per task (a ``__del__``), which would take tracing past its
+      budget of 1.5x on a create-and-await benchmark.
     * ``trace_timing``: count each task's steps, busy time and longest step
       (``ps`` columns, ``top busy``); costs a Python call per step.
     * ``backend``: monitor something other than an asyncio loop (see
@@ -104,7 +106,7 @@ class Monitor(BuiltinCommands, TraceCommands):
         hop_timeout: float = DEFAULT_HOP_TIMEOUT,
         write_timeout: float = 30.0,
         trace_tasks: bool = False,
-        max_termination_history: int = 1000,
+        max_termination_history: int = 0,
         trace_timing: bool = False,
         backend: Backend | None = None,
     ) -> None:
@@ -460,7 +462,7 @@ def monitor_trio(
     locals: dict[str, Any] | None = None,  # noqa: A002 - the documented name
     cancellable_tasks: bool = True,
     trace_tasks: bool = False,
-    max_termination_history: int = 1000,
+    max_termination_history: int = 0,
     trace_timing: bool = False,
     **options: Any,
 ) -> Iterator[Monitor]:

@@ -147,8 +147,10 @@ class Backend(abc.ABC):
     framework: str = ""
     #: How long a hop into the loop may wait (the Monitor sets its own).
     hop_timeout: float = DEFAULT_HOP_TIMEOUT
-    #: Whether creation and endings are being recorded.
+    #: Whether creation is being recorded.
     traced: bool = False
+    #: Whether ended tasks are being remembered (a history longer than 0).
+    keeps_history: bool = False
     #: Whether task steps are being timed.
     timed: bool = False
 
@@ -169,6 +171,10 @@ class Backend(abc.ABC):
 
     def record(self, task_id: int) -> TaskRecord | None:
         """Creation facts of a live task (None without tracing, or if it predates it)."""
+        return None
+
+    def canceller(self, task_id: int) -> Canceller | None:
+        """Who asked a live task to cancel (None if nobody did, or it is not known)."""
         return None
 
     @abc.abstractmethod
@@ -302,7 +308,7 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
 
 
 if TYPE_CHECKING:
-    from ._tracing import EndedTask, TaskRecord
+    from ._tracing import Canceller, EndedTask, TaskRecord
 
 _BACKEND_MODULES = {"asyncio": "aiomonitor.backends.asyncio", "trio": "aiomonitor.backends.trio"}
 

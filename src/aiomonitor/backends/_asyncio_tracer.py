@@ -2,9 +2,10 @@
 
 The factory makes a subclass of asyncio's *C* Task (not the pure-Python one)
 with slots for the record.  Per task it costs a frame lookup, a memoised
-creation site and one tuple, about 1.1 us (1.4x on the create/await
-micro-benchmark of 3 us tasks, ~180 bytes per live task); the history adds a
-``__del__`` (1.6x in all).  Text is only made when a command asks.
+creation site and one tuple, about 1.0 us (1.37x on the create/await
+micro-benchmark of 2.8 us tasks, ~155 bytes per live task); the history,
+asked for separately, adds a ``__del__`` (1.52x in all).  Text is only made
+when a command asks.
 
 It chains to a factory the app installed before (``eager_task_factory``,
 say).  That factory's tasks have no slots: their records live in a weak side
@@ -43,15 +44,14 @@ from ._tracing import (
 
 
 class TracedTask(asyncio.Task):  # type: ignore[type-arg]
-    """asyncio's C Task plus three slots; ``cancel`` remembers who called it.
+    """asyncio's C Task plus two slots; ``cancel`` remembers who called it.
 
     Tracing without history uses this class as is: no ``__del__``, whose mere
     presence costs every task a Python call when it is freed.
     """
 
-    __slots__ = ("_aiomonitor_canceller", "_aiomonitor_history", "_aiomonitor_record")
+    __slots__ = ("_aiomonitor_canceller", "_aiomonitor_record")
     _aiomonitor_canceller: Canceller | None
-    _aiomonitor_history: Callable[[RawEnding], None]
     _aiomonitor_record: RawRecord
 
     def cancel(self, msg: Any = None) -> bool:
@@ -65,11 +65,17 @@ class TracedTask(asyncio.Task):  # type: ignore[type-arg]
         return super().cancel(msg)
 
 
+TracedTask.__name__ = "Task"  # as HistoryTracedTask's, below
+
 _TASK_DEL = asyncio.Task.__del__  # called directly: super() costs ~0.4 us per task here
 
 
-class HistoryTracedTask(TracedTask):
-    """A TracedTask that enters the history when it is released.
+def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTask]:
+    """A TracedTask class whose tasks enter one tracer's history when released.
+
+    One class per tracer, so two monitors never write into each other's
+    history, and the history's ``append`` is a closure variable rather than
+    a slot filled in for every task.
 
     ``__del__`` is cheaper than a done callback (which costs a loop Handle
     per task), and for almost every task the release is the moment it
@@ -78,38 +84,48 @@ class HistoryTracedTask(TracedTask):
     as retrieved and silence asyncio's own report.
     """
 
-    __slots__ = ()
+    class HistoryTracedTask(TracedTask):
+        __slots__ = ()
 
-    def __del__(self) -> None:
-        try:
-            add = self._aiomonitor_history
-        except AttributeError:  # construction failed before the factory set it
-            _TASK_DEL(self)
-            return
-        state = self._state
-        value: Any
-        if state == "FINISHED":
-            exc = self._exception
-            if exc is not None:
-                value = exception_summary(exc)
-            else:
-                value = self._result  # type: ignore[attr-defined]
-                if value is not None:
-                    value = keepable(value)
-        else:
-            value = None if state == "CANCELLED" else "destroyed while pending"
-        add(
-            (
-                self._aiomonitor_record,
-                self.get_name(),
-                self._coro,  # type: ignore[attr-defined]
-                monotonic(),
-                state == "CANCELLED",
-                value,
-                self._aiomonitor_canceller,
+        def __del__(self) -> None:
+            try:
+                record = self._aiomonitor_record
+            except AttributeError:  # construction failed before the factory set it
+                _TASK_DEL(self)
+                return
+            state = self._state
+            value: Any = None
+            # asyncio's finaliser only ever reports a task that raised or was
+            # destroyed while pending; the call is skipped for the rest.
+            report = False
+            if state == "FINISHED":
+                exc = self._exception
+                if exc is None:
+                    value = self._result  # type: ignore[attr-defined]
+                    if value is not None:
+                        value = keepable(value)
+                else:
+                    value = exception_summary(exc)
+                    report = True
+            elif state != "CANCELLED":
+                value = "destroyed while pending"
+                report = True
+            add_ended(
+                (
+                    record,
+                    self.get_name(),
+                    self._coro,  # type: ignore[attr-defined]
+                    monotonic(),
+                    state == "CANCELLED",
+                    value,
+                    self._aiomonitor_canceller,
+                )
             )
-        )
-        _TASK_DEL(self)  # asyncio's own "destroyed but pending" / "never retrieved" reports
+            if report:
+                _TASK_DEL(self)  # asyncio's own "destroyed but pending" / "never retrieved" reports
+
+    HistoryTracedTask.__name__ = "Task"  # asyncio's reports name the class: "Task exception was never retrieved"
+    return HistoryTracedTask
 
 
 class AsyncioTracer:
@@ -137,17 +153,20 @@ class AsyncioTracer:
         # Everything inlined into locals: this runs once per task the app
         # creates, where a trivial task costs ~3 us in all (see benchmarks).
         previous = self.previous
-        traced = TracedTask if history is None else HistoryTracedTask
-        add_ended = None if history is None else history.add
+        traced = TracedTask if history is None else history_task_class(history.add)
         getframe, current_task, monotonic = sys._getframe, asyncio.current_task, time.monotonic
         # On asyncio's own loops depth 1 is always BaseEventLoop.create_task
         # (Python); uvloop's create_task is C, so there depth 1 may be the app.
         first_depth = 2 if isinstance(self.loop, asyncio.BaseEventLoop) else 1
         sites = self._sites
-
         timing = self.timing
+        create_task_code = asyncio.create_task.__code__
+        last_code: CodeType | None = None
+        last_lasti = -1
+        last_created = FrameInfo("", 0, "")  # unused until last_code is set
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
+            nonlocal last_code, last_lasti, last_created
             if timing:
                 coro = TimedCoroutine(coro)
             # sys._getframe(depth) materialises one frame object, where walking
@@ -156,22 +175,32 @@ class AsyncioTracer:
             # create_task (C) was called directly.
             depth = first_depth
             frame = getframe(depth)
+            if frame.f_code is create_task_code:  # asyncio.create_task(): the usual caller
+                depth += 1
+                frame = getframe(depth)
             while frame.f_code.co_filename in skip and frame.f_back is not None:
                 depth += 1
                 frame = getframe(depth)
-            site = sites.get((id(frame.f_code), frame.f_lasti))
-            created = site[1] if site is not None else self._creation_site(frame)
+            code, lasti = frame.f_code, frame.f_lasti
+            if code is last_code and lasti == last_lasti:  # tasks made in a loop
+                created = last_created
+            else:
+                site = sites.get((id(code), lasti))
+                if site is None:
+                    created = self._creation_site(frame)
+                else:  # only memoised (app) sites: a library frame's site is its caller's
+                    created = site[1]
+                    last_code, last_lasti, last_created = code, lasti, created
             parent = current_task(loop)
             parent_record = None if parent is None else getattr(parent, "_aiomonitor_record", None)
             if previous is not None:
                 if parent_record is None and parent is not None:
                     parent_record = self._foreign_record(parent)
                 return self._foreign_task(previous, loop, coro, kwargs, created, parent_record)
-            task = traced(coro, loop=loop, **kwargs)
+            # Without **kwargs when there are none: that call builds a dict.
+            task = traced(coro, loop=loop, **kwargs) if kwargs else traced(coro, loop=loop)
             task._aiomonitor_record = (id(task), created, parent_record, monotonic())
             task._aiomonitor_canceller = None
-            if add_ended is not None:
-                task._aiomonitor_history = add_ended
             return task
 
         return factory

@@ -28,7 +28,7 @@ from . import (
 from ._asyncio_tracer import AsyncioTracer
 from ._frames import await_chain, user_coro_name, user_location
 from ._timing import TimedCoroutine
-from ._tracing import EndedTask, TaskRecord, trace_fields
+from ._tracing import Canceller, EndedTask, TaskRecord, trace_fields
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -72,7 +72,7 @@ class AsyncioBackend(Backend):
     framework = "asyncio"
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, trace: bool = True, history_size: int = 1000, timing: bool = False
+        self, loop: asyncio.AbstractEventLoop, trace: bool = True, history_size: int = 0, timing: bool = False
     ) -> None:
         self._loop = loop
         self._trace = trace or timing
@@ -88,6 +88,7 @@ class AsyncioBackend(Backend):
         if self._trace and self._tracer is None:
             self._tracer = AsyncioTracer(self._loop, self._history_size, self._timing)
             self.traced = True
+            self.keeps_history = self._history_size > 0
             self.timed = self._timing
 
     def detach(self) -> None:
@@ -104,6 +105,13 @@ class AsyncioBackend(Backend):
             return self._tracer.record_of(self._find(task_id))
         except UnknownTask:
             return None
+
+    def canceller(self, task_id: int) -> Canceller | None:
+        try:
+            canceller: Canceller | None = getattr(self._find(task_id), "_aiomonitor_canceller", None)
+        except UnknownTask:
+            return None
+        return canceller
 
     def _record_thread(self) -> None:
         self._thread_id = threading.get_ident()

@@ -93,20 +93,48 @@ async def _own_scope(coro: Any, tracer: _TaskTracer) -> Any:
         tracer.ended(task, scope, cancelled, value)
 
 
-_WRAPPER_CODE = _own_scope.__code__
+async def _noting_outcome(coro: Any, tracer: _TaskTracer) -> Any:
+    """Run a task's coroutine and note how it ends: the history without
+    per-task cancel scopes (``cancellable_tasks=False``), which cost more."""
+    task = trio.lowlevel.current_task()
+    cancelled = False
+    value: object = None
+    try:
+        result = await coro
+    except trio.Cancelled:
+        cancelled = True
+        raise
+    except BaseException as exc:
+        value = exception_summary(exc)
+        raise
+    else:
+        value = keepable(result)
+        return result
+    finally:
+        tracer.ended(task, None, cancelled, value)
+
+
+#: Our wrappers' code: the frames and coroutines that are not the app's.
+_WRAPPER_CODES = frozenset({_own_scope.__code__, _noting_outcome.__code__})
 
 
 class _TaskTracer(trio.abc.Instrument):
     """Wraps every task spawned from now on in a cancel scope of its own and,
-    when tracing, remembers where and by whom it was spawned and how it ended."""
+    when tracing, remembers where and by whom it was spawned and how it ended.
 
-    def __init__(self, trace: bool, history_size: int) -> None:
+    Without per-task scopes only the history needs a wrapper (trio tells an
+    Instrument that a task exited, not how); creation records alone need
+    none, see :class:`_UnwrappedTaskTracer`.
+    """
+
+    def __init__(self, trace: bool, history_size: int, cancellable: bool = True) -> None:
         self.scopes: dict[Any, trio.CancelScope] = {}
         self.waiters: dict[Any, Callable[[trio.CancelScope], None]] = {}
         self.trace = trace
         self.records: dict[Any, RawRecord] = {}
         self.history = History(history_size if trace else 0)
         self._skip = framework_files(trio)
+        self._wrapper = _own_scope if cancellable else _noting_outcome
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         # Runs in the spawner, before the task's first step (which is sent to task.coro).
@@ -118,29 +146,44 @@ class _TaskTracer(trio.abc.Instrument):
                 parent = None
             created = None if frame is None else FrameInfo.from_frame(frame)
             self.records[task] = (id(task), created, parent, time.monotonic())
-        task.coro = _own_scope(task.coro, self)  # type: ignore[assignment]
+        self._wrap(task)
 
-    def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope, cancelled: bool, value: Any) -> None:
-        self.scopes.pop(task, None)
-        notify = self.waiters.pop(task, None)
-        if notify is not None:
-            notify(scope)
+    def _wrap(self, task: trio.lowlevel.Task) -> None:
+        task.coro = self._wrapper(task.coro, self)  # type: ignore[assignment]
+
+    def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope | None, cancelled: bool, value: Any) -> None:
+        if scope is not None:
+            self.scopes.pop(task, None)
+            notify = self.waiters.pop(task, None)
+            if notify is not None:
+                notify(scope)
         record = self.records.pop(task, None)
         if self.trace:
-            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
+            coro = task.coro.cr_await if task.coro.cr_code in _WRAPPER_CODES else task.coro
             self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
+
+
+class _UnwrappedTaskTracer(_TaskTracer):
+    """Creation records only (no per-task scopes, no history): tasks run as
+    spawned, and a record is dropped when trio says its task exited."""
+
+    def _wrap(self, task: trio.lowlevel.Task) -> None:
+        pass
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.records.pop(task, None)
 
 
 def _user_coro(task: trio.lowlevel.Task) -> Any:
     coro = task.coro
-    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
+    if getattr(coro, "cr_code", None) in _WRAPPER_CODES:
         return coro.cr_await  # None before the first step: reported by name
     return coro
 
 
 def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
     frames = await_chain(task.coro)
-    if frames and frames[0].f_code is _WRAPPER_CODE:  # our cancel scope's wrapper: not the app's
+    if frames and frames[0].f_code in _WRAPPER_CODES:  # our wrapper: not the app's
         del frames[0]
     return frames
 
@@ -169,7 +212,7 @@ class TrioBackend(Backend):
     framework = "trio"
 
     def __init__(
-        self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 1000, timing: bool = False
+        self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 0, timing: bool = False
     ) -> None:
         """Create in the trio thread, inside ``trio.run``."""
         self._token = trio.lowlevel.current_trio_token()
@@ -179,8 +222,12 @@ class TrioBackend(Backend):
         self._thread_id = threading.get_ident()
         self._instrument: _TaskTracer | None = None
         self.traced = trace
+        self.keeps_history = trace and history_size > 0
         if cancellable_tasks or trace:
-            self._instrument = _TaskTracer(trace, history_size)
+            # Tasks need a wrapper only for their own scope or for the history.
+            wraps = cancellable_tasks or self.keeps_history
+            tracer_class = _TaskTracer if wraps else _UnwrappedTaskTracer
+            self._instrument = tracer_class(trace, history_size, cancellable_tasks)
             trio.lowlevel.add_instrument(self._instrument)
         self._timer: _StepTimer | None = None
         if timing:
