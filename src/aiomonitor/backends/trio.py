@@ -69,15 +69,16 @@ _WALK_RETRIES = 100
 _ONE_SORT_MAX = 4096  # siblings sorted by one C call; more are sorted in GIL-friendly chunks
 
 
-async def _own_scope(coro: Any, tracer: _TaskTracer) -> Any:
-    """Run a task's coroutine inside a cancel scope that belongs to it alone,
-    noting how it ends when tracing."""
+async def _run_task(coro: Any, tracer: _TaskTracer, scope: trio.CancelScope | None) -> Any:
+    """Run a task's coroutine inside a cancel scope that belongs to it alone
+    (if *scope*), noting how it ends for the history."""
     task = trio.lowlevel.current_task()
-    scope = trio.CancelScope()
-    cancelled, value = False, None
+    cancelled = False
+    value: object = None
+    if scope is not None:
+        tracer.scopes[task] = scope
     try:
-        with scope:
-            tracer.scopes[task] = scope
+        with scope if scope is not None else contextlib.nullcontext():
             result = await coro
             value = keepable(result)
             return result
@@ -89,33 +90,12 @@ async def _own_scope(coro: Any, tracer: _TaskTracer) -> Any:
         raise
     finally:
         # After the with block: only then does the scope know cancelled_caught.
-        cancelled = cancelled or scope.cancelled_caught
+        cancelled = cancelled or (scope is not None and scope.cancelled_caught)
         tracer.ended(task, scope, cancelled, value)
 
 
-async def _noting_outcome(coro: Any, tracer: _TaskTracer) -> Any:
-    """Run a task's coroutine and note how it ends: the history without
-    per-task cancel scopes (``cancellable_tasks=False``), which cost more."""
-    task = trio.lowlevel.current_task()
-    cancelled = False
-    value: object = None
-    try:
-        result = await coro
-    except trio.Cancelled:
-        cancelled = True
-        raise
-    except BaseException as exc:
-        value = exception_summary(exc)
-        raise
-    else:
-        value = keepable(result)
-        return result
-    finally:
-        tracer.ended(task, None, cancelled, value)
-
-
-#: Our wrappers' code: the frames and coroutines that are not the app's.
-_WRAPPER_CODES = frozenset({_own_scope.__code__, _noting_outcome.__code__})
+#: Our wrapper's code: its frame and coroutine are not the app's.
+_WRAPPER_CODE = _run_task.__code__
 
 
 class _TaskTracer(trio.abc.Instrument):
@@ -134,7 +114,7 @@ class _TaskTracer(trio.abc.Instrument):
         self.records: dict[Any, RawRecord] = {}
         self.history = History(history_size if trace else 0)
         self._skip = framework_files(trio)
-        self._wrapper = _own_scope if cancellable else _noting_outcome
+        self._cancellable = cancellable
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         # Runs in the spawner, before the task's first step (which is sent to task.coro).
@@ -149,7 +129,8 @@ class _TaskTracer(trio.abc.Instrument):
         self._wrap(task)
 
     def _wrap(self, task: trio.lowlevel.Task) -> None:
-        task.coro = self._wrapper(task.coro, self)  # type: ignore[assignment]
+        scope = trio.CancelScope() if self._cancellable else None
+        task.coro = _run_task(task.coro, self, scope)  # type: ignore[assignment]
 
     def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope | None, cancelled: bool, value: Any) -> None:
         if scope is not None:
@@ -159,7 +140,7 @@ class _TaskTracer(trio.abc.Instrument):
                 notify(scope)
         record = self.records.pop(task, None)
         if self.trace:
-            coro = task.coro.cr_await if task.coro.cr_code in _WRAPPER_CODES else task.coro
+            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
             self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
 
 
@@ -176,14 +157,14 @@ class _UnwrappedTaskTracer(_TaskTracer):
 
 def _user_coro(task: trio.lowlevel.Task) -> Any:
     coro = task.coro
-    if getattr(coro, "cr_code", None) in _WRAPPER_CODES:
+    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
         return coro.cr_await  # None before the first step: reported by name
     return coro
 
 
 def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
     frames = await_chain(task.coro)
-    if frames and frames[0].f_code in _WRAPPER_CODES:  # our wrapper: not the app's
+    if frames and frames[0].f_code is _WRAPPER_CODE:  # our wrapper: not the app's
         del frames[0]
     return frames
 
