@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -430,3 +431,31 @@ async def test_where_names_who_is_cancelling_a_live_task() -> None:
     assert "victim.cancel()  # the-cancelling-line" in where
     assert where.index("Cancellation requested") < where.index("Creation chain")
     assert where_killer_gone == "No task 1\n"
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_each_task_gets_its_own_creation_line_when_lines_alternate() -> None:
+    # The factory reuses the previous task's site when the same line creates
+    # again; lines that alternate, and a library in between (anyio's
+    # start_soon, looked through to the app), must still each be told apart.
+    with open_monitor("asyncio", trace_tasks=True) as monitor:
+        lines: dict[str, int] = {}
+        tasks = []
+        async with anyio.create_task_group() as tg:
+            for round_ in range(3):
+                tasks.append(asyncio.create_task(asyncio.sleep(3600), name=f"a-{round_}"))  # line-a
+                tasks.append(asyncio.create_task(asyncio.sleep(3600), name=f"b-{round_}"))  # line-b
+                tg.start_soon(anyio.sleep, 3600, name=f"c-{round_}")  # line-c
+                tg.start_soon(anyio.sleep, 3600, name=f"d-{round_}")  # line-d
+            await asyncio.sleep(0)
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                for task in map(json.loads, (await in_thread(client.command, "ps -j")).splitlines()):
+                    if task["name"][:2] in ("a-", "b-", "c-", "d-"):
+                        lines[task["name"]] = task["created"][1]
+            tg.cancel_scope.cancel()
+            for task in tasks:
+                task.cancel()
+    source = Path(__file__).read_text().splitlines()
+    expected = {tag: next(i + 1 for i, text in enumerate(source) if text.endswith(f"# line-{tag}")) for tag in "abcd"}
+    assert lines == {f"{tag}-{round_}": expected[tag] for tag in "abcd" for round_ in range(3)}

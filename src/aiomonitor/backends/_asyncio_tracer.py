@@ -178,13 +178,17 @@ class AsyncioTracer:
             if frame.f_code is create_task_code:  # asyncio.create_task(): the usual caller
                 depth += 1
                 frame = getframe(depth)
-            while frame.f_code.co_filename in skip and frame.f_back is not None:
-                depth += 1
-                frame = getframe(depth)
             code, lasti = frame.f_code, frame.f_lasti
-            if code is last_code and lasti == last_lasti:  # tasks made in a loop
+            if code is last_code and lasti == last_lasti:
+                # Tasks made in a loop: the app's line of the previous task
+                # (only ever an app frame, so the framework check is skipped).
                 created = last_created
             else:
+                while code.co_filename in skip and frame.f_back is not None:
+                    depth += 1
+                    frame = getframe(depth)
+                    code = frame.f_code
+                lasti = frame.f_lasti
                 site = sites.get((id(code), lasti))
                 if site is None:
                     created = self._creation_site(frame)
