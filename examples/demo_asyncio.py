@@ -6,7 +6,8 @@ Run it, then connect from another terminal:
     nc 127.0.0.1 50101            # or any telnet/nc
 
 Try ``ps``, ``where <id>``, ``cancel <id>``, ``console`` (then
-``await fetch_upstream()`` or ``stats``), ``lag`` and ``help``.
+``await fetch_upstream()`` or ``stats``), ``lag`` and ``help``.  With
+``--trace``: ``pstree``, ``ended``, ``where-ended <id>`` and ``top age``.
 """
 
 from __future__ import annotations
@@ -48,9 +49,19 @@ async def ticker() -> None:
         await asyncio.sleep(1)
 
 
+async def poll_once() -> None:
+    # A short-lived task per poll, given up on when slow: with --trace,
+    # `ended` lists them (returned or cancelled, and by whom).
+    fetch = asyncio.create_task(fetch_upstream(), name="fetch-upstream")
+    done, _ = await asyncio.wait([fetch], timeout=2.0)
+    if not done:
+        fetch.cancel()
+        await asyncio.wait([fetch])
+
+
 async def poller() -> None:
     while True:
-        await fetch_upstream()
+        await poll_once()
 
 
 class DemoMonitor(aiomonitor.Monitor):
@@ -104,11 +115,13 @@ if __name__ == "__main__":
     parser.add_argument("-p", "--port", type=int, default=aiomonitor.MONITOR_PORT)
     parser.add_argument("--console-port", type=int, default=aiomonitor.CONSOLE_PORT)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
+    parser.add_argument("--trace", action="store_true", help="trace tasks and keep the last 500 ended ones")
     args = parser.parse_args()
+    options: dict[str, Any] = {"trace_tasks": True, "max_termination_history": 500} if args.trace else {}
     runner = asyncio.run
     if args.uvloop:
         import uvloop
 
         runner = uvloop.run
     with contextlib.suppress(KeyboardInterrupt):
-        runner(main(args.port, args.console_port))
+        runner(main(args.port, args.console_port, **options))

@@ -188,6 +188,7 @@ async def test_a_cancellation_names_its_canceller() -> None:
     assert "cancelled" in ended
     assert re.search(r"Cancelled by task \d+ \(killer\)", story)
     assert "targets[0].cancel()  # the-cancelling-line" in story
+    assert "base_events.py" not in story  # the loop's machinery above the task is left out
     assert "Creation chain" in story
 
 

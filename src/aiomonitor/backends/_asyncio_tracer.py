@@ -42,6 +42,10 @@ from ._tracing import (
     to_record,
 )
 
+#: Where a canceller's stack stops: above a task's first frame is only the
+#: loop running callbacks (asyncio.run, run_forever, Handle._run).
+_LOOP_DRIVER_FILES = frozenset({asyncio.events.__file__, asyncio.base_events.__file__, asyncio.runners.__file__})
+
 
 class TracedTask(asyncio.Task):  # type: ignore[type-arg]
     """asyncio's C Task plus two slots; ``cancel`` remembers who called it.
@@ -60,7 +64,7 @@ class TracedTask(asyncio.Task):  # type: ignore[type-arg]
             self._aiomonitor_canceller = Canceller(
                 None if current is None else id(current),
                 None if current is None else current.get_name(),
-                stack_above(sys._getframe(1)),
+                stack_above(sys._getframe(1), stop_files=_LOOP_DRIVER_FILES),
             )
         return super().cancel(msg)
 

@@ -130,9 +130,13 @@ def caller_frame(skip_files: frozenset[str], depth: int = 2) -> FrameType | None
     return frame
 
 
-def stack_above(frame: FrameType | None, limit: int = CANCELLER_STACK_DEPTH) -> tuple[FrameInfo, ...]:
+def stack_above(
+    frame: FrameType | None, limit: int = CANCELLER_STACK_DEPTH, stop_files: frozenset[str] = frozenset()
+) -> tuple[FrameInfo, ...]:
+    """*frame* and its callers, outermost first, up to *limit* frames or the
+    first frame of *stop_files* (the loop's own machinery: noise to a reader)."""
     frames: list[FrameInfo] = []
-    while frame is not None and len(frames) < limit:
+    while frame is not None and len(frames) < limit and frame.f_code.co_filename not in stop_files:
         frames.append(FrameInfo.from_frame(frame))
         frame = frame.f_back
     return tuple(reversed(frames))
