@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import threading
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -82,6 +83,10 @@ class AsyncioBackend(Backend):
         # The monitor may start before the loop runs; assume the starting thread
         # runs it (as the classic API did) until the loop tells us otherwise.
         self._thread_id: int | None = threading.get_ident()
+        #: The task _find found last (weakly): ``where`` asks for its stack,
+        #: creation record and canceller, and each lookup would otherwise
+        #: copy the whole task registry (tens of ms at 100k tasks).
+        self._last_found: weakref.ref[asyncio.Task[Any]] | None = None
         self.call_soon(self._record_thread)
 
     def attach(self) -> None:
@@ -131,8 +136,14 @@ class AsyncioBackend(Backend):
         return asyncio.all_tasks(self._loop)
 
     def _find(self, task_id: int) -> asyncio.Task[Any]:
+        last_ref = self._last_found
+        last = last_ref() if last_ref is not None else None
+        # A live object's id is unique, and all_tasks() holds exactly the tasks not done.
+        if last is not None and id(last) == task_id and not last.done():
+            return last
         for task in self._tasks():
             if id(task) == task_id:
+                self._last_found = weakref.ref(task)
                 return task
         raise UnknownTask(f"no task with id {task_id}")
 
