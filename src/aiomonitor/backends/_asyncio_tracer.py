@@ -141,14 +141,15 @@ class AsyncioTracer:
         self.loop = loop
         self.timing = timing
         self.history = History(history_size)
-        self._keeps_history = history_size > 0
+        #: Whether ended tasks are remembered (the backend reports this to commands).
+        self.keeps_history = history_size > 0
         self._sites: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
         #: Records of tasks made by the app's own factory (no slots to keep them in).
         self.foreign: weakref.WeakKeyDictionary[asyncio.Task[Any], RawRecord] = weakref.WeakKeyDictionary()
         #: (created, parent's record, time) of tasks the app's factory is making now.
         self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
         self.previous = loop.get_task_factory()
-        self.factory = self._make_factory(framework_files(asyncio), self.history if self._keeps_history else None)
+        self.factory = self._make_factory(framework_files(asyncio), self.history if self.keeps_history else None)
         loop.set_task_factory(self.factory)
 
     def close(self) -> None:
@@ -260,7 +261,7 @@ class AsyncioTracer:
                 self.foreign[task] = (id(task), created, parent_record, started)
         except TypeError:  # a task type without weak references: left untraced
             return task
-        if self._keeps_history:
+        if self.keeps_history:
             # The coroutine is kept here: an eagerly finished task has dropped
             # it (and its get_coro() crashes CPython 3.12.0-3.12.4, gh-122332).
             task.add_done_callback(functools.partial(self._foreign_ended, coro))

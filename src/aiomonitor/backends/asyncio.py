@@ -93,7 +93,7 @@ class AsyncioBackend(Backend):
         if self._trace and self._tracer is None:
             self._tracer = AsyncioTracer(self._loop, self._history_size, self._timing)
             self.traced = True
-            self.keeps_history = self._history_size > 0
+            self.keeps_history = self._tracer.keeps_history
             self.timed = self._timing
 
     def detach(self) -> None:
