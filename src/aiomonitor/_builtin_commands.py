@@ -1,66 +1,36 @@
-"""The monitor's built-in ``do_*`` commands.
+"""The monitor's built-in ``do_*`` commands: thin renderers over ``_query``.
 
-They run in a worker thread of the server, read the monitored loop through
-the backend (without entering it) and format with ``_format``.  Only
-``cancel`` hops into the loop, with a deadline.
+They run in a worker thread of the server, ask the query layer (which reads
+the monitored loop without entering it) and write text with ``_format``.
+Only ``cancel`` hops into the loop, with a deadline.
 """
 
 from __future__ import annotations
 
 import inspect
-import itertools
 import json
 import os
 import signal
-import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
-from . import _format
+from . import _format, _json, _query
+from ._context import CommandBase, NextStep
 from ._protocol import commands
 from ._protocol.commands import CommandError
-from ._trace_commands import canceller_lines, creation_lines
-from .backends import Backend, LoopUnresponsive, NotCancellable, TaskSnapshot, UnknownTask
+from .backends import LoopUnresponsive, NotCancellable, UnknownTask
 from .utils import alt_names
-
-if TYPE_CHECKING:
-    from ._server import MonitorServer
-    from ._session import Session
-    from ._style import Style
 
 #: How long ``cancel`` waits to see the task finish after asking it to.
 CANCEL_GRACE = 1.0
-#: Report the loop as blocked once a ping has gone unanswered this long.
-BLOCKED_AFTER = 0.2
 
 
-class BuiltinCommands:
+class BuiltinCommands(CommandBase):
     """``help``, ``ps``, ``where``, ``cancel``, ``signal``, ``stacktrace``, ``lag``,
-    ``console`` and ``exit``."""
+    ``who``, ``console`` and ``exit``."""
 
-    #: Serialises CPU-heavy commands (snapshots of many tasks): fifty clients
-    #: running ps at once would otherwise queue the app's loop thread behind
-    #: fifty GIL-hungry threads.  Set per instance by Monitor.
-    _heavy_work: threading.Lock
-
-    if TYPE_CHECKING:
-        _sout: TextIO
-        _server: MonitorServer | None
-
-        @property
-        def _session(self) -> Session | None: ...
-
-        @property
-        def _width(self) -> int | None: ...
-
-        @property
-        def _style(self) -> Style: ...
-
-        _backend: Backend
-        _console_enabled: bool
-        help_template: str
-        help_short_template: str
+    help_template = "{cmd_name} {arg_list}\n    {doc}\n"
+    help_short_template = "    {cmd_name}{cmd_arg_sep}{arg_list}: {doc_firstline}"
 
     # -- help ------------------------------------------------------------------
 
@@ -73,12 +43,12 @@ class BuiltinCommands:
         """
         if not cmd_names:
             self._sout.write("Available Commands are:\n\n")
-            for cmd in commands.command_names(self, with_alts=False):
+            for cmd in commands.command_names(self, with_alts=False, prefix=self._cmd_prefix):
                 self._sout.write(self._help_text(cmd.method_name, self.help_short_template) + "\n")
             return
         for name in cmd_names:
             try:
-                method_name = commands.resolve(self, name)
+                method_name = commands.resolve(self, name, prefix=self._cmd_prefix)
             except CommandError as exc:
                 self._sout.write(f"{exc}\n")
                 continue
@@ -89,7 +59,7 @@ class BuiltinCommands:
         arg_list = commands.arg_list(func)
         doc = inspect.cleandoc(func.__doc__ or "")
         text = template.format(
-            cmd_name=method_name[len(commands.COMMAND_PREFIX) :],
+            cmd_name=method_name[len(self._cmd_prefix) :],
             arg_list=arg_list,
             cmd_arg_sep=" " if arg_list else "",
             doc=doc.replace("\n", "\n    "),
@@ -113,39 +83,27 @@ class BuiltinCommands:
         -n shows at most COUNT; -j prints one JSON object per line instead.
         """
         try:
-            as_json, sort, limit, filters = _ps_options(args)
+            as_json, query = _ps_options(args)
         except ValueError as exc:
             self._sout.write(f"{exc}\n")
             return
         self._warn_if_blocked()
-        with self._heavy_work:
-            self._write_ps(as_json, filters, sort, limit)
+        with self._context.heavy_work:
+            self._write_ps(as_json, query)
 
-    def _write_ps(self, as_json: bool, filters: list[str], sort: str | None = None, limit: int | None = None) -> None:
+    def _write_ps(self, as_json: bool, query: _query.TaskQuery) -> None:
         # Streamed end to end (see Backend.snapshot): no list of 100k snapshots.
-        total = 0
-
-        def selected() -> Iterator[TaskSnapshot]:
-            nonlocal total
-            for task in self._backend.snapshot():
-                total += 1
-                if not filters or _matches(task, filters):
-                    yield task
-
-        tasks: Iterable[TaskSnapshot] = selected()
-        if sort is not None:  # sorting needs them all at once: only when asked for
-            tasks = sorted(tasks, key=_format.TASK_SORT_KEYS[sort])
-        if limit is not None:
-            tasks = itertools.islice(tasks, limit)
-
+        backend = self._context.backend
+        selection = _query.select_tasks(backend, query)
         if as_json:
-            for task in tasks:
-                self._sout.write(json.dumps(_task_json(task)) + "\n")
+            for task in selection:
+                self._sout.write(json.dumps(_json.task(task)) + "\n")
             return
-        traced, timed = self._backend.traced, self._backend.timed
-        columns = _format.ps_columns(tasks, traced, timed)
-        shown = f" ({len(columns[0])} shown)" if filters or limit is not None else ""
-        self._sout.write(f"{_format.plural(total, 'task')}{shown}\n")
+        traced, timed = backend.traced, backend.timed
+        columns = _format.ps_columns(selection, traced, timed)
+        narrowed = query.filters or query.limit is not None
+        shown = f" ({selection.shown} shown)" if narrowed else ""
+        self._sout.write(f"{_format.plural(selection.total, 'task')}{shown}\n")
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
         headers += _format.TIMING_HEADERS if timed else ()
         lines = _format.table_lines(headers, columns, self._width, self._style, state_column=1)
@@ -157,21 +115,21 @@ class BuiltinCommands:
         """Show stack frames for a task"""
         self._warn_if_blocked()
         try:
-            with self._heavy_work:
-                frames = self._backend.stack(taskid)
+            with self._context.heavy_work:
+                detail = _query.task_detail(self._context.backend, taskid)
         except UnknownTask:
             self._sout.write(f"No task {taskid}\n")
             return
         self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
-        stack = _format.format_stack(frames, self._style)
+        stack = _format.format_stack(detail.stack, self._style)
         self._sout.write(stack or "  No stack available (the task has not started yet?)\n")
-        self._sout.write(canceller_lines("Cancellation requested by", self._backend.canceller(taskid), self._style))
-        self._sout.write(creation_lines(self._backend.record(taskid)))
+        self._sout.write(_format.canceller_lines("Cancellation requested by", detail.canceller, self._style))
+        self._sout.write(_format.creation_lines(detail.record))
 
     def do_cancel(self, taskid: int) -> None:
         """Cancel an indicated task"""
         try:
-            outcome = self._backend.cancel(taskid, CANCEL_GRACE)
+            outcome = self._context.backend.cancel(taskid, CANCEL_GRACE)
         except UnknownTask:
             self._sout.write(f"No task {taskid}\n")
             return
@@ -202,30 +160,25 @@ class BuiltinCommands:
     def do_stacktrace(self) -> None:
         """Print a stack trace from the event loop thread"""
         self._sout.write("Stack of the event loop thread (most recent call last):\n")
-        self._sout.write(_format.format_stack(self._backend.loop_thread_stack(), self._style))
+        self._sout.write(_format.format_stack(self._context.backend.loop_thread_stack(), self._style))
 
     def do_lag(self) -> None:
         """Show whether the event loop is responsive and its worst recent lag"""
         if not self._warn_if_blocked():
             self._sout.write("The event loop is responsive.\n")
-        if self._server is not None:
-            worst = self._server.watchdog.worst_lag()
-            self._sout.write(f"Worst scheduling lag seen while watched (last 60 s): {worst * 1000:.1f} ms\n")
+        worst = _query.worst_lag(self._context.watchdog)
+        self._sout.write(f"Worst scheduling lag seen while watched (last 60 s): {worst * 1000:.1f} ms\n")
 
     def _warn_if_blocked(self) -> bool:
         """Say so if the loop is not answering, naming the task running it."""
-        if self._server is None:
+        blocked = _query.blocked_loop(self._context.backend, self._context.watchdog)
+        if blocked is None:
             return False
-        blocked_for = self._server.watchdog.probe()
-        if blocked_for < BLOCKED_AFTER:
-            return False
-        warning = f"WARNING: the event loop has been blocked for {blocked_for:.1f} s."
+        warning = f"WARNING: the event loop has been blocked for {blocked.blocked_for:.1f} s."
         self._sout.write(self._style.warning(warning) + "\n")
-        current = self._backend.current_task_id()
-        stack = self._backend.stack(current) if current is not None else self._backend.loop_thread_stack()
-        who = f"task {current}" if current is not None else "the loop's thread (outside any task)"
+        who = f"task {blocked.task_id}" if blocked.task_id is not None else "the loop's thread (outside any task)"
         self._sout.write(f"It is running {who}; most recent call last:\n")
-        self._sout.write(_format.format_stack(stack[-6:], self._style))
+        self._sout.write(_format.format_stack(blocked.stack[-6:], self._style))
         self._sout.write("The information below was read without the loop's cooperation.\n")
         return True
 
@@ -233,16 +186,10 @@ class BuiltinCommands:
 
     def do_who(self) -> None:
         """List the clients connected to this monitor"""
-        sessions = self._server.sessions() if self._server is not None else []
-        now = time.monotonic()
+        clients = _query.connected_clients(self._context.clients(), self._client)
         rows = [
-            (
-                s.peer + (" (you)" if s is self._session else ""),
-                s.kind,
-                f"{now - s.connected_at:.0f} s",
-                s.running or "-",
-            )
-            for s in sorted(sessions, key=lambda s: s.connected_at)
+            (c.peer + (" (you)" if c.is_caller else ""), c.kind, f"{c.connected_for:.0f} s", c.running or "-")
+            for c in clients
         ]
         self._sout.write(_format.format_table(("Client", "Kind", "Connected", "Running"), rows, None, self._style))
 
@@ -250,25 +197,18 @@ class BuiltinCommands:
     def do_exit(self) -> None:
         """Leave the monitor"""
         self._sout.write("Leaving monitor. Bye!\n")
-        if self._session is not None:
-            self._session.exit_requested = True
+        self._request(NextStep.EXIT)
 
     def do_console(self) -> None:
         """Switch to async Python REPL"""
-        if not self._console_enabled:
+        if not self._context.console_enabled:
             self._sout.write("Python console disabled for this session\n")
             return
-        if self._session is not None:
-            self._session.console_requested = True
+        self._request(NextStep.CONSOLE)
 
 
-def _matches(task: TaskSnapshot, filters: list[str]) -> bool:
-    haystack = f"{task.id} {task.name} {task.state} {task.coro} {_format.format_location(task.location)}".lower()
-    return all(f in haystack for f in filters)
-
-
-def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, list[str]]:
-    """(json, sort key, limit, filters) from ps's arguments; ValueError says what is wrong."""
+def _ps_options(args: tuple[str, ...]) -> tuple[bool, _query.TaskQuery]:
+    """(json, query) from ps's arguments; ValueError says what is wrong."""
     as_json, sort, limit, filters = False, None, None, []
     words = iter(args)
     for word in words:
@@ -276,8 +216,8 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, li
             as_json = True
         elif word in ("-s", "--sort"):
             sort = next(words, "")
-            if sort not in _format.TASK_SORT_KEYS:
-                raise ValueError(f"Sort by one of {', '.join(_format.TASK_SORT_KEYS)}, not {sort!r}")
+            if sort not in _query.TASK_SORT_KEYS:
+                raise ValueError(f"Sort by one of {', '.join(_query.TASK_SORT_KEYS)}, not {sort!r}")
         elif word in ("-n", "--limit"):
             count = next(words, "")
             if not count.isdigit():
@@ -285,27 +225,7 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, str | None, int | None, li
             limit = int(count)
         else:
             filters.append(word.lower())
-    return as_json, sort, limit, filters
-
-
-def _task_json(task: TaskSnapshot) -> dict[str, Any]:
-    location = task.location
-    return {
-        "id": task.id,
-        "name": task.name,
-        "state": task.state,
-        "coro": task.coro,
-        "location": None
-        if location is None
-        else {"file": location.filename, "line": location.lineno, "function": location.name},
-        "parent_id": task.parent_id,
-        "created": None if task.created is None else list(task.created),
-        "creator_id": task.creator_id,
-        "age": None if task.created_at is None else time.monotonic() - task.created_at,
-        "steps": task.steps,
-        "busy": task.busy,
-        "longest_step": task.longest_step,
-    }
+    return as_json, _query.TaskQuery(tuple(filters), sort, limit)
 
 
 def _parse_signal(name: str) -> signal.Signals | None:

@@ -6,42 +6,20 @@ Runs in worker threads, after the snapshot was taken: the cost of formatting
 
 from __future__ import annotations
 
-import functools
 import linecache
-import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
 
+from ._locations import format_location
 from ._style import PLAIN, Style
-from .backends import FrameInfo, TaskSnapshot, yielding
+from .backends import Canceller, FrameInfo, TaskRecord, TaskSnapshot, yielding
 
 #: Columns may shrink to this before the table is allowed to overflow.
 _MIN_COLUMN = 8
 #: Without a known terminal width, no column grows beyond this.
 _MAX_COLUMN = 60
 _GAP = "  "
-
-
-@functools.lru_cache(maxsize=1024)
-def short_path(filename: str) -> str:
-    """A path people can read: relative to the cwd or to site-packages."""
-    marker = f"{os.sep}site-packages{os.sep}"
-    if marker in filename:
-        return filename.rsplit(marker, 1)[1]
-    stdlib = os.path.dirname(os.__file__) + os.sep
-    if filename.startswith(stdlib):
-        return filename[len(stdlib) :]
-    cwd = os.getcwd() + os.sep
-    return filename[len(cwd) :] if filename.startswith(cwd) else filename
-
-
-@functools.lru_cache(maxsize=8192)
-def format_location(frame: FrameInfo | None) -> str:
-    if frame is None:
-        return "-"
-    return f"{short_path(frame.filename)}:{frame.lineno} in {frame.name}"
 
 
 def ellipsize(text: str, width: int) -> str:
@@ -156,17 +134,6 @@ TRACE_HEADERS = ("Age", "Created at")
 TIMING_HEADERS = ("Steps", "Busy", "Max step")
 
 
-#: ``ps -s`` and ``top`` orders: ages oldest first and busy times busiest
-#: first; tasks without the figure (untraced, untimed) go last.
-TASK_SORT_KEYS: dict[str, Callable[[TaskSnapshot], Any]] = {
-    "id": lambda t: t.id,
-    "name": lambda t: t.name,
-    "state": lambda t: t.state,
-    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
-    "busy": lambda t: -(t.busy or 0.0),
-}
-
-
 def seconds_text(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -219,3 +186,35 @@ def format_stack(frames: Sequence[FrameInfo], style: Style = PLAIN) -> str:
         if source:
             out.append(f"    {source}\n")
     return "".join(out)
+
+
+def describe_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def creation_lines(record: TaskRecord | None) -> str:
+    """'Created by' chain, root first: where each ancestor made the next."""
+    if record is None:
+        return ""
+    out = ["Creation chain (oldest first):\n"]
+    for link in record.chain():
+        out.append(f"  task {link.task_id} created at {format_location(link.created)}\n")
+    return "".join(out)
+
+
+def canceller_lines(heading: str, canceller: Canceller | None, style: Style) -> str:
+    """Who called cancel(): a task, or code outside any task, and its stack."""
+    if canceller is None:
+        return ""
+    who = (
+        f"task {canceller.task_id} ({canceller.task_name})"
+        if canceller.task_id is not None
+        else "code outside any task (a callback)"
+    )
+    return f"{heading} {who}; most recent call last:\n" + format_stack(canceller.stack, style)

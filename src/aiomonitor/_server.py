@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import anyio
 from anyio.abc import ByteStream, SocketAttribute, SocketListener
 
-from ._session import Session, SessionHost
+from ._connection import Connection
+from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
 from ._watchdog import PING_INTERVAL, LoopWatchdog
 
 log = logging.getLogger("aiomonitor")
@@ -39,29 +40,30 @@ class ListenSpec:
 
 
 class MonitorServer:
-    """Runs sessions for one Monitor in a daemon thread."""
+    """Runs sessions for one Monitor in a daemon thread.
+
+    While any client is connected it pings the monitored loop through the
+    Monitor's *watchdog*, so an unwatched app pays nothing.
+    """
 
     def __init__(
         self,
         host: SessionHost,
+        config: SessionConfig,
         listeners: list[ListenSpec],
-        max_sessions: int | None,
+        watchdog: LoopWatchdog,
         name: str,
     ) -> None:
         self._host = host
+        self._config = config
         self._listeners = listeners
-        self._max_sessions = max_sessions
+        self._watchdog = watchdog
         self._thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: anyio.Event | None = None
-        self._sessions: set[Session] = set()
+        self._connections: set[Connection] = set()
         self._pinging = False
-        self.watchdog = LoopWatchdog(host.backend)
-
-    @property
-    def thread_id(self) -> int | None:
-        return self._thread.ident
 
     def start(self) -> None:
         self._thread.start()
@@ -92,13 +94,13 @@ class MonitorServer:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(callback)
 
-    def sessions(self) -> list[Session]:
-        """The connected sessions (a copy; safe from any thread)."""
-        return list(self._sessions)
+    def connections(self) -> list[Connection]:
+        """The connected clients (a copy; safe from any thread)."""
+        return list(self._connections)
 
     def nonblocking_threads(self) -> set[int | None]:
         """Threads that must never wait for a client: ours and the app's loop."""
-        return {self._thread.ident, self._host.backend.loop_thread_id()}
+        return {self._thread.ident, self._watchdog.loop_thread_id()}
 
     def _close_sockets(self) -> None:
         for spec in self._listeners:
@@ -145,24 +147,21 @@ class MonitorServer:
     async def _serve_client(self, tg: anyio.abc.TaskGroup, stream: ByteStream, console_only: bool) -> None:
         peer = str(stream.extra(SocketAttribute.remote_address, "?"))  # noqa: S610 - anyio, not Django
         try:
-            if self._max_sessions is not None and len(self._sessions) >= self._max_sessions:
+            max_sessions = self._config.max_sessions
+            if max_sessions is not None and len(self._connections) >= max_sessions:
                 await stream.send(b"Too many monitor sessions are open; try again later.\r\n")
                 return
-            session = Session(
-                self._host,
-                stream,
-                peer,
-                self.call_in_server,
-                self.nonblocking_threads,
-                self._limiter,
+            conn = Connection(
+                stream, peer, self.call_in_server, self.nonblocking_threads, self._limiter, self._config.write_timeout
             )
-            self._sessions.add(session)
+            conversation = (ConsoleSession if console_only else MonitorSession)(self._host, self._config)
+            self._connections.add(conn)
             if not self._pinging:
                 tg.start_soon(self._ping_while_watched)
             try:
-                await session.run(console_only)
+                await conn.serve(conversation)
             finally:
-                self._sessions.discard(session)
+                self._connections.discard(conn)
         except Exception:  # one client's trouble must never end the listener
             log.exception("aiomonitor: error serving %s", peer)
         finally:
@@ -171,13 +170,13 @@ class MonitorServer:
     async def _ping_while_watched(self) -> None:
         self._pinging = True
         try:
-            while self._sessions:
-                self.watchdog.ping()
+            while self._connections:
+                self._watchdog.ping()
                 await anyio.sleep(PING_INTERVAL)
         finally:
             self._pinging = False
 
     async def _say_goodbye(self) -> None:
         async with anyio.create_task_group() as tg:
-            for session in list(self._sessions):
-                tg.start_soon(session.say_goodbye, "\nThe monitor is shutting down; bye.\n")
+            for conn in list(self._connections):
+                tg.start_soon(conn.say_goodbye, "\nThe monitor is shutting down; bye.\n")

@@ -51,6 +51,10 @@ class LoopWatchdog:
             self._backend.call_soon(pong)
         return answered
 
+    def loop_thread_id(self) -> int | None:
+        """The thread running the monitored loop, if known yet."""
+        return self._backend.loop_thread_id()
+
     def blocked_for(self) -> float:
         """Seconds since the oldest unanswered ping (0.0 if none is pending)."""
         with self._lock:

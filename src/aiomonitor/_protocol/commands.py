@@ -52,12 +52,14 @@ def split_line(line: str) -> list[str]:
         raise CommandError(f"Cannot parse the line: {exc}") from None
 
 
-def command_names(obj: object, *, startswith: str = "", with_alts: bool = True) -> Iterator[CmdName]:
-    """Every ``do_*`` method of *obj* (and its aliases) starting with *startswith*."""
+def command_names(
+    obj: object, *, startswith: str = "", with_alts: bool = True, prefix: str = COMMAND_PREFIX
+) -> Iterator[CmdName]:
+    """Every method of *obj* named *prefix* + a command (and its aliases) starting with *startswith*."""
     for attr in sorted(dir(obj)):
-        if not attr.startswith(COMMAND_PREFIX):
+        if not attr.startswith(prefix):
             continue
-        name = attr[len(COMMAND_PREFIX) :]
+        name = attr[len(prefix) :]
         if name.startswith(startswith):
             yield CmdName(name, attr)
         if with_alts:
@@ -66,9 +68,9 @@ def command_names(obj: object, *, startswith: str = "", with_alts: bool = True) 
                     yield CmdName(alt, attr)
 
 
-def resolve(obj: object, comm: str) -> str:
+def resolve(obj: object, comm: str, prefix: str = COMMAND_PREFIX) -> str:
     """The method name for what the user typed: exact name, alias, or unique prefix."""
-    candidates = list(command_names(obj, startswith=comm))
+    candidates = list(command_names(obj, startswith=comm, prefix=prefix))
     for cand in candidates:
         if cand.cmd_name == comm:
             return cand.method_name

@@ -25,15 +25,13 @@ from time import monotonic
 from types import CodeType, FrameType
 from typing import Any
 
-from . import FRAME_INFO_CACHE_SIZE, FrameInfo
 from ._frames import is_library
+from ._records import FRAME_INFO_CACHE_SIZE, Canceller, FrameInfo, TaskRecord
 from ._timing import TimedCoroutine
 from ._tracing import (
-    Canceller,
     History,
     RawEnding,
     RawRecord,
-    TaskRecord,
     exception_summary,
     framework_files,
     keepable,

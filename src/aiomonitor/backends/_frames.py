@@ -14,7 +14,7 @@ import types
 from types import FrameType
 from typing import Any
 
-from . import FrameInfo
+from ._records import FrameInfo
 from ._timing import TimedCoroutine
 
 _MAX_CHAIN = 256  # a cycle-proof bound; real await chains are a few dozen deep

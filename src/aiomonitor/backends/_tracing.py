@@ -13,32 +13,14 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 
-from . import FrameInfo
 from ._frames import is_library
+from ._records import Canceller, EndedTask, FrameInfo, TaskRecord
 from ._timing import StepStats, TimedCoroutine
 
 #: How many frames of the canceller's stack are kept (only on cancel, rare).
 CANCELLER_STACK_DEPTH = 12
-
-
-class TaskRecord(NamedTuple):
-    """Creation facts for one task; kept while it or a descendant lives."""
-
-    task_id: int
-    created: FrameInfo | None
-    parent: TaskRecord | None
-    created_at: float
-
-    def chain(self) -> list[TaskRecord]:
-        """This record and its creators, root first."""
-        chain: list[TaskRecord] = []
-        record: TaskRecord | None = self
-        while record is not None and len(chain) < 100:
-            chain.append(record)
-            record = record.parent
-        return chain[::-1]
 
 
 #: What the hot path stores per task: (task id, created, parent's raw record,
@@ -72,33 +54,9 @@ def trace_fields(record: RawRecord | None, stats: StepStats | None) -> tuple[Any
     )
 
 
-class Canceller(NamedTuple):
-    """Who called cancel() on a task: a task (if any) and the calling stack."""
-
-    task_id: int | None
-    task_name: str | None
-    stack: tuple[FrameInfo, ...]
-
-
 #: A finished task's raw facts, as the loop thread records them:
 #: (raw record, name, coroutine, ended_at, cancelled, result or summary, canceller).
 RawEnding = tuple["RawRecord | None", str, Any, float, bool, Any, "Canceller | None"]
-
-
-class EndedTask(NamedTuple):
-    """A finished task, described for people."""
-
-    id: int
-    name: str
-    coro: str
-    record: TaskRecord | None
-    ended_at: float
-    outcome: str  # "returned 42", "raised ValueError('boom')", "cancelled"
-    canceller: Canceller | None
-
-    @property
-    def lifetime(self) -> float | None:
-        return None if self.record is None else self.ended_at - self.record.created_at
 
 
 #: How far above a library's spawning frame we look for the app's own line.
@@ -195,12 +153,6 @@ class History:
         outcome = describe_outcome(cancelled, value)
         task_id = record[0] if record is not None else 0
         return EndedTask(task_id, name, coro_name, to_record(record), ended_at, outcome, canceller)
-
-    def find(self, task_id: int) -> EndedTask | None:
-        for ended in reversed(self.items()):
-            if ended.id == task_id:
-                return ended
-        return None
 
 
 def framework_files(*modules: Any) -> frozenset[str]:

@@ -15,21 +15,13 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
-from . import (
-    Backend,
-    CancelOutcome,
-    FrameInfo,
-    LoopUnresponsive,
-    Submission,
-    TaskSnapshot,
-    UnknownTask,
-    sorted_by_id,
-    yielding,
-)
 from ._asyncio_tracer import AsyncioTracer
+from ._base import Backend, LoopUnresponsive, Submission, UnknownTask
 from ._frames import await_chain, user_coro_name, user_location
+from ._gil import sorted_by_id, yielding
+from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
 from ._timing import TimedCoroutine
-from ._tracing import Canceller, EndedTask, TaskRecord, trace_fields
+from ._tracing import trace_fields
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -251,6 +243,3 @@ class AsyncioBackend(Backend):
 
         self.call_soon(start)
         return submission
-
-
-BACKEND = AsyncioBackend

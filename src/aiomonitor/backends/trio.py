@@ -35,26 +35,14 @@ from typing import Any
 
 import trio
 
-from . import (
-    GIL_YIELD_EVERY,
-    Backend,
-    CancelOutcome,
-    FrameInfo,
-    LoopUnresponsive,
-    NotCancellable,
-    Submission,
-    TaskSnapshot,
-    UnknownTask,
-    sorted_by_id,
-    yielding,
-)
+from ._base import Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
 from ._frames import await_chain, user_coro_name, user_location
+from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
+from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
 from ._timing import StepStats
 from ._tracing import (
-    EndedTask,
     History,
     RawRecord,
-    TaskRecord,
     caller_frame,
     exception_summary,
     framework_files,
@@ -399,6 +387,3 @@ class TrioBackend(Backend):
 
         self.call_soon(start)
         return submission
-
-
-BACKEND = TrioBackend

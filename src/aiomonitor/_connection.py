@@ -1,0 +1,242 @@
+"""One client connection: bytes in, telnet events out; text in, bounded bytes out.
+
+Runs in the server thread.  Three tasks per connection: a reader that turns
+bytes into events, a writer that drains :class:`SessionOutput`, and the
+conversation (``_session`` or ``_repl``) handed to :meth:`Connection.serve`.
+This module knows nothing of commands, consoles or frameworks: it is the
+:class:`~aiomonitor._context.Client` that commands see, and the event source
+conversations read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO, cast
+
+import anyio
+from anyio import CapacityLimiter
+from anyio.abc import ByteStream
+
+from ._protocol.telnet import EndOfInput, Event, Interrupt, Line, TelnetParser, TerminalType, WindowSize
+from ._streams import SessionInput, SessionOutput
+from ._style import PLAIN, Style, style_for_terminal
+
+log = logging.getLogger("aiomonitor")
+
+#: How long a closing connection may take to send what it still has buffered.
+DRAIN_TIMEOUT = 1.0
+
+
+class Connection:
+    """The state and I/O of one connected client.
+
+    Attributes read by commands from worker threads (``lastcmd``, ``columns``,
+    ``style``, ``interrupted``) are plain values or thread-safe primitives.
+    """
+
+    def __init__(
+        self,
+        stream: ByteStream,
+        peer: str,
+        call_in_server: Callable[[Callable[[], None]], None],
+        nonblocking_threads: Callable[[], set[int | None]],
+        limiter: CapacityLimiter,
+        write_timeout: float,
+    ) -> None:
+        self.peer = peer
+        self.connected_at = time.monotonic()
+        self.kind = "monitor"
+        #: The command line running now, for ``who`` (None when idle).
+        self.running: str | None = None
+        self.lastcmd: str | None = None
+        self.columns: int | None = None
+        #: Colours only once the client named a real terminal (see _style).
+        self.style: Style = PLAIN
+        self.interrupted = threading.Event()
+        #: Set when the client types anything (or Ctrl-C) while work runs.
+        self.attention = threading.Event()
+        self._stream = stream
+        self._call_in_server = call_in_server
+        self._limiter = limiter
+        self._write_timeout = write_timeout
+        self._parser = TelnetParser()
+        self._events_in, self._events_out = anyio.create_memory_object_stream[Event](64)
+        self._output_ready = anyio.Event()
+        self._busy = False
+        self._sending = False
+        self._scope = anyio.CancelScope()
+        self._output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort, write_timeout)
+        self._input = SessionInput(self._read_line_from_thread)
+
+    @property
+    def output(self) -> TextIO:
+        """``self._sout`` of this client's commands (any thread; never blocks
+        the server's or the monitored loop's thread, see SessionOutput)."""
+        return cast(TextIO, self._output)
+
+    @property
+    def input(self) -> TextIO:
+        """``self._sin`` of this client's commands (worker threads)."""
+        return cast(TextIO, self._input)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    async def serve(self, conversation: Callable[[Connection], Awaitable[None]]) -> None:
+        """Run *conversation* until it ends, the client leaves or is dropped, or the monitor closes."""
+        try:
+            with self._scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._guard, self._reader)
+                    tg.start_soon(self._guard, self._writer)
+                    await self._guard(conversation, self)
+                    with anyio.move_on_after(DRAIN_TIMEOUT):
+                        await self._drained()
+                    tg.cancel_scope.cancel()
+        finally:
+            self._output.shut()
+            self.interrupted.set()  # work still running for this client sees it leave
+            self.attention.set()
+            self._events_in.close()
+            self._events_out.close()
+            await anyio.aclose_forcefully(self._stream)
+
+    def abort(self) -> None:
+        """Drop the connection (thread-safe): it stalled, or the monitor closes."""
+        self._call_in_server(self._scope.cancel)
+
+    async def say_goodbye(self, message: str) -> None:
+        self._output.write_nowait(message)
+        with anyio.move_on_after(DRAIN_TIMEOUT / 2):
+            await self._drained()
+        self._scope.cancel()
+
+    async def _guard(self, func: Callable[..., Any], *args: Any) -> None:
+        """Run one of the connection's tasks; whatever it raises ends only this connection.
+
+        A task that simply returns ends nothing: the reader returns at end of
+        input while the conversation may still be answering the lines before it.
+        """
+        try:
+            await func(*args)
+        except (
+            anyio.BrokenResourceError,
+            anyio.ClosedResourceError,
+            anyio.EndOfStream,
+            OSError,
+            TimeoutError,
+        ):
+            log.debug("aiomonitor: connection from %s lost", self.peer)
+            self._scope.cancel()
+        except Exception:
+            log.exception("aiomonitor: session with %s failed", self.peer)
+            self._scope.cancel()
+
+    async def _drained(self) -> None:
+        while self._output.pending() or self._sending:
+            await anyio.sleep(0.01)
+
+    # -- output --------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Write without ever blocking (the server's thread, the monitored loop's)."""
+        self._output.write_nowait(text)
+
+    def _wake_writer(self) -> None:
+        self._call_in_server(self._output_ready.set)
+
+    async def _writer(self) -> None:
+        while True:
+            data = self._output.take()
+            if not data:
+                await self._output_ready.wait()
+                self._output_ready = anyio.Event()
+                continue
+            self._sending = True
+            with anyio.fail_after(self._write_timeout):
+                await self._stream.send(data)
+            self._sending = False
+
+    # -- input ---------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        while not self._parser.closed:
+            try:
+                data = await self._stream.receive(65536)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                data = b""
+            for event in self._parser.feed(data):
+                await self._route(event)
+            replies = self._parser.take_replies()
+            if replies:
+                self._output.put_raw(replies)
+        self._events_in.close()
+
+    async def _route(self, event: Event) -> None:
+        if self._busy and not isinstance(event, (WindowSize, TerminalType)):
+            self.attention.set()
+        if isinstance(event, Interrupt):
+            self.interrupted.set()
+            if self._busy:  # the running command or statement handles it
+                return
+        elif isinstance(event, WindowSize):
+            self.columns = event.columns or None
+            return
+        elif isinstance(event, TerminalType):
+            self.style = style_for_terminal(event.name)
+            return
+        await self._events_in.send(event)
+
+    async def next_event(self) -> Event:
+        """The next line, Ctrl-C or end of input (server thread)."""
+        try:
+            return await self._events_out.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return EndOfInput()
+
+    def wait_for_input(self, timeout: float) -> bool:
+        """For live views (worker thread): wait up to *timeout*; True once the
+        client pressed Enter (that line is consumed) or Ctrl-C, or left."""
+        if not self.attention.wait(timeout):
+            return False
+        if not self.interrupted.is_set():
+            self._read_line_from_thread()
+        return True
+
+    def _read_line_from_thread(self) -> str | None:
+        """``_sin.readline()`` for a command: wait in its worker thread."""
+        try:
+            return anyio.from_thread.run(self._next_line)
+        except Exception:  # noqa: BLE001 - the connection or the server is gone
+            return None
+
+    async def _next_line(self) -> str | None:
+        event = await self.next_event()
+        return event.text if isinstance(event, Line) else None
+
+    # -- work for this client in a worker thread -----------------------------------
+
+    async def in_worker(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking *func* in a monitor worker thread, this client's work.
+
+        While it runs, Ctrl-C and typed input go to it (``interrupted``,
+        ``attention``) instead of the conversation.
+        """
+        self._busy = True
+        self.interrupted.clear()
+        self.attention.clear()
+        try:
+            return await anyio.to_thread.run_sync(_named, func, *args, abandon_on_cancel=True, limiter=self._limiter)
+        finally:
+            self._busy = False
+
+
+def _named(func: Callable[..., Any], *args: Any) -> Any:
+    """Run *func*, its worker thread named for stack dumps (py-spy, ``faulthandler``).
+
+    The pool belongs to the monitor's own event loop, so the name stays true.
+    """
+    threading.current_thread().name = "aiomonitor-worker"
+    return func(*args)

@@ -1,0 +1,125 @@
+"""What a command may use: the monitor-wide context and the client that typed it.
+
+Commands (``do_*`` methods, built-in or a user's subclass) reach the monitor
+only through what :class:`CommandBase` declares: ``_context`` (backend,
+watchdog, the connected clients, settings) and ``_client`` (who typed this
+line, resolved per call through a ContextVar, so concurrent sessions never
+mix).  They never touch the server, a connection or a conversation, and they
+answer "what next" (leave, open the console) by setting the call's
+:class:`NextStep`, which the session reads as the command's result.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TextIO
+
+from ._style import PLAIN, Style
+
+if TYPE_CHECKING:
+    from ._watchdog import LoopWatchdog
+    from .backends import Backend
+
+
+class NextStep(enum.Enum):
+    """What a session does after a command line."""
+
+    PROMPT = "prompt"
+    EXIT = "exit"
+    CONSOLE = "console"
+
+
+class Client(Protocol):
+    """The connected client, as commands see it.  Safe to read from worker threads."""
+
+    peer: str
+    kind: str
+    connected_at: float
+    #: The command line running now, for ``who`` (None when idle).
+    running: str | None
+    lastcmd: str | None
+    #: The terminal width the client told us, if it did.
+    columns: int | None
+    style: Style
+    #: Set when the client pressed Ctrl-C (or left) while its command runs.
+    interrupted: threading.Event
+
+    @property
+    def output(self) -> TextIO: ...
+
+    @property
+    def input(self) -> TextIO: ...
+
+    def wait_for_input(self, timeout: float) -> bool:
+        """Wait up to *timeout*; True once the client pressed Enter or Ctrl-C, or left."""
+        ...
+
+
+@dataclass
+class CommandCall:
+    """One command line being run for one client."""
+
+    client: Client
+    #: Set by ``exit``/``console``; returned to the session by the monitor.
+    next_step: NextStep = NextStep.PROMPT
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """The monitor-wide things commands use; one per Monitor."""
+
+    backend: Backend
+    watchdog: LoopWatchdog
+    #: The connected clients (a fresh copy each call; any thread).
+    clients: Callable[[], Sequence[Client]]
+    console_enabled: bool
+    #: How long a command waits for the monitored loop.
+    hop_timeout: float
+    #: Serialises CPU-heavy commands (snapshots of many tasks): fifty clients
+    #: running ps at once would otherwise queue the app's loop thread behind
+    #: fifty GIL-hungry threads.
+    heavy_work: threading.Lock
+
+
+class CommandBase:
+    """The declared surface every command mixin works with (implemented by Monitor)."""
+
+    #: Methods named this prefix + a command name are commands (``do_``).
+    _cmd_prefix: str
+
+    if TYPE_CHECKING:
+        _sout: TextIO
+        _context: CommandContext
+        _call_var: ContextVar[CommandCall | None]
+
+    @property
+    def _call(self) -> CommandCall | None:
+        """The command line running in this thread's context, if any."""
+        return self._call_var.get()
+
+    @property
+    def _client(self) -> Client | None:
+        call = self._call
+        return call.client if call is not None else None
+
+    @property
+    def _width(self) -> int | None:
+        """The client's terminal width, when it told us."""
+        client = self._client
+        return client.columns if client is not None else None
+
+    @property
+    def _style(self) -> Style:
+        """Colours for a client in a terminal, none for everyone else."""
+        client = self._client
+        return client.style if client is not None else PLAIN
+
+    def _request(self, step: NextStep) -> None:
+        """Ask the session to do *step* once this command returns."""
+        call = self._call
+        if call is not None:
+            call.next_step = step

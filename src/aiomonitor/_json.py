@@ -1,0 +1,59 @@
+"""Query results as JSON-ready dicts: what ``-j`` prints, and what a web API
+will serve.  Pure: plain values in, plain dicts out, no I/O."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from . import _graph
+from ._query import AwaitTree
+from .backends import EndedTask, FrameInfo, TaskSnapshot
+
+
+def location(frame: FrameInfo | None) -> dict[str, Any] | None:
+    return None if frame is None else {"file": frame.filename, "line": frame.lineno, "function": frame.name}
+
+
+def task(snapshot: TaskSnapshot) -> dict[str, Any]:
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "state": snapshot.state,
+        "coro": snapshot.coro,
+        "location": location(snapshot.location),
+        "parent_id": snapshot.parent_id,
+        "created": None if snapshot.created is None else list(snapshot.created),
+        "creator_id": snapshot.creator_id,
+        "age": None if snapshot.created_at is None else time.monotonic() - snapshot.created_at,
+        "steps": snapshot.steps,
+        "busy": snapshot.busy,
+        "longest_step": snapshot.longest_step,
+    }
+
+
+def ended(item: EndedTask) -> dict[str, Any]:
+    canceller = item.canceller
+    record = item.record
+    return {
+        "id": item.id,
+        "name": item.name,
+        "coro": item.coro,
+        "outcome": item.outcome,
+        "lived": item.lifetime,
+        "created": None if record is None or record.created is None else list(record.created),
+        "creator_id": None if record is None or record.parent is None else record.parent.task_id,
+        "cancelled_by": None if canceller is None else {"task_id": canceller.task_id, "task_name": canceller.task_name},
+    }
+
+
+def await_tree(tree: AwaitTree) -> dict[str, Any]:
+    tasks = tree.tasks
+    labels = {task_id: t.name for task_id, t in tasks.items()}
+    _, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
+    return {
+        "tasks": [{"id": t.id, "name": t.name, "coro": t.coro} for t in tasks.values()],
+        "edges": [{"waiter": w, "awaited": a, "how": how} for w, a, how in tree.edges if w in tasks and a in tasks],
+        "created_by": {str(child): creator for child, creator in tree.creators.items()},
+        "cycles": cycles,
+    }

@@ -1,0 +1,230 @@
+"""The query layer: what the monitor knows, as typed, immutable results.
+
+Every face of the monitor (telnet text, ``-j`` JSON lines, and later the web
+API, metrics and ``doctor``) asks here and renders the answer its own way.
+Nothing here writes text for people, speaks telnet, JSON or HTTP, or enters
+the monitored loop: functions read the backend (and the watchdog) from the
+calling worker thread, as the backend's read-only methods allow.
+
+Results that can hold every task stream (:class:`TaskSelection`): at 100k
+tasks, a list of 100k records held at once triggers full collections of the
+app's heap (see ``Backend.snapshot``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ._locations import format_location
+from ._watchdog import LoopWatchdog
+from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
+
+#: Report the loop as blocked once a ping has gone unanswered this long.
+BLOCKED_AFTER = 0.2
+
+#: Task orders (``ps -s``, ``top``): ages oldest first and busy times busiest
+#: first; tasks without the figure (untraced, untimed) go last.
+TASK_SORT_KEYS: Mapping[str, Callable[[TaskSnapshot], Any]] = {
+    "id": lambda t: t.id,
+    "name": lambda t: t.name,
+    "state": lambda t: t.state,
+    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
+    "busy": lambda t: -(t.busy or 0.0),
+}
+
+
+class HistoryOff(Exception):
+    """The ended-task history is not kept (``max_termination_history`` is 0)."""
+
+
+# -- live tasks ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskQuery:
+    """Which tasks, in which order, how many: ``ps``'s options as data."""
+
+    #: Keep tasks whose id, name, state, coroutine or location contains every
+    #: one of these (lower case).
+    filters: tuple[str, ...] = ()
+    sort: str | None = None
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.sort is not None and self.sort not in TASK_SORT_KEYS:
+            raise ValueError(f"Sort by one of {', '.join(TASK_SORT_KEYS)}, not {self.sort!r}")
+        if self.limit is not None and self.limit < 0:
+            raise ValueError(f"The limit must be 0 or more, not {self.limit}")
+
+
+class TaskSelection:
+    """The tasks a :class:`TaskQuery` selects, as a stream to consume once.
+
+    ``total`` (every live task) and ``matched`` (those passing the filters)
+    are the true counts, known once the stream has been consumed; ``shown``
+    is how many were yielded.
+    """
+
+    def __init__(self, snapshots: Iterable[TaskSnapshot], query: TaskQuery) -> None:
+        self.query = query
+        self._snapshots = snapshots
+        self._total = self._matched = self._shown = 0
+        self._consumed = False
+
+    def __iter__(self) -> Iterator[TaskSnapshot]:
+        if self._consumed:
+            raise RuntimeError("a TaskSelection is consumed once")
+        self._consumed = True
+        tasks: Iterable[TaskSnapshot] = self._matching()
+        if self.query.sort is not None:  # sorting needs them all at once: only when asked for
+            tasks = sorted(tasks, key=TASK_SORT_KEYS[self.query.sort])
+        if self.query.limit is not None:
+            tasks = itertools.islice(tasks, self.query.limit)
+        for task in tasks:
+            self._shown += 1
+            yield task
+
+    def _matching(self) -> Iterator[TaskSnapshot]:
+        filters = self.query.filters
+        for task in self._snapshots:
+            self._total += 1
+            if not filters or task_matches(task, filters):
+                self._matched += 1
+                yield task
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @property
+    def matched(self) -> int:
+        return self._matched
+
+    @property
+    def shown(self) -> int:
+        return self._shown
+
+
+def task_matches(task: TaskSnapshot, filters: Sequence[str]) -> bool:
+    haystack = f"{task.id} {task.name} {task.state} {task.coro} {format_location(task.location)}".lower()
+    return all(f in haystack for f in filters)
+
+
+def select_tasks(backend: Backend, query: TaskQuery = TaskQuery()) -> TaskSelection:
+    """Live tasks by *query*, streamed from one snapshot."""
+    return TaskSelection(backend.snapshot(), query)
+
+
+@dataclass(frozen=True)
+class TaskDetail:
+    """One live task: its await stack, who is cancelling it, how it was made."""
+
+    task_id: int
+    stack: tuple[FrameInfo, ...]
+    canceller: Canceller | None
+    record: TaskRecord | None
+
+
+def task_detail(backend: Backend, task_id: int) -> TaskDetail:
+    """Raises ``UnknownTask`` if no live task has this id."""
+    stack = tuple(backend.stack(task_id))
+    return TaskDetail(task_id, stack, backend.canceller(task_id), backend.record(task_id))
+
+
+@dataclass(frozen=True)
+class AwaitTree:
+    """Who waits for whom: the tasks, the await edges, and (with tracing) creators."""
+
+    tasks: Mapping[int, TaskSnapshot]
+    #: (waiter id, awaited id, how): "await", "gather", "taskgroup", "nursery".
+    edges: tuple[tuple[int, int, str], ...]
+    #: task id -> id of the task that created it (tracing only).
+    creators: Mapping[int, int]
+
+
+def await_tree(backend: Backend) -> AwaitTree:
+    tasks = {t.id: t for t in backend.snapshot()}
+    creators = {t.id: t.creator_id for t in tasks.values() if t.creator_id is not None}
+    return AwaitTree(tasks, tuple(backend.await_edges()), creators)
+
+
+# -- ended tasks -------------------------------------------------------------------
+
+
+def ended_tasks(backend: Backend, filters: Sequence[str] = ()) -> tuple[EndedTask, ...]:
+    """Remembered ended tasks matching *filters*, oldest first; raises HistoryOff."""
+    if not backend.keeps_history:
+        raise HistoryOff
+    return tuple(
+        e for e in backend.history() if all(f in f"{e.id} {e.name} {e.coro} {e.outcome}".lower() for f in filters)
+    )
+
+
+def find_ended(backend: Backend, task_id: int) -> EndedTask | None:
+    """The latest remembered ending of task *task_id*; raises HistoryOff."""
+    if not backend.keeps_history:
+        raise HistoryOff
+    return next((e for e in reversed(backend.history()) if e.id == task_id), None)
+
+
+# -- the loop's health -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockedLoop:
+    """The monitored loop is not answering: for how long, and what it runs."""
+
+    blocked_for: float
+    #: The task running now, or None when the loop's thread is outside any task.
+    task_id: int | None
+    #: That task's stack (or the thread's), most recent call last.
+    stack: tuple[FrameInfo, ...]
+
+
+def blocked_loop(backend: Backend, watchdog: LoopWatchdog) -> BlockedLoop | None:
+    """None if the loop answers a ping within a moment; blocks up to that moment."""
+    blocked_for = watchdog.probe()
+    if blocked_for < BLOCKED_AFTER:
+        return None
+    current = backend.current_task_id()
+    stack = backend.stack(current) if current is not None else backend.loop_thread_stack()
+    return BlockedLoop(blocked_for, current, tuple(stack))
+
+
+def worst_lag(watchdog: LoopWatchdog) -> float:
+    """The longest scheduling delay seen while clients were connected (last minute)."""
+    return watchdog.worst_lag()
+
+
+# -- who is connected ----------------------------------------------------------------
+
+
+class ConnectedClient(Protocol):
+    """What the query layer reads of a connection."""
+
+    peer: str
+    kind: str
+    connected_at: float
+    running: str | None
+
+
+@dataclass(frozen=True)
+class ClientInfo:
+    peer: str
+    kind: str
+    connected_for: float
+    running: str | None
+    is_caller: bool
+
+
+def connected_clients(clients: Iterable[ConnectedClient], caller: object = None) -> tuple[ClientInfo, ...]:
+    """Clients in the order they came; *caller* (the asking client) is marked."""
+    now = time.monotonic()
+    return tuple(
+        ClientInfo(c.peer, c.kind, now - c.connected_at, c.running, c is caller)
+        for c in sorted(clients, key=lambda c: c.connected_at)
+    )

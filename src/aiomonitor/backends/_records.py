@@ -1,0 +1,120 @@
+"""The records backends hand to the monitor: frozen, plain data.
+
+Only these cross threads, never a live task or frame, so the monitor can
+format them at leisure.  Nothing here imports a framework or does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import CodeType, FrameType
+from typing import NamedTuple
+
+# Snapshots are NamedTuples, not frozen dataclasses: as immutable, and a
+# 100k-task snapshot builds 200k of them, where a frozen dataclass's
+# object.__setattr__ per field cost a third of the whole ``ps``.
+
+
+class FrameInfo(NamedTuple):
+    """One frame of a stack: enough to print it, no live frame object."""
+
+    filename: str
+    lineno: int
+    name: str
+
+    @classmethod
+    def from_frame(cls, frame: FrameType) -> FrameInfo:
+        """Memoised by (code, instruction): reading ``f_lineno`` of a suspended
+        frame rescans the code's line table (~3 us), and 100k tasks usually
+        wait at a handful of places."""
+        code = frame.f_code
+        # Keyed by id(code): hashing a code object hashes its whole content.
+        # The entry keeps the code alive, so the id cannot be reused.
+        cached = FRAME_INFO_CACHE.get((id(code), frame.f_lasti))
+        if cached is None:
+            if len(FRAME_INFO_CACHE) >= FRAME_INFO_CACHE_SIZE:
+                FRAME_INFO_CACHE.clear()
+            cached = (code, cls(code.co_filename, frame.f_lineno, code.co_name))
+            FRAME_INFO_CACHE[(id(code), frame.f_lasti)] = cached
+        return cached[1]
+
+
+# A memo of a pure function (the same code and instruction always map to the
+# same line), so sharing it between monitors is harmless; bounded.
+FRAME_INFO_CACHE: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
+FRAME_INFO_CACHE_SIZE = 50_000
+
+
+class TaskSnapshot(NamedTuple):
+    """What one task looked like at the moment of the snapshot."""
+
+    id: int
+    name: str
+    state: str
+    coro: str
+    location: FrameInfo | None
+    #: The task whose nursery holds this one (trio's tree); None on asyncio.
+    parent_id: int | None = None
+    #: With tracing: where and when the task was created, and by which task.
+    created: FrameInfo | None = None
+    created_at: float | None = None
+    creator_id: int | None = None
+    #: With trace_timing: steps run, total busy seconds, longest step in seconds.
+    steps: int | None = None
+    busy: float | None = None
+    longest_step: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """What happened when we asked a task to cancel."""
+
+    task_id: int
+    #: False when the task had already finished, so there was nothing to cancel.
+    requested: bool
+    #: True when the task finished within the grace period after the request.
+    finished: bool
+    #: A short description of how it ended (``"cancelled"``, an exception repr).
+    ending: str = ""
+
+
+class TaskRecord(NamedTuple):
+    """Creation facts for one task; kept while it or a descendant lives."""
+
+    task_id: int
+    created: FrameInfo | None
+    parent: TaskRecord | None
+    created_at: float
+
+    def chain(self) -> list[TaskRecord]:
+        """This record and its creators, root first."""
+        chain: list[TaskRecord] = []
+        record: TaskRecord | None = self
+        while record is not None and len(chain) < 100:
+            chain.append(record)
+            record = record.parent
+        return chain[::-1]
+
+
+class Canceller(NamedTuple):
+    """Who called cancel() on a task: a task (if any) and the calling stack."""
+
+    task_id: int | None
+    task_name: str | None
+    stack: tuple[FrameInfo, ...]
+
+
+class EndedTask(NamedTuple):
+    """A finished task, described for people."""
+
+    id: int
+    name: str
+    coro: str
+    record: TaskRecord | None
+    ended_at: float
+    outcome: str  # "returned 42", "raised ValueError('boom')", "cancelled"
+    canceller: Canceller | None
+
+    @property
+    def lifetime(self) -> float | None:
+        return None if self.record is None else self.ended_at - self.record.created_at
