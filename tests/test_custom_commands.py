@@ -173,3 +173,22 @@ async def test_a_command_can_read_input_from_its_own_client(custom: CustomMonito
 async def test_an_async_command_runs_in_the_monitored_loop(custom: CustomMonitor) -> None:
     (output,) = await run_lines(custom, "tick")
     assert output == "tick in the loop\n"
+
+
+class PrefixedMonitor(aiomonitor.Monitor):
+    """0.4 let a subclass name its commands with another prefix."""
+
+    _cmd_prefix = "cmd_"
+
+    def cmd_greet(self, name: str) -> None:
+        """Say hello"""
+        self._sout.write(f"Greetings, {name}.\n")
+
+
+async def test_a_subclass_prefix_names_the_commands(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name, monitor=PrefixedMonitor) as monitor, Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert await in_thread(client.command, "greet Ada") == "Greetings, Ada.\n"
+        assert await in_thread(client.command, "gr Bob") == "Greetings, Bob.\n"  # prefixes resolve too
+        # As in 0.4: only methods with the subclass's prefix are commands.
+        assert await in_thread(client.command, "ps") == "No such command: ps\n"

@@ -7,7 +7,7 @@ not import trio: backends are imported when a monitor starts.
 from ._version import __version__
 from .monitor import CONSOLE_PORT, MONITOR_HOST, MONITOR_PORT, Monitor, monitor_trio, start_monitor
 
-__all__ = [
+__all__ = (
     "CONSOLE_PORT",
     "MONITOR_HOST",
     "MONITOR_PORT",
@@ -15,4 +15,4 @@ __all__ = [
     "__version__",
     "monitor_trio",
     "start_monitor",
-]
+)

@@ -79,7 +79,8 @@ class TaskSelection:
         if self._consumed:
             raise RuntimeError("a TaskSelection is consumed once")
         self._consumed = True
-        tasks: Iterable[TaskSnapshot] = self._matching()
+        matching = self._matching()
+        tasks: Iterable[TaskSnapshot] = matching
         if self.query.sort is not None:  # sorting needs them all at once: only when asked for
             tasks = sorted(tasks, key=TASK_SORT_KEYS[self.query.sort])
         if self.query.limit is not None:
@@ -87,6 +88,8 @@ class TaskSelection:
         for task in tasks:
             self._shown += 1
             yield task
+        for _ in matching:  # past the limit: counted, not kept, so the totals are true
+            pass
 
     def _matching(self) -> Iterator[TaskSnapshot]:
         filters = self.query.filters

@@ -62,12 +62,12 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
     * ``write_timeout``: a client that reads nothing for this long is dropped.
     * ``trace_tasks``: remember where each task was created, by which task
       and who is cancelling it (``ps``, ``where``, ``pstree``).  Off by
-      default: it costs ~1 us per task created (measured in benchmarks/).
+      default: it costs a little on every task created (``benchmarks/``).
     * ``max_termination_history``: with ``trace_tasks``, how many ended tasks
       are remembered, with how they ended and who cancelled them (``ended``,
-      ``where-ended``).  0, the default, keeps none: the history costs another
-      ~0.5 us per task (a ``__del__``), which would take tracing past its
-      budget of 1.5x on a create-and-await benchmark.
+      ``where-ended``).  0, the default, keeps none: the history needs a
+      ``__del__`` on every task, which would take tracing past its cost
+      budget on a create-and-await benchmark (``benchmarks/``).
     * ``trace_timing``: count each task's steps, busy time and longest step
       (``ps`` columns, ``top busy``); costs a Python call per step.
     * ``backend``: monitor something other than an asyncio loop (see

@@ -2,10 +2,10 @@
 
 The factory makes a subclass of asyncio's *C* Task (not the pure-Python one)
 with slots for the record.  Per task it costs a frame lookup, a memoised
-creation site and one tuple, about 1.0 us (1.36x on the create/await
-micro-benchmark of 2.8 us tasks, ~158 bytes per live task); the history,
-asked for separately, adds a ``__del__`` (1.56x in all).  Text is only made
-when a command asks.
+creation site and one tuple; the history, asked for separately, adds a
+``__del__``.  Text is only made when a command asks.  What that costs on a
+create/await micro-benchmark, in time and bytes per live task, is measured
+by ``benchmarks/run.py --only tracing`` and quoted in the README.
 
 It chains to a factory the app installed before (``eager_task_factory``,
 say).  That factory's tasks have no slots: their records live in a weak side

@@ -113,7 +113,7 @@ class Backend(abc.ABC):
     Read-only methods (``snapshot``, ``stack``, ``task_count``) are called from
     the server's worker threads *without* hopping into the monitored loop: the
     loop may be blocked, and a walk from outside stalls it less than one inside
-    (measured: at 100k tasks, <=11 ms against 26-35 ms).  Methods that change
+    (measured at 100k tasks; see the design notes).  Methods that change
     state hop into the loop with :meth:`run_sync` and a deadline.
     """
 
@@ -168,8 +168,8 @@ class Backend(abc.ABC):
 
         A stream, not a list, because every container allocated counts toward
         the cyclic GC's thresholds: holding 100k snapshot tuples at once made
-        each ``ps`` trigger a full collection of the app's heap (130-160 ms
-        with the GIL held).  Produced and dropped one at a time, they balance.
+        each ``ps`` trigger a full collection of the app's heap, with the GIL
+        held.  Produced and dropped one at a time, they balance.
         """
 
     @abc.abstractmethod

@@ -1,0 +1,169 @@
+"""The query layer and Submission.wait, without sockets: pure logic over a fake backend."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from aiomonitor import _query
+from aiomonitor.backends import (
+    Backend,
+    CancelOutcome,
+    FrameInfo,
+    Interrupted,
+    LoopUnresponsive,
+    Submission,
+    TaskSnapshot,
+    UnknownTask,
+)
+
+
+class FakeBackend(Backend):
+    """Serves fixed snapshots; never runs anything."""
+
+    framework = "asyncio"
+
+    def __init__(self, tasks: list[TaskSnapshot]) -> None:
+        self.tasks = tasks
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        pass  # a loop that never runs anything: a blocked one
+
+    def loop_thread_id(self) -> int | None:
+        return None
+
+    def snapshot(self) -> Iterator[TaskSnapshot]:
+        return iter(self.tasks)
+
+    def task_count(self) -> int:
+        return len(self.tasks)
+
+    def stack(self, task_id: int) -> list[FrameInfo]:
+        if all(t.id != task_id for t in self.tasks):
+            raise UnknownTask(task_id)
+        return [FrameInfo("app.py", 3, "main")]
+
+    def current_task_id(self) -> int | None:
+        return None
+
+    def cancel(self, task_id: int, grace: float) -> CancelOutcome:
+        raise NotImplementedError
+
+    def submit(self, async_fn: Callable[[], Awaitable[Any]]) -> Submission:
+        return Submission()
+
+
+def snap(task_id: int, name: str, state: str = "pending", created_at: float | None = None) -> TaskSnapshot:
+    return TaskSnapshot(task_id, name, state, "coro", FrameInfo("/srv/app.py", task_id, "f"), created_at=created_at)
+
+
+TASKS = [snap(3, "poller", created_at=5.0), snap(1, "worker-a", created_at=9.0), snap(2, "worker-b")]
+
+
+def test_a_selection_counts_all_matching_and_shown() -> None:
+    selection = _query.select_tasks(FakeBackend(TASKS), _query.TaskQuery(filters=("worker",), limit=1))
+    shown = list(selection)
+    assert [t.name for t in shown] == ["worker-a"]
+    assert (selection.total, selection.matched, selection.shown) == (3, 2, 1)
+
+
+def test_sorting_by_age_puts_untraced_tasks_last() -> None:
+    selection = _query.select_tasks(FakeBackend(TASKS), _query.TaskQuery(sort="age"))
+    assert [t.name for t in selection] == ["poller", "worker-a", "worker-b"]
+
+
+def test_a_selection_is_consumed_once() -> None:
+    selection = _query.select_tasks(FakeBackend(TASKS))
+    list(selection)
+    with pytest.raises(RuntimeError, match="once"):
+        list(selection)
+
+
+def test_bad_queries_are_refused_with_a_reason() -> None:
+    with pytest.raises(ValueError, match="Sort by one of"):
+        _query.TaskQuery(sort="size")
+    with pytest.raises(ValueError, match="0 or more"):
+        _query.TaskQuery(limit=-1)
+
+
+@given(st.lists(st.text(max_size=6), max_size=3), st.none() | st.integers(0, 5))
+def test_any_filter_and_limit_keep_counts_consistent(filters: list[str], limit: int | None) -> None:
+    query = _query.TaskQuery(tuple(f.lower() for f in filters), None, limit)
+    selection = _query.select_tasks(FakeBackend(TASKS), query)
+    shown = list(selection)
+    assert selection.total == len(TASKS)
+    assert selection.shown == len(shown) <= selection.matched <= selection.total
+    assert all(_query.task_matches(t, query.filters) for t in shown)
+
+
+def test_task_detail_and_unknown_tasks() -> None:
+    detail = _query.task_detail(FakeBackend(TASKS), 2)
+    assert detail.stack == (FrameInfo("app.py", 3, "main"),)
+    assert detail.record is None and detail.canceller is None
+    with pytest.raises(UnknownTask):
+        _query.task_detail(FakeBackend(TASKS), 99)
+
+
+def test_the_history_being_off_is_a_distinct_answer() -> None:
+    with pytest.raises(_query.HistoryOff):
+        _query.ended_tasks(FakeBackend(TASKS))
+    with pytest.raises(_query.HistoryOff):
+        _query.find_ended(FakeBackend(TASKS), 1)
+
+
+def test_a_submission_the_loop_never_starts_is_withdrawn() -> None:
+    submission = Submission()
+    with pytest.raises(LoopUnresponsive, match=r"did not respond within 0\.05 s"):
+        submission.wait(0.05)
+    assert submission.future.cancelled()  # withdrawn: a late loop will not run it
+
+
+def test_ctrl_c_before_the_loop_starts_the_work_withdraws_it_at_once() -> None:
+    submission = Submission()
+    interrupted = threading.Event()
+    interrupted.set()
+    with pytest.raises(Interrupted):
+        submission.wait(60.0, interrupted)
+    assert submission.future.cancelled()
+
+
+def test_ctrl_c_while_the_work_runs_cancels_it() -> None:
+    submission = Submission()
+    cancelled = threading.Event()
+    submission._cancel = cancelled.set
+    submission.started.set_result(None)
+    submission.future.set_running_or_notify_cancel()
+    interrupted = threading.Event()
+    interrupted.set()
+    with pytest.raises(Interrupted):
+        submission.wait(0.05, interrupted)
+    assert cancelled.is_set()
+
+
+def test_a_submission_returns_its_result_or_raises_its_exception() -> None:
+    done = Submission()
+    done.started.set_result(None)
+    done.future.set_result(42)
+    assert done.wait(1.0) == 42
+    failed = Submission()
+    failed.future.set_exception(ValueError("boom"))  # ended before it was seen starting
+    with pytest.raises(ValueError, match="boom"):
+        failed.wait(1.0)
+    cancelled = Submission()
+    cancelled.future.cancel()
+    with pytest.raises(concurrent.futures.CancelledError):
+        cancelled.wait(1.0)
+
+
+def test_run_sync_on_a_blocked_loop_raises_and_never_runs_later() -> None:
+    backend = FakeBackend([])
+    ran = []
+    with pytest.raises(LoopUnresponsive):
+        backend.run_sync(lambda: ran.append(1), timeout=0.05)
+    assert ran == []
