@@ -220,39 +220,75 @@ def workload_main(args: argparse.Namespace) -> None:
 
 
 class Heartbeat:
-    """The app's own view of stalls: the longest gap between 1 ms sleeps."""
+    """The app's own view of stalls: the longest gap between 1 ms sleeps, and
+    the garbage collections (per generation, and the longest pause) meanwhile."""
 
     def __init__(self) -> None:
         self.worst = 0.0
+        self.collections = [0, 0, 0]
+        self.longest_collection = 0.0
+        self._collection_started = 0.0
+        gc.callbacks.append(self._on_collection)
+
+    def _on_collection(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._collection_started = time.perf_counter()
+            return
+        self.collections[info["generation"]] += 1
+        self.longest_collection = max(self.longest_collection, time.perf_counter() - self._collection_started)
 
     def side_channel(self) -> None:  # a thread: answers even while the loop is stuck
         for line in sys.stdin:
             command = line.strip()
             if command == "reset":
                 self.worst = 0.0
+                self.collections = [0, 0, 0]
+                self.longest_collection = 0.0
                 print("ok", flush=True)
             elif command == "stall":
-                print(json.dumps({"stall_ms": self.worst * 1000}), flush=True)
+                figures = {
+                    "stall_ms": self.worst * 1000,
+                    "collections": self.collections,
+                    "longest_collection_ms": self.longest_collection * 1000,
+                }
+                print(json.dumps(figures), flush=True)
+
+
+async def ended_task_id() -> int:
+    """A task that has ended and been released, so the history holds it."""
+
+    async def short() -> None:
+        pass
+
+    task = asyncio.create_task(short(), name="short-lived")
+    await task
+    task_id = id(task)
+    del task
+    gc.collect()
+    return task_id
 
 
 async def scale_main(args: argparse.Namespace) -> None:
     import aiomonitor
 
     heartbeat = Heartbeat()
-    parked = [asyncio.create_task(asyncio.sleep(3600), name=f"parked-{i}") for i in range(args.tasks)]
-    await asyncio.sleep(0.5)  # let every task take its first step before measuring
-
-    async def beat() -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(0.001)
-            heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
-
-    beater = asyncio.create_task(beat())
-    options = monitor_options("monitor")
+    options = monitor_options("traced-history" if args.trace else "monitor")
     with aiomonitor.start_monitor(asyncio.get_running_loop(), **options) as monitor:
+        # Created after the monitor started, so tracing sees them.
+        parked = [asyncio.create_task(asyncio.sleep(3600), name=f"parked-{i}") for i in range(args.tasks)]
+        await asyncio.sleep(0.5)  # let every task take its first step before measuring
+        ended_id = await ended_task_id()
+
+        async def beat() -> None:
+            while True:
+                started = time.perf_counter()
+                await asyncio.sleep(0.001)
+                heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
+
+        beater = asyncio.create_task(beat())
         port = getattr(monitor, "port", None) or options["port"]
-        print(json.dumps({"port": port, "task_id": id(parked[len(parked) // 2])}), flush=True)
+        info = {"port": port, "task_id": id(parked[len(parked) // 2]), "ended_id": ended_id}
+        print(json.dumps(info), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, heartbeat.side_channel)
     beater.cancel()
 
@@ -270,16 +306,27 @@ async def trio_scale_main(args: argparse.Namespace) -> None:
             await trio.sleep(0.001)
             heartbeat.worst = max(heartbeat.worst, time.perf_counter() - started - 0.001)
 
+    options: dict[str, Any] = {"port": 0, "console_port": 0}
+    if args.trace:
+        options.update(trace_options("traced-history"))
     async with trio.open_nursery() as nursery:
-        with aiomonitor.monitor_trio(port=0, console_port=0) as monitor:
+        with aiomonitor.monitor_trio(**options) as monitor:
             # Spawned after the monitor started, so each one is individually
             # cancellable: the configuration a trio user gets by default.
             for i in range(args.tasks):
                 nursery.start_soon(trio.sleep, 3600, name=f"parked-{i}")
             await trio.sleep(0.5)  # let every task take its first step before measuring
             parked = [task for task in nursery.child_tasks if task.name.startswith("parked-")]
+            ended: list[int] = []
+
+            async def short() -> None:
+                ended.append(id(trio.lowlevel.current_task()))
+
+            async with trio.open_nursery() as short_lived:
+                short_lived.start_soon(short, name="short-lived")
             nursery.start_soon(beat)
-            print(json.dumps({"port": monitor.port, "task_id": id(parked[len(parked) // 2])}), flush=True)
+            info = {"port": monitor.port, "task_id": id(parked[len(parked) // 2]), "ended_id": ended[0]}
+            print(json.dumps(info), flush=True)
             await trio.to_thread.run_sync(heartbeat.side_channel)
         nursery.cancel_scope.cancel()
 
@@ -295,6 +342,7 @@ def main() -> None:
     scale = sub.add_parser("scale")
     scale.add_argument("--tasks", type=int, default=10_000)
     scale.add_argument("--framework", default="asyncio", choices=["asyncio", "trio"])
+    scale.add_argument("--trace", action="store_true", help="trace_tasks with a history of 1000")
     args = parser.parse_args()
     if args.mode == "workload":
         workload_main(args)

@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
-    python benchmarks/run.py --only scale    # idle, tracing, scale, concurrency, trio
+    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, concurrency, trio
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 
 APP = str(Path(__file__).with_name("_app.py"))
 PROMPT = b"monitor >>> "
-IAC, SB, SE, WILL, TTYPE, NAWS = 255, 250, 240, 251, 24, 31
+IAC, SB, SE, WILL, TTYPE, NAWS, IP = 255, 250, 240, 251, 24, 31, 244
 CURSOR_QUERY, CURSOR_REPORT = b"\x1b[6n", b"\x1b[1;1R"
 
 
@@ -147,6 +147,18 @@ class MonitorClient:
         size = self.read_to_prompt(b"+\r\n" if line == "ps" else b"\r\n\r\n")
         return time.perf_counter() - started, size
 
+    def timed_top(self) -> tuple[float, int]:
+        """One screen of ``top``, then Ctrl-C (telnet IAC IP) to leave it."""
+        started = time.perf_counter()
+        self.sock.sendall(b"top\r\n")
+        received = bytearray()
+        while b"leaves" not in received:  # the screen's header line
+            received += self.sock.recv(1 << 20)
+        self.sock.sendall(bytes([IAC, IP]))
+        while not received.endswith(PROMPT):
+            received += self.sock.recv(1 << 20)
+        return time.perf_counter() - started, len(received)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -154,9 +166,9 @@ class MonitorClient:
 class ScaleApp:
     """An app process with N parked tasks and a stall side channel."""
 
-    def __init__(self, python: str, tasks: int, framework: str) -> None:
+    def __init__(self, python: str, tasks: int, framework: str, trace: bool = False) -> None:
         self.process = subprocess.Popen(
-            [python, APP, "scale", "--tasks", str(tasks), "--framework", framework],
+            [python, APP, "scale", "--tasks", str(tasks), "--framework", framework, *(["--trace"] if trace else [])],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -165,6 +177,7 @@ class ScaleApp:
         info = json.loads(self.process.stdout.readline())
         self.port: int = info["port"]
         self.task_id: int = info["task_id"]
+        self.ended_id: int = info["ended_id"]
 
     def ask(self, command: str) -> str:
         assert self.process.stdin is not None
@@ -174,10 +187,17 @@ class ScaleApp:
         return self.process.stdout.readline().strip()
 
     def stall_during(self, action: Any) -> tuple[Any, float]:
+        result, figures = self.measure_during(action)
+        stall: float = figures["stall_ms"]
+        return result, stall
+
+    def measure_during(self, action: Any) -> tuple[Any, dict[str, Any]]:
+        """*action*'s result, and the app's figures meanwhile: stall_ms,
+        collections (per generation), longest_collection_ms."""
         self.ask("reset")
         result = action()
-        stall: float = json.loads(self.ask("stall"))["stall_ms"]
-        return result, stall
+        figures: dict[str, Any] = json.loads(self.ask("stall"))
+        return result, figures
 
     def close(self) -> None:
         self.process.kill()
@@ -185,8 +205,8 @@ class ScaleApp:
 
 
 @contextmanager
-def scale_app(python: str, tasks: int, framework: str = "asyncio") -> Iterator[ScaleApp]:
-    app = ScaleApp(python, tasks, framework)
+def scale_app(python: str, tasks: int, framework: str = "asyncio", trace: bool = False) -> Iterator[ScaleApp]:
+    app = ScaleApp(python, tasks, framework, trace)
     try:
         yield app
     finally:
@@ -257,6 +277,63 @@ def print_peer_ratios(ours: dict[tuple[int, str], ScaleFigures], theirs: dict[tu
     print_table("Peer: ps and where at scale, ours vs aiomonitor 0.7.1", headers, rows)
 
 
+#: Every read-only command, as a user types it (ID / ENDED: filled in per app).
+READ_ONLY_COMMANDS = (
+    "ps",
+    "ps -j",
+    "ps -n 20 -s age",
+    "ps -s name",
+    "ps parked-5",
+    "pstree",
+    "pstree -j",
+    "where ID",
+    "ended",
+    "where-ended ENDED",
+    "top",
+    "who",
+    "lag",
+    "stacktrace",
+)
+
+
+def measure_commands(python: str, tasks: int, framework: str, runs: int) -> None:
+    """Every read-only command at *tasks* traced tasks: answer time and the app's
+    loop stall, median and worst, and the garbage collections seen meanwhile."""
+    rows = []
+    with scale_app(python, tasks, framework, trace=True) as app:
+        client = MonitorClient(app.port)
+        for template in READ_ONLY_COMMANDS:
+            command = template.replace("ID", str(app.task_id)).replace("ENDED", str(app.ended_id))
+            timed = client.timed_top if command == "top" else lambda c=client, x=command: c.timed(x)
+            samples = [app.measure_during(timed) for _ in range(runs)]
+            seconds = [timing for (timing, _), _ in samples]
+            stalls = [figures["stall_ms"] for _, figures in samples]
+            collections = [sum(f["collections"][g] for _, f in samples) for g in range(3)]
+            longest_gc = max(f["longest_collection_ms"] for _, f in samples)
+            rows.append(
+                [
+                    template,
+                    spread(seconds),
+                    f"{max(seconds):.3f}",
+                    f"{statistics.median(stalls):.1f}",
+                    f"{max(stalls):.1f}",
+                    "/".join(map(str, collections)),
+                    f"{longest_gc:.1f}",
+                ]
+            )
+        client.close()
+    headers = [
+        "command",
+        "seconds median (min-max)",
+        "worst s",
+        "stall ms median",
+        "stall ms worst",
+        "GCs gen0/1/2",
+        "longest GC ms",
+    ]
+    print_table(f"Every read-only command, {tasks:,} traced {framework} tasks, {runs} runs each", headers, rows)
+
+
 def concurrency(python: str, tasks: int, clients: int) -> None:
     with scale_app(python, tasks) as app:
         connected = [MonitorClient(app.port) for _ in range(clients)]
@@ -289,7 +366,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     parser.add_argument("--runs", type=int, default=None)
-    parser.add_argument("--only", default="idle,tracing,scale,concurrency,trio", help="comma-separated scenarios")
+    parser.add_argument(
+        "--only", default="idle,tracing,scale,commands,concurrency,trio", help="comma-separated scenarios"
+    )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 5)
@@ -324,6 +403,9 @@ def main() -> None:
     if "scale" in only or args.peer_python:
         our_scale = measure_scale(me, sizes, 3)
         print_scale("ps and where at scale (asyncio)", our_scale)
+    if "commands" in only:
+        for framework in ("asyncio", "trio"):
+            measure_commands(me, 10_000 if small else 100_000, framework, runs)
     if "concurrency" in only:
         concurrency(me, 10_000, 50)
     if "trio" in only:

@@ -167,3 +167,16 @@ def test_run_sync_on_a_blocked_loop_raises_and_never_runs_later() -> None:
     with pytest.raises(LoopUnresponsive):
         backend.run_sync(lambda: ran.append(1), timeout=0.05)
     assert ran == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers()), max_size=300), st.none() | st.integers(0, 50))
+def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit: int | None) -> None:
+    from aiomonitor.backends import _gil
+
+    _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small chunks, so the merge path runs
+    try:
+        result = list(_gil.sorted_gently(items, lambda item: item[0], limit))
+    finally:
+        _gil.SORT_CHUNK = saved
+    expected = sorted(items, key=lambda item: item[0])
+    assert result == (expected if limit is None else expected[:limit])

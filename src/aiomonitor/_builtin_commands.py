@@ -88,35 +88,31 @@ class BuiltinCommands(CommandBase):
             self._sout.write(f"{exc}\n")
             return
         self._warn_if_blocked()
-        with self._context.heavy_work:
-            self._write_ps(as_json, query)
+        share = ("ps", as_json, query, self._width, self._style)
+        self._write_all(self._compute(self._ps_text, as_json, query, share=share))
 
-    def _write_ps(self, as_json: bool, query: _query.TaskQuery) -> None:
-        # Streamed end to end (see Backend.snapshot): no list of 100k snapshots.
+    def _ps_text(self, as_json: bool, query: _query.TaskQuery) -> list[str]:
+        # The snapshot streams into plain strings (see Backend.snapshot): no
+        # list of 100k snapshots, unless a sort needs them all at once.
         backend = self._context.backend
         selection = _query.select_tasks(backend, query)
         if as_json:
-            for task in selection:
-                self._sout.write(json.dumps(_json.task(task)) + "\n")
-            return
+            return list(_format.batched_text(json.dumps(_json.task(task)) for task in selection))
         traced, timed = backend.traced, backend.timed
         columns = _format.ps_columns(selection, traced, timed)
         narrowed = query.filters or query.limit is not None
         shown = f" ({selection.shown} shown)" if narrowed else ""
-        self._sout.write(f"{_format.plural(selection.total, 'task')}{shown}\n")
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
         headers += _format.TIMING_HEADERS if timed else ()
         lines = _format.table_lines(headers, columns, self._width, self._style, state_column=1)
-        for chunk in _format.batched_text(lines):
-            self._sout.write(chunk)
+        return [f"{_format.plural(selection.total, 'task')}{shown}\n", *_format.batched_text(lines)]
 
     @alt_names("w")
     def do_where(self, taskid: int) -> None:
         """Show stack frames for a task"""
         self._warn_if_blocked()
         try:
-            with self._context.heavy_work:
-                detail = _query.task_detail(self._context.backend, taskid)
+            detail = self._compute(_query.task_detail, self._context.backend, taskid, share=("where", taskid))
         except UnknownTask:
             self._sout.write(f"No task {taskid}\n")
             return

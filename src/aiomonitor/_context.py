@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
+from ._gc import collector_paused
+from ._shared_work import SharedWork
 from ._style import PLAIN, Style
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from ._watchdog import LoopWatchdog
@@ -79,10 +83,9 @@ class CommandContext:
     console_enabled: bool
     #: How long a command waits for the monitored loop.
     hop_timeout: float
-    #: Serialises CPU-heavy commands (snapshots of many tasks): fifty clients
-    #: running ps at once would otherwise queue the app's loop thread behind
-    #: fifty GIL-hungry threads.
-    heavy_work: threading.Lock
+    #: Runs CPU-heavy computations (snapshots of many tasks) one at a time,
+    #: and once for identical requests waiting together (see _shared_work).
+    shared_work: SharedWork
 
 
 class CommandBase:
@@ -117,6 +120,28 @@ class CommandBase:
         """Colours for a client in a terminal, none for everyone else."""
         client = self._client
         return client.style if client is not None else PLAIN
+
+    def _compute(self, func: Callable[..., T], *args: Any, share: Hashable | None = None) -> T:
+        """Run CPU-heavy ``func(*args)`` (a snapshot of many tasks, and its text).
+
+        One at a time per monitor, with the garbage collector paused (see
+        ``_gc``).  Requests with the same *share* key waiting together get
+        one run's result (see ``_shared_work``): the key must name all that
+        the result depends on, and the result must be immutable.  *func*
+        must neither write to the client nor wait for the loop: it returns
+        what to write and the caller writes it afterwards, so a slow reader
+        never holds up the others.
+        """
+
+        def paused() -> T:
+            with collector_paused():
+                return func(*args)
+
+        return self._context.shared_work.run(paused, share)
+
+    def _write_all(self, chunks: Iterable[str]) -> None:
+        for chunk in chunks:
+            self._sout.write(chunk)
 
     def _request(self, step: NextStep) -> None:
         """Ask the session to do *step* once this command returns."""

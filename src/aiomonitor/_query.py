@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ._locations import format_location
 from ._watchdog import LoopWatchdog
-from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
+from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, sorted_gently
 
 #: Report the loop as blocked once a ping has gone unanswered this long.
 BLOCKED_AFTER = 0.2
@@ -81,9 +81,9 @@ class TaskSelection:
         self._consumed = True
         matching = self._matching()
         tasks: Iterable[TaskSnapshot] = matching
-        if self.query.sort is not None:  # sorting needs them all at once: only when asked for
-            tasks = sorted(tasks, key=TASK_SORT_KEYS[self.query.sort])
-        if self.query.limit is not None:
+        if self.query.sort is not None:
+            tasks = sorted_gently(tasks, TASK_SORT_KEYS[self.query.sort], self.query.limit)
+        elif self.query.limit is not None:
             tasks = itertools.islice(tasks, self.query.limit)
         for task in tasks:
             self._shown += 1

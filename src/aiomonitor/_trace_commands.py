@@ -10,7 +10,6 @@ import time
 from . import _format, _graph, _json, _query
 from ._context import CommandBase
 from ._locations import format_location
-from .backends import TaskSnapshot
 from .utils import alt_names
 
 #: Refresh period and row count of ``top``.
@@ -85,16 +84,19 @@ class TraceCommands(CommandBase):
         created (a task nobody waits for, under its creator).  Cycles are
         reported.  -j prints the graph as JSON.
         """
+        as_json = "-j" in args or "--json" in args
+        self._write_all(self._compute(self._pstree_text, as_json, share=("pstree", as_json)))
+
+    def _pstree_text(self, as_json: bool) -> list[str]:
         tree = _query.await_tree(self._context.backend)
-        if "-j" in args or "--json" in args:
-            self._sout.write(json.dumps(_json.await_tree(tree)) + "\n")
-            return
+        if as_json:
+            return list(_json.await_tree(tree))
         labels = {task_id: f"{t.name} ({t.coro}) {task_id}" for task_id, t in tree.tasks.items()}
         lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
-        for chunk in _format.batched_text(lines):
-            self._sout.write(chunk)
+        chunks = list(_format.batched_text(lines))
         if cycles:
-            self._sout.write(f"{_format.plural(len(cycles), 'await cycle')} found (a deadlock).\n")
+            chunks.append(f"{_format.plural(len(cycles), 'await cycle')} found (a deadlock).\n")
+        return chunks
 
     def do_top(self, sort: str = "age", interval: float = TOP_INTERVAL) -> None:
         """A live task view: the oldest (or by name) tasks, refreshed until Enter or Ctrl-C
@@ -106,13 +108,15 @@ class TraceCommands(CommandBase):
             return
         client = self._client
         while True:
-            selection = _query.select_tasks(self._context.backend, _query.TaskQuery(sort=sort, limit=TOP_ROWS))
-            tasks = list(selection)
-            self._sout.write(CLEAR_SCREEN + self._top_screen(tasks, selection.total, sort))
+            screen = self._compute(self._top_screen, sort, share=("top", sort, self._width, self._style))
+            self._sout.write(CLEAR_SCREEN + screen)
             if client is None or client.wait_for_input(interval):
                 break
 
-    def _top_screen(self, tasks: list[TaskSnapshot], total: int, sort: str) -> str:
+    def _top_screen(self, sort: str) -> str:
+        selection = _query.select_tasks(self._context.backend, _query.TaskQuery(sort=sort, limit=TOP_ROWS))
+        tasks = list(selection)
+        total = selection.total
         now = time.monotonic()
         rows = [
             (

@@ -16,7 +16,6 @@ import importlib
 import logging
 import os
 import socket
-import threading
 import warnings
 from collections.abc import Iterator
 from contextvars import ContextVar
@@ -30,6 +29,7 @@ from ._context import CommandCall, CommandContext
 from ._repl import ConsoleSpec
 from ._server import ListenSpec, MonitorServer
 from ._session import SessionConfig
+from ._shared_work import SharedWork
 from ._trace_commands import TraceCommands
 from ._watchdog import LoopWatchdog
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, asyncio_backend, trio_backend
@@ -125,7 +125,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
             clients=lambda: self._server.connections() if self._server is not None else [],
             console_enabled=console_enabled,
             hop_timeout=hop_timeout,
-            heavy_work=threading.Lock(),
+            shared_work=SharedWork(),
         )
 
     def __repr__(self) -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -30,14 +30,29 @@ def yielding(items: Iterable[T], every: int = GIL_YIELD_EVERY) -> Iterator[T]:
         yield item
 
 
-def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
-    """``sorted(items, key=id)`` without one long GIL hold.
+#: Items sorted by one C call; more are sorted in chunks (see sorted_gently).
+SORT_CHUNK = 2048
 
-    Sorting 100k objects is a single ~20 ms C call, during which the app's
-    loop cannot run; sorted chunks merged by a Python generator give the GIL
-    back between elements.
+
+def sorted_gently(items: Iterable[T], key: Callable[[T], Any], limit: int | None = None) -> Iterator[T]:
+    """``sorted(items, key=key)[:limit]`` without one long GIL hold.
+
+    Sorting 100k items is a single C call of 15-30 ms once the keys are
+    computed, during which the app's loop cannot run.  Sorted chunks merged
+    by a Python generator give the GIL back between elements; with a
+    *limit*, a bounded heap keeps only *limit* items alive, so a "top 20" of
+    100k tasks never holds the other 99,980.  Stable, like ``sorted``.
     """
-    chunk_size = 8192
+    if limit is not None:
+        return iter(heapq.nsmallest(limit, yielding(items), key=key))
     pending = list(items)
-    chunks = [sorted(pending[i : i + chunk_size], key=id) for i in range(0, len(pending), chunk_size)]
-    return heapq.merge(*chunks, key=id)
+    if len(pending) <= SORT_CHUNK:
+        return iter(sorted(pending, key=key))
+    chunks = [sorted(pending[i : i + SORT_CHUNK], key=key) for i in yielding(range(0, len(pending), SORT_CHUNK), 1)]
+    del pending
+    return heapq.merge(*chunks, key=key)
+
+
+def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
+    """``sorted(items, key=id)``, gently (see :func:`sorted_gently`)."""
+    return sorted_gently(items, id)
