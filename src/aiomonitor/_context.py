@@ -18,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
-from ._gc import collector_paused
+from ._heavy import heavy_section
 from ._shared_work import SharedWork
 from ._style import PLAIN, Style
 
@@ -124,8 +124,8 @@ class CommandBase:
     def _compute(self, func: Callable[..., T], *args: Any, share: Hashable | None = None) -> T:
         """Run CPU-heavy ``func(*args)`` (a snapshot of many tasks, and its text).
 
-        One at a time per monitor, with the garbage collector paused (see
-        ``_gc``).  Requests with the same *share* key waiting together get
+        One at a time per monitor, in a heavy section (the collector paused,
+        the GIL handed over often: see ``_heavy``).  Requests with the same *share* key waiting together get
         one run's result (see ``_shared_work``): the key must name all that
         the result depends on, and the result must be immutable.  *func*
         must neither write to the client nor wait for the loop: it returns
@@ -133,11 +133,11 @@ class CommandBase:
         never holds up the others.
         """
 
-        def paused() -> T:
-            with collector_paused():
+        def in_heavy_section() -> T:
+            with heavy_section():
                 return func(*args)
 
-        return self._context.shared_work.run(paused, share)
+        return self._context.shared_work.run(in_heavy_section, share)
 
     def _write_all(self, chunks: Iterable[str]) -> None:
         for chunk in chunks:

@@ -11,7 +11,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
+from .backends import release_gently, sorted_gently
+
 Edge = tuple[int, int, str]
+
+
+def _edge_order(edge: Edge) -> tuple[int, str]:
+    return edge[1], edge[2]
 
 
 def children_map(nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int]) -> dict[int, list[Edge]]:
@@ -57,6 +63,11 @@ def tree_lines(
             if node in seen:  # reached again by another way: shown once in full
                 continue
             seen.add(node)
-            for _, child, child_how in sorted(children.get(node, ()), reverse=True):
+            # Pushed in reverse, so children come out in order; a node may have
+            # 100k children (every task main created): sorted gently.
+            for _, child, child_how in reversed(list(sorted_gently(children.get(node, ()), _edge_order))):
                 stack.append((child, child_how, (*path, node)))
+    for kids in children.values():  # see release_gently: 100k edges must not die in one go
+        release_gently(kids)
+    release_gently(children, has_parent, seen, starts)
     return lines, cycles

@@ -11,7 +11,7 @@ from typing import Any
 
 from . import _graph
 from ._query import AwaitTree
-from .backends import EndedTask, FrameInfo, TaskSnapshot
+from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
 
 
 def location(frame: FrameInfo | None) -> dict[str, Any] | None:
@@ -58,7 +58,8 @@ def await_tree(tree: AwaitTree) -> Iterator[str]:
     """
     tasks = tree.tasks
     labels = {task_id: t.name for task_id, t in tasks.items()}
-    _, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
+    lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
+    release_gently(lines, labels)
     yield '{"tasks": ['
     yield from _joined({"id": t.id, "name": t.name, "coro": t.coro} for t in tasks.values())
     yield '], "edges": ['

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ._locations import format_location
 from ._watchdog import LoopWatchdog
-from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, sorted_gently
+from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, release_gently, sorted_gently
 
 #: Report the loop as blocked once a ping has gone unanswered this long.
 BLOCKED_AFTER = 0.2
@@ -147,6 +147,12 @@ class AwaitTree:
     edges: tuple[tuple[int, int, str], ...]
     #: task id -> id of the task that created it (tracing only).
     creators: Mapping[int, int]
+
+    def release(self) -> None:
+        """Free the snapshots a piece at a time (see ``release_gently``); empty after."""
+        for mapping in (self.tasks, self.creators):
+            if isinstance(mapping, dict):
+                release_gently(mapping)
 
 
 def await_tree(backend: Backend) -> AwaitTree:

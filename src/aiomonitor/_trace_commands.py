@@ -10,6 +10,7 @@ import time
 from . import _format, _graph, _json, _query
 from ._context import CommandBase
 from ._locations import format_location
+from .backends import release_gently
 from .utils import alt_names
 
 #: Refresh period and row count of ``top``.
@@ -89,11 +90,15 @@ class TraceCommands(CommandBase):
 
     def _pstree_text(self, as_json: bool) -> list[str]:
         tree = _query.await_tree(self._context.backend)
-        if as_json:
-            return list(_json.await_tree(tree))
-        labels = {task_id: f"{t.name} ({t.coro}) {task_id}" for task_id, t in tree.tasks.items()}
-        lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
-        chunks = list(_format.batched_text(lines))
+        try:
+            if as_json:
+                return list(_json.await_tree(tree))
+            labels = {task_id: f"{t.name} ({t.coro}) {task_id}" for task_id, t in tree.tasks.items()}
+            lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
+            chunks = list(_format.batched_text(lines))
+            release_gently(lines, labels)
+        finally:
+            tree.release()
         if cycles:
             chunks.append(f"{_format.plural(len(cycles), 'await cycle')} found (a deadlock).\n")
         return chunks

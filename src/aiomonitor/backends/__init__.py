@@ -19,7 +19,7 @@ from ._base import (
     Submission,
     UnknownTask,
 )
-from ._gil import GIL_YIELD_EVERY, sorted_by_id, sorted_gently, yielding
+from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, yielding
 from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ __all__ = (
     "TaskSnapshot",
     "UnknownTask",
     "asyncio_backend",
+    "release_gently",
     "sorted_by_id",
     "sorted_gently",
     "trio_backend",

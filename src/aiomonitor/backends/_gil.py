@@ -50,7 +50,33 @@ def sorted_gently(items: Iterable[T], key: Callable[[T], Any], limit: int | None
         return iter(sorted(pending, key=key))
     chunks = [sorted(pending[i : i + SORT_CHUNK], key=key) for i in yielding(range(0, len(pending), SORT_CHUNK), 1)]
     del pending
-    return heapq.merge(*chunks, key=key)
+    return heapq.merge(*map(_draining, chunks), key=key)
+
+
+def _draining(chunk: list[T]) -> Iterator[T]:
+    """Yield a list's items, dropping each from the list as it goes, so they
+    are freed one by one as the consumer drops them, not in one C-level
+    cascade when the whole list dies (100k snapshots: ~15 ms, GIL held)."""
+    chunk.reverse()
+    while chunk:
+        yield chunk.pop()
+
+
+def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
+    """Empty big containers a piece at a time, handing the GIL back between pieces.
+
+    Freeing a container of 100k objects is one C-level cascade of
+    deallocations (~15 ms at 100k snapshots) during which the app's loop
+    cannot run.  Call it on what a command built, before it goes out of scope.
+    """
+    for container in containers:
+        if isinstance(container, list):
+            while container:
+                del container[-GIL_YIELD_EVERY:]
+                time.sleep(0)
+            continue
+        for _ in yielding(range(len(container))):
+            container.popitem() if isinstance(container, dict) else container.pop()
 
 
 def sorted_by_id(items: Iterable[T]) -> Iterator[T]:

@@ -1,0 +1,105 @@
+"""Heavy sections (collector paused, short GIL switch interval): deterministic
+facts only.  The stalls they prevent are measured in benchmarks/, not here."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import aiomonitor
+from aiomonitor._heavy import COMPUTING_SWITCH_INTERVAL, heavy_section, is_active
+
+from .conftest import open_monitor
+from .helpers import Client, in_thread
+
+
+@pytest.fixture
+def app_settings() -> Iterator[None]:
+    """The collector on and the default switch interval, as most apps run."""
+    was_on, interval = gc.isenabled(), sys.getswitchinterval()
+    gc.enable()
+    sys.setswitchinterval(0.005)
+    yield
+    sys.setswitchinterval(interval)
+    if not was_on:
+        gc.disable()
+
+
+def fail_inside_a_heavy_section(seen: list[tuple[bool, float]]) -> None:
+    with heavy_section():
+        seen.append((gc.isenabled(), sys.getswitchinterval()))
+        raise ValueError("boom")
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_settings_are_restored_even_when_the_work_raises() -> None:
+    seen: list[tuple[bool, float]] = []
+    with pytest.raises(ValueError, match="boom"):
+        fail_inside_a_heavy_section(seen)
+    ((collector_on, interval),) = seen
+    assert not collector_on
+    assert interval == pytest.approx(COMPUTING_SWITCH_INTERVAL)
+    assert gc.isenabled()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    assert not is_active()
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_overlapping_sections_restore_once_the_last_one_ends() -> None:
+    first_in, second_done = threading.Event(), threading.Event()
+    seen_after_second: list[bool] = []
+
+    def first() -> None:
+        with heavy_section():
+            first_in.set()
+            second_done.wait(5)
+            seen_after_second.append(gc.isenabled())
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert first_in.wait(5)
+    with heavy_section():
+        pass
+    second_done.set()
+    thread.join(5)
+    assert seen_after_second == [False]  # the second section ending did not restore early
+    assert gc.isenabled()
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+@pytest.mark.usefixtures("app_settings")
+def test_what_the_app_changed_meanwhile_is_left_as_the_app_set_it() -> None:
+    gc.disable()
+    with heavy_section():
+        sys.setswitchinterval(0.02)  # the app's own change, during a command
+    assert not gc.isenabled()  # it was off: it stays off
+    assert sys.getswitchinterval() == pytest.approx(0.02)
+    gc.enable()
+
+
+class HeavyWitness(aiomonitor.Monitor):
+    def do_witness(self) -> None:
+        """Report the settings inside and after a heavy computation"""
+        inside = self._compute(lambda: (gc.isenabled(), sys.getswitchinterval()))
+        self._sout.write(f"inside={inside[0]},{inside[1]:g} after={gc.isenabled()},{sys.getswitchinterval():g}\n")
+
+    def do_explode(self) -> None:
+        """A heavy computation that fails"""
+        self._compute(lambda: 1 / 0)
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("app_settings")
+async def test_commands_change_settings_only_while_computing(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name, monitor=HeavyWitness) as monitor, Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert await in_thread(client.command, "witness") == "inside=False,0.001 after=True,0.005\n"
+        assert "ZeroDivisionError" in await in_thread(client.command, "explode")
+        assert "tasks" in await in_thread(client.command, "ps")
+        assert gc.isenabled()
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        assert not is_active()
