@@ -89,7 +89,7 @@ class BuiltinCommands(CommandBase):
             return
         self._warn_if_blocked()
         share = ("ps", as_json, query, self._width, self._style)
-        self._write_all(self._compute(self._ps_text, as_json, query, share=share))
+        self._write_all(self._compute_text(self._ps_text, as_json, query, share=share))
 
     def _ps_text(self, as_json: bool, query: _query.TaskQuery) -> list[str]:
         # The snapshot streams into plain strings (see Backend.snapshot): no

@@ -18,11 +18,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
-from ._heavy import heavy_section
+from ._heavy import heavy_section, output_section
+from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork
 from ._style import PLAIN, Style
 
 T = TypeVar("T")
+
+#: Output encoded for the client (``encode_output``), in chunks.
+Text = tuple[bytes, ...]
 
 if TYPE_CHECKING:
     from ._watchdog import LoopWatchdog
@@ -139,9 +143,24 @@ class CommandBase:
 
         return self._context.shared_work.run(in_heavy_section, share)
 
-    def _write_all(self, chunks: Iterable[str]) -> None:
-        for chunk in chunks:
-            self._sout.write(chunk)
+    def _compute_text(self, func: Callable[..., Iterable[str]], *args: Any, share: Hashable | None = None) -> Text:
+        """``_compute`` for a command's text: encoded for the client once, in
+        the heavy section, so clients sharing the result share the bytes."""
+
+        def encoded() -> Text:
+            return tuple(encode_output(chunk) for chunk in func(*args))
+
+        return self._compute(encoded, share=share)
+
+    def _write_all(self, text: Text) -> None:
+        """Write what ``_compute_text`` made (a worker thread: waits for a slow client)."""
+        write_encoded = getattr(self._sout, "write_encoded", None)
+        with output_section():
+            for chunk in text:
+                if write_encoded is not None:
+                    write_encoded(chunk)
+                else:  # a ``_sout`` replaced by the user: a plain text stream
+                    self._sout.write(chunk.decode())
 
     def _request(self, step: NextStep) -> None:
         """Ask the session to do *step* once this command returns."""

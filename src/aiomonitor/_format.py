@@ -67,13 +67,14 @@ def table_lines(
     *padded, last = widths
     # Coloured cells arrive padded already: escape codes must not count as width.
     styled = state_column if style.colour and state_column is not None and state_column < len(padded) else None
-    # Fast path: when nothing needs shortening, one format string does a row in C.
+    # Fast path: when nothing needs shortening, one %-format does a row in C
+    # (several times faster than str.format, and no Python call per row).
     fits = all(w >= need for w, need in zip(widths, needed, strict=True))
-    row_format = _GAP.join("{}" if i == styled else f"{{:<{w}}}" for i, w in enumerate(padded)) + _GAP + "{}"
+    row_format = _GAP.join("%s" if i == styled else f"%-{w}s" for i, w in enumerate(padded)) + _GAP + "%s"
 
     def line(cells: Sequence[str]) -> str:
         if fits:
-            return row_format.format(*cells)
+            return row_format % tuple(cells)
         *first, final = cells
         parts = [cell if i == styled else _fit(cell, w) for i, (cell, w) in enumerate(zip(first, padded, strict=True))]
         parts.append(final if len(final) <= last else ellipsize(final, last))
@@ -87,7 +88,7 @@ def table_lines(
     rows: Iterable[Sequence[str]] = zip(*columns, strict=True)
     if styled is not None:
         rows = _with_styled_states(rows, styled, padded[styled], style)
-    yield from map(line, yielding(rows))
+    yield from map(row_format.__mod__ if fits else line, yielding(rows))
 
 
 def _with_styled_states(rows: Iterable[Sequence[str]], index: int, width: int, style: Style) -> Iterator[Sequence[str]]:
@@ -161,7 +162,7 @@ def ps_columns(tasks: Iterable[TaskSnapshot], traced: bool = False, timed: bool 
         depth = depths[t.id] = depths[t.parent_id] + 1 if t.parent_id in depths else 0
         ids.append(str(t.id))
         states.append(t.state)
-        names.append("  " * depth + t.name)
+        names.append("  " * depth + t.name if depth else t.name)
         coros.append(t.coro)
         locations.append(format_location(t.location))
         if traced:

@@ -13,12 +13,14 @@ measured with ``benchmarks/run.py --only commands`` (figures in the README):
 * CPython hands the GIL to a waiting thread only when the holder blocks or
   after the switch interval (5 ms by default) has passed, and with our server
   thread also waiting the app's loop could lose several turns in a row:
-  20-35 ms stalls.  While a command computes, the switch interval is at most
-  1 ms, so the loop gets the GIL back within about a millisecond.
+  20-35 ms stalls.  While a command computes or writes a big output, the
+  switch interval is at most 1 ms, so the loop gets the GIL back within
+  about a millisecond.
 
-Both are paused only while a command *computes* (never while it waits for a
-client or for the app's loop, which a client could stretch), and restored
-when the last computation ends.  The app's behaviour is untouched whenever
+The collector is paused only while a command *computes* (never while it
+waits for a client or for the app's loop, which a client could stretch);
+the switch interval also while it writes a big output.  Both are restored
+when the last section ends.  The app's behaviour is untouched whenever
 no command computes; during one, collections are deferred, not skipped (the
 young objects the app allocated meanwhile are collected at its next
 allocation past the threshold).  A collector the app had switched off is
@@ -37,14 +39,16 @@ import sys
 import threading
 from collections.abc import Iterator
 
-#: The switch interval while a command computes (see the module docstring).
+#: The switch interval while a command computes or writes a big output.
 COMPUTING_SWITCH_INTERVAL = 0.001
 
 _lock = threading.Lock()
-#: How many computations are running; the settings are changed while > 0.
-_holders = 0
+#: How many computations pause the collector; it is off while > 0.
+_collector_holders = 0
 #: Whether the first holder switched the collector off (so the last restores it).
 _collector_was_on = False
+#: How many sections want frequent GIL switching; in force while > 0.
+_switching_holders = 0
 #: The app's switch interval, while ours is in force (None: we did not change it).
 _app_switch_interval: float | None = None
 
@@ -57,43 +61,60 @@ def heavy_section() -> Iterator[None]:
     Use it only around bounded CPU work: anything that waits (a client's
     socket, the monitored loop) must happen outside it.
     """
-    _enter()
-    try:
+    with _collector_paused(), output_section():
         yield
-    finally:
-        _leave()
 
 
-def _enter() -> None:
-    global _holders, _collector_was_on, _app_switch_interval
+@contextlib.contextmanager
+def output_section() -> Iterator[None]:
+    """Shorten the GIL switch interval only: for writing a big output.
+
+    Fifty clients writing their megabyte of ``ps`` at once kept the app's
+    loop waiting 20-30 ms for the GIL at 5 ms turns (measured).  Unlike the
+    collector pause this may last as long as a slow client takes: a short
+    switch interval costs nothing while threads do not compete.
+    """
+    global _switching_holders, _app_switch_interval
     with _lock:
-        if _holders == 0:
-            _collector_was_on = gc.isenabled()
-            if _collector_was_on:
-                gc.disable()
+        if _switching_holders == 0:
             interval = sys.getswitchinterval()
             if interval > COMPUTING_SWITCH_INTERVAL:
                 _app_switch_interval = interval
                 sys.setswitchinterval(COMPUTING_SWITCH_INTERVAL)
-        _holders += 1
+        _switching_holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _switching_holders -= 1
+            # Python keeps the interval in microseconds: compare to that precision.
+            ours = abs(sys.getswitchinterval() - COMPUTING_SWITCH_INTERVAL) < 1e-6
+            if _switching_holders == 0 and _app_switch_interval is not None and ours:
+                sys.setswitchinterval(_app_switch_interval)
+            if _switching_holders == 0:
+                _app_switch_interval = None
 
 
-def _leave() -> None:
-    global _holders, _collector_was_on, _app_switch_interval
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    global _collector_holders, _collector_was_on
     with _lock:
-        _holders -= 1
-        if _holders:
-            return
-        if _collector_was_on:
-            _collector_was_on = False
-            gc.enable()
-        # Python keeps the interval in microseconds: compare to that precision.
-        if _app_switch_interval is not None and abs(sys.getswitchinterval() - COMPUTING_SWITCH_INTERVAL) < 1e-6:
-            sys.setswitchinterval(_app_switch_interval)
-        _app_switch_interval = None
+        if _collector_holders == 0:
+            _collector_was_on = gc.isenabled()
+            if _collector_was_on:
+                gc.disable()
+        _collector_holders += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _collector_holders -= 1
+            if _collector_holders == 0 and _collector_was_on:
+                _collector_was_on = False
+                gc.enable()
 
 
 def is_active() -> bool:
-    """Whether a computation is running now (for tests)."""
+    """Whether any section is open now (for tests)."""
     with _lock:
-        return _holders > 0
+        return _collector_holders > 0 or _switching_holders > 0

@@ -86,7 +86,7 @@ class TraceCommands(CommandBase):
         reported.  -j prints the graph as JSON.
         """
         as_json = "-j" in args or "--json" in args
-        self._write_all(self._compute(self._pstree_text, as_json, share=("pstree", as_json)))
+        self._write_all(self._compute_text(self._pstree_text, as_json, share=("pstree", as_json)))
 
     def _pstree_text(self, as_json: bool) -> list[str]:
         tree = _query.await_tree(self._context.backend)

@@ -11,7 +11,7 @@ import functools
 import os
 import sysconfig
 import types
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from ._records import FrameInfo
@@ -37,20 +37,42 @@ def code_name(frame: FrameType) -> str:
     return getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
 
 
-def user_coro_name(frames: list[FrameType], fallback: str) -> str:
-    """The outermost coroutine in user code: ``parked``, not anyio's task wrapper."""
+#: Per code object: (the code, whether it is library code, its qualified
+#: name).  Keyed by id(code), as FrameInfo's memo (hashing a code object
+#: hashes its whole content); the entry keeps the code alive, so the id
+#: cannot be reused.  A pure memo, bounded, shared harmlessly.
+_CODE_FACTS: dict[int, tuple[CodeType, bool, str]] = {}
+_CODE_FACTS_SIZE = 20_000
+
+
+def _code_facts(code: CodeType) -> tuple[CodeType, bool, str]:
+    facts = _CODE_FACTS.get(id(code))
+    if facts is None:
+        if len(_CODE_FACTS) >= _CODE_FACTS_SIZE:
+            _CODE_FACTS.clear()
+        facts = (code, is_library(code.co_filename), getattr(code, "co_qualname", code.co_name))
+        _CODE_FACTS[id(code)] = facts
+    return facts
+
+
+def describe_chain(frames: list[FrameType], fallback: str) -> tuple[str, FrameInfo | None]:
+    """(coroutine name, location) of an await chain, in one pass.
+
+    The name is the outermost coroutine in user code (``parked``, not
+    anyio's task wrapper); the location the innermost frame outside
+    libraries, else the innermost frame.  Runs once per task on every ``ps``:
+    one loop and a memo per code object, not a cached call per frame.
+    """
+    name: str | None = None
+    innermost_user: FrameType | None = None
     for frame in frames:
-        if not is_library(frame.f_code.co_filename):
-            return code_name(frame)
-    return fallback
-
-
-def user_location(frames: list[FrameType]) -> FrameInfo | None:
-    """The innermost frame outside libraries, else the innermost frame."""
-    for frame in reversed(frames):
-        if not is_library(frame.f_code.co_filename):
-            return FrameInfo.from_frame(frame)
-    return FrameInfo.from_frame(frames[-1]) if frames else None
+        facts = _CODE_FACTS.get(id(frame.f_code)) or _code_facts(frame.f_code)
+        if not facts[1]:
+            if name is None:
+                name = facts[2]
+            innermost_user = frame
+    where = innermost_user if innermost_user is not None else (frames[-1] if frames else None)
+    return (fallback if name is None else name), (None if where is None else FrameInfo.from_frame(where))
 
 
 def await_chain(coro: Any) -> list[FrameType]:

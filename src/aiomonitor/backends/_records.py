@@ -6,9 +6,10 @@ format them at leisure.  Nothing here imports a framework or does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType, FrameType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 # Snapshots are NamedTuples, not frozen dataclasses: as immutable, and a
 # 100k-task snapshot builds 200k of them, where a frozen dataclass's
@@ -63,6 +64,11 @@ class TaskSnapshot(NamedTuple):
     steps: int | None = None
     busy: float | None = None
     longest_step: float | None = None
+
+
+#: Builds a TaskSnapshot from a tuple of its fields, in C: ``TaskSnapshot(...)``
+#: runs the NamedTuple's Python-level __new__, a third of a snapshot's cost.
+new_snapshot: Callable[[type[TaskSnapshot], tuple[Any, ...]], TaskSnapshot] = tuple.__new__
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
 from ._base import Backend, LoopUnresponsive, Submission, UnknownTask
-from ._frames import await_chain, user_coro_name, user_location
+from ._frames import await_chain, describe_chain
 from ._gil import sorted_by_id, yielding
-from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
+from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, new_snapshot
 from ._timing import TimedCoroutine
 from ._tracing import trace_fields
 
@@ -158,14 +158,11 @@ class AsyncioBackend(Backend):
             if record is None and foreign:  # made by the app's own task factory
                 record = foreign.get(task)
             stats = coro.stats if type(coro) is TimedCoroutine else None
-            yield TaskSnapshot(
-                id(task),
-                task.get_name(),
-                _state(task, current),
-                user_coro_name(frames, _coro_name(coro)),
-                user_location(frames),
-                None,
-                *trace_fields(record, stats),
+            name, location = describe_chain(frames, _coro_name(coro))
+            # tuple.__new__ directly: a NamedTuple's own __new__ is a Python call.
+            yield new_snapshot(
+                TaskSnapshot,
+                (id(task), task.get_name(), _state(task, current), name, location, None, *trace_fields(record, stats)),
             )
 
     def await_edges(self) -> list[tuple[int, int, str]]:

@@ -36,9 +36,9 @@ from typing import Any
 import trio
 
 from ._base import Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
-from ._frames import await_chain, user_coro_name, user_location
+from ._frames import await_chain, describe_chain
 from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
-from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
+from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, new_snapshot
 from ._timing import StepStats
 from ._tracing import (
     History,
@@ -316,14 +316,10 @@ class TrioBackend(Backend):
             frames = _frames(task)
             record = records.get(task)
             stats = timings.get(task)
-            yield TaskSnapshot(
-                id(task),
-                task.name,
-                "running" if running else "waiting",
-                user_coro_name(frames, getattr(coro, "__qualname__", None) or task.name),
-                user_location(frames),
-                parent,
-                *trace_fields(record, stats),
+            name, location = describe_chain(frames, getattr(coro, "__qualname__", None) or task.name)
+            state = "running" if running else "waiting"
+            yield new_snapshot(
+                TaskSnapshot, (id(task), task.name, state, name, location, parent, *trace_fields(record, stats))
             )
 
     def stack(self, task_id: int) -> list[FrameInfo]:
