@@ -128,7 +128,7 @@ async def test_ctrl_c_cancels_a_long_await(console_monitor: aiomonitor.Monitor, 
         with Client(console_monitor.port) as watcher:
             await in_thread(watcher.start)
             for _ in range(500):
-                if "aiomonitor-console" in await in_thread(watcher.command, "ps aiomonitor-console"):
+                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a aiomonitor-console"):
                     break
         client.send(IAC_IP)
         interrupted = await in_thread(client.read_until, CONSOLE_PROMPT)
@@ -174,3 +174,27 @@ async def test_multi_line_prompt_shows_continuation(console_monitor: aiomonitor.
         client.send(b"    'inside'\r\n\r\n")
         output = await in_thread(client.read_until, CONSOLE_PROMPT)
     assert re.search(rb"'inside'\r\n>>> $", output)
+
+
+async def test_the_monitors_own_tasks_are_hidden_unless_asked_for(anyio_backend_name: str) -> None:
+    framework = "trio" if anyio_backend_name == "trio" else "asyncio"
+    options: dict[str, Any] = {"trace_tasks": True, "max_termination_history": 50}
+    with open_monitor(anyio_backend_name, **options) as monitor, await open_console(monitor) as console:
+        with Client(monitor.port) as watcher:
+            await in_thread(watcher.start)
+            before = await in_thread(watcher.command, "ps")
+            console.send(f"await {framework}.sleep(3600)\r\n".encode())
+            for _ in range(500):  # the statement runs once its task is listed
+                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a"):
+                    break
+            hidden = await in_thread(watcher.command, "ps")
+            assert "aiomonitor-console" not in hidden
+            assert hidden.splitlines()[0] == before.splitlines()[0]  # the count leaves it out too
+            assert "aiomonitor-console" not in await in_thread(watcher.command, "pstree")
+            assert "aiomonitor-console" in await in_thread(watcher.command, "pstree -a")
+            console.send(IAC_IP)
+            await in_thread(console.read_until, CONSOLE_PROMPT)
+            assert await lines(console, "1 + 1") == ["2\n"]  # a statement that ends: history
+            ended = await in_thread(watcher.command, "ended")
+            assert "aiomonitor-console" not in ended
+            assert "aiomonitor-console" in await in_thread(watcher.command, "ended -a")

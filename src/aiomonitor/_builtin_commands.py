@@ -76,11 +76,12 @@ class BuiltinCommands(CommandBase):
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [-s id|name|state|age|busy] [-n COUNT] [FILTER...]. A
-        FILTER keeps the tasks whose id, name, state, coroutine or location
+        Usage: ps [-j] [-a] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
+        A FILTER keeps the tasks whose id, name, state, coroutine or location
         contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
-        first; busy needs trace_timing, busiest first);
-        -n shows at most COUNT; -j prints one JSON object per line instead.
+        first; busy needs trace_timing, busiest first); -n shows at most
+        COUNT; -a includes the monitor's own tasks (console statements); -j
+        prints one JSON object per line instead.
         """
         try:
             as_json, query = _ps_options(args)
@@ -205,11 +206,13 @@ class BuiltinCommands(CommandBase):
 
 def _ps_options(args: tuple[str, ...]) -> tuple[bool, _query.TaskQuery]:
     """(json, query) from ps's arguments; ValueError says what is wrong."""
-    as_json, sort, limit, filters = False, None, None, []
+    as_json, include_own, sort, limit, filters = False, False, None, None, []
     words = iter(args)
     for word in words:
         if word in ("-j", "--json"):
             as_json = True
+        elif word in ("-a", "--all"):
+            include_own = True
         elif word in ("-s", "--sort"):
             sort = next(words, "")
             if sort not in _query.TASK_SORT_KEYS:
@@ -221,7 +224,7 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, _query.TaskQuery]:
             limit = int(count)
         else:
             filters.append(word.lower())
-    return as_json, _query.TaskQuery(tuple(filters), sort, limit)
+    return as_json, _query.TaskQuery(tuple(filters), sort, limit, include_own)
 
 
 def _parse_signal(name: str) -> signal.Signals | None:

@@ -21,7 +21,17 @@ from typing import Any, Protocol
 
 from ._locations import format_location
 from ._watchdog import LoopWatchdog
-from .backends import Backend, Canceller, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, release_gently, sorted_gently
+from .backends import (
+    MONITOR_TASK_NAME,
+    Backend,
+    Canceller,
+    EndedTask,
+    FrameInfo,
+    TaskRecord,
+    TaskSnapshot,
+    release_gently,
+    sorted_gently,
+)
 
 #: Report the loop as blocked once a ping has gone unanswered this long.
 BLOCKED_AFTER = 0.2
@@ -53,6 +63,9 @@ class TaskQuery:
     filters: tuple[str, ...] = ()
     sort: str | None = None
     limit: int | None = None
+    #: Also the monitor's own tasks (console statements, async commands),
+    #: which are left out of lists and counts by default.
+    include_own: bool = False
 
     def __post_init__(self) -> None:
         if self.sort is not None and self.sort not in TASK_SORT_KEYS:
@@ -92,8 +105,10 @@ class TaskSelection:
             pass
 
     def _matching(self) -> Iterator[TaskSnapshot]:
-        filters = self.query.filters
+        filters, include_own = self.query.filters, self.query.include_own
         for task in self._snapshots:
+            if not include_own and task.name == MONITOR_TASK_NAME:
+                continue
             self._total += 1
             if not filters or task_matches(task, filters):
                 self._matched += 1
@@ -155,8 +170,8 @@ class AwaitTree:
                 release_gently(mapping)
 
 
-def await_tree(backend: Backend) -> AwaitTree:
-    tasks = {t.id: t for t in backend.snapshot()}
+def await_tree(backend: Backend, include_own: bool = False) -> AwaitTree:
+    tasks = {t.id: t for t in backend.snapshot() if include_own or t.name != MONITOR_TASK_NAME}
     creators = {t.id: t.creator_id for t in tasks.values() if t.creator_id is not None}
     return AwaitTree(tasks, tuple(backend.await_edges()), creators)
 
@@ -164,12 +179,15 @@ def await_tree(backend: Backend) -> AwaitTree:
 # -- ended tasks -------------------------------------------------------------------
 
 
-def ended_tasks(backend: Backend, filters: Sequence[str] = ()) -> tuple[EndedTask, ...]:
+def ended_tasks(backend: Backend, filters: Sequence[str] = (), include_own: bool = False) -> tuple[EndedTask, ...]:
     """Remembered ended tasks matching *filters*, oldest first; raises HistoryOff."""
     if not backend.keeps_history:
         raise HistoryOff
     return tuple(
-        e for e in backend.history() if all(f in f"{e.id} {e.name} {e.coro} {e.outcome}".lower() for f in filters)
+        e
+        for e in backend.history()
+        if (include_own or e.name != MONITOR_TASK_NAME)
+        and all(f in f"{e.id} {e.name} {e.coro} {e.outcome}".lower() for f in filters)
     )
 
 

@@ -30,13 +30,15 @@ class TraceCommands(CommandBase):
     def do_ended(self, *args: str) -> None:
         """Show recently ended tasks (needs max_termination_history)
 
-        Usage: ended [-j] [FILTER...]: how each ended (returned, raised,
-        cancelled), how long it lived and where it was created, newest last.
+        Usage: ended [-j] [-a] [FILTER...]: how each ended (returned, raised,
+        cancelled), how long it lived and where it was created, newest last;
+        -a includes the monitor's own tasks (console statements).
         """
         as_json = "-j" in args or "--json" in args
-        filters = [a.lower() for a in args if a not in ("-j", "--json")]
+        include_own = "-a" in args or "--all" in args
+        filters = [a.lower() for a in args if a not in ("-j", "--json", "-a", "--all")]
         try:
-            ended = _query.ended_tasks(self._context.backend, filters)
+            ended = _query.ended_tasks(self._context.backend, filters, include_own)
         except _query.HistoryOff:
             self._sout.write(NO_HISTORY)
             return
@@ -83,13 +85,16 @@ class TraceCommands(CommandBase):
         Edges: await (a task awaiting another), gather, taskgroup (an
         asyncio.TaskGroup's members), nursery (trio), and with trace_tasks,
         created (a task nobody waits for, under its creator).  Cycles are
-        reported.  -j prints the graph as JSON.
+        reported.  -j prints the graph as JSON; -a includes the monitor's own
+        tasks (console statements).
         """
         as_json = "-j" in args or "--json" in args
-        self._write_all(self._compute_text(self._pstree_text, as_json, share=("pstree", as_json)))
+        include_own = "-a" in args or "--all" in args
+        share = ("pstree", as_json, include_own)
+        self._write_all(self._compute_text(self._pstree_text, as_json, include_own, share=share))
 
-    def _pstree_text(self, as_json: bool) -> list[str]:
-        tree = _query.await_tree(self._context.backend)
+    def _pstree_text(self, as_json: bool, include_own: bool) -> list[str]:
+        tree = _query.await_tree(self._context.backend, include_own)
         try:
             if as_json:
                 return list(_json.await_tree(tree))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ._base import (
     DEFAULT_HOP_TIMEOUT,
+    MONITOR_TASK_NAME,
     Backend,
     Interrupted,
     LoopUnresponsive,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = (
     "DEFAULT_HOP_TIMEOUT",
     "GIL_YIELD_EVERY",
+    "MONITOR_TASK_NAME",
     "Backend",
     "CancelOutcome",
     "Canceller",

@@ -28,6 +28,9 @@ T = TypeVar("T")
 #: How long a command waits for the monitored loop before giving up.  The
 #: loop may be blocked by a synchronous call; the monitor must stay usable.
 DEFAULT_HOP_TIMEOUT = 2.0
+#: The name of the tasks the monitor itself runs in the monitored loop (console
+#: statements, ``async def`` commands): hidden from the user's view by default.
+MONITOR_TASK_NAME = "aiomonitor-console"
 #: How often a waiting worker thread looks whether its client pressed Ctrl-C.
 INTERRUPT_POLL = 0.1
 

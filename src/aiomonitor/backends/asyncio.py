@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
-from ._base import Backend, LoopUnresponsive, Submission, UnknownTask
+from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
 from ._gil import sorted_by_id, yielding
 from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, new_snapshot
@@ -227,7 +227,7 @@ class AsyncioBackend(Backend):
 
         def start() -> None:
             # create_task copies the current context: make it the submitter's.
-            task = context.run(loop.create_task, runner(), name="aiomonitor-console")
+            task = context.run(loop.create_task, runner(), name=MONITOR_TASK_NAME)
 
             def cancel_task() -> None:
                 loop.call_soon_threadsafe(task.cancel)

@@ -35,7 +35,7 @@ from typing import Any
 
 import trio
 
-from ._base import Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
+from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
 from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
 from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, new_snapshot
@@ -379,7 +379,7 @@ class TrioBackend(Backend):
 
         def start() -> None:
             if future.set_running_or_notify_cancel():
-                trio.lowlevel.spawn_system_task(runner, name="aiomonitor-console", context=context)
+                trio.lowlevel.spawn_system_task(runner, name=MONITOR_TASK_NAME, context=context)
 
         self.call_soon(start)
         return submission
