@@ -7,7 +7,8 @@ Run it, then connect from another terminal:
 
 Try ``ps``, ``where <id>``, ``cancel <id>``, ``console`` (then
 ``await fetch_upstream()`` or ``stats``), ``lag`` and ``help``.  With
-``--trace``: ``pstree``, ``ended``, ``where-ended <id>`` and ``top age``.
+``--trace`` (as ``bash scripts/demo`` runs it): ``pstree``, ``ended``,
+``where-ended <id>``, ``top busy``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ class DemoMonitor(aiomonitor.Monitor):
             self._sout.write(f"{key}: {value}\n")
 
 
+TRY_FIRST_UNTRACED = """Worth trying first:
+  ps                  every task: its state, coroutine and where it waits
+  where ID            one task's await stack, with source lines (an ID from ps)
+  console             a Python REPL inside this app's loop: try `await fetch_upstream()`
+  help                every command"""
+
+TRY_FIRST = """Worth trying first (tracing and step timing are on):
+  ps                  every task: where it waits, how old, how busy, who made it
+  pstree              who waits for whom: the await tree
+  where ID            one task's await stack and creation chain (an ID from ps)
+  console             a Python REPL inside this app's loop: try `await fetch_upstream()`
+  ended               tasks that finished lately, and how (then: where-ended ID)"""
+
+
 async def main(port: int, console_port: int, **options: Any) -> None:
     loop = asyncio.get_running_loop()
     jobs: asyncio.Queue[int] = asyncio.Queue(maxsize=20)
@@ -84,6 +99,7 @@ async def main(port: int, console_port: int, **options: Any) -> None:
     ) as monitor:
         print(f"Demo running. Connect with: python -m aiomonitor -p {monitor.port}", flush=True)
         print(f"  or: nc 127.0.0.1 {monitor.port}   (console: nc 127.0.0.1 {monitor.console_port})", flush=True)
+        print(TRY_FIRST if options.get("trace_tasks") else TRY_FIRST_UNTRACED, flush=True)
         async with asyncio.TaskGroup() if hasattr(asyncio, "TaskGroup") else _Group() as group:
             for number in range(3):
                 group.create_task(worker(f"worker-{number}", jobs), name=f"worker-{number}")
@@ -115,9 +131,13 @@ if __name__ == "__main__":
     parser.add_argument("-p", "--port", type=int, default=aiomonitor.MONITOR_PORT)
     parser.add_argument("--console-port", type=int, default=aiomonitor.CONSOLE_PORT)
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop")
-    parser.add_argument("--trace", action="store_true", help="trace tasks and keep the last 500 ended ones")
+    parser.add_argument(
+        "--trace", action="store_true", help="trace tasks, time their steps and keep the last 500 ended ones"
+    )
     args = parser.parse_args()
-    options: dict[str, Any] = {"trace_tasks": True, "max_termination_history": 500} if args.trace else {}
+    options: dict[str, Any] = {}
+    if args.trace:
+        options = {"trace_tasks": True, "trace_timing": True, "max_termination_history": 500}
     runner = asyncio.run
     if args.uvloop:
         import uvloop

@@ -102,3 +102,18 @@ def test_the_web_server_example() -> None:
             client.start()
             assert client.command("r") == "1 requests served\n"  # the custom command, by alias
             assert poll(lambda: "web_server.py:25 in handle" in client.command("ps handle"))
+
+
+def test_the_traced_demo_says_what_to_try_and_shows_it() -> None:
+    argv = ("examples/demo_asyncio.py", "--trace", "-p", "0", "--console-port", "0")
+    with running_app(*argv) as (process, port, _):
+        assert process.stdout is not None
+        advice = [process.stdout.readline() for _ in range(7)]
+        assert "Worth trying first (tracing and step timing are on):\n" in advice
+        assert any(line.split()[:1] == ["pstree"] for line in advice)
+        with Client(port) as client:
+            client.start()
+            assert poll(lambda: "worker-0" in client.command("pstree"))
+            header = client.command("ps -w").splitlines()[1]
+            for column in ("Age", "Created at", "Steps", "Busy"):
+                assert column in header

@@ -104,7 +104,7 @@ def test_ctrl_c_interrupts_a_running_statement(demo_port: int, tmp_path: Path) -
     def statement_running() -> bool:
         with Client(demo_port) as watcher:
             watcher.start()
-            return "aiomonitor-console" in watcher.command("ps -a aiomonitor-console")
+            return "aiomonitor-console" in watcher.command("ps -a -w aiomonitor-console")
 
     assert poll(statement_running)
     child.sendintr()

@@ -51,8 +51,8 @@ async def test_ps_shows_named_tasks_with_coroutine_and_location(monitor: aiomoni
         await tg.start(parked, name="parked-two")
         with Client(monitor.port) as client:
             await in_thread(client.start)
-            table = await in_thread(client.command, "ps")
-            filtered = await in_thread(client.command, "ps parked-two")
+            table = await in_thread(client.command, "ps -w")
+            filtered = await in_thread(client.command, "ps -w parked-two")
         tg.cancel_scope.cancel()
     assert re.match(r"\d+ tasks\n", table)
     assert "Task ID" in table and "Coroutine" in table and "Location" in table

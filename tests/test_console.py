@@ -128,7 +128,7 @@ async def test_ctrl_c_cancels_a_long_await(console_monitor: aiomonitor.Monitor, 
         with Client(console_monitor.port) as watcher:
             await in_thread(watcher.start)
             for _ in range(500):
-                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a aiomonitor-console"):
+                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a -w aiomonitor-console"):
                     break
         client.send(IAC_IP)
         interrupted = await in_thread(client.read_until, CONSOLE_PROMPT)
@@ -185,7 +185,7 @@ async def test_the_monitors_own_tasks_are_hidden_unless_asked_for(anyio_backend_
             before = await in_thread(watcher.command, "ps")
             console.send(f"await {framework}.sleep(3600)\r\n".encode())
             for _ in range(500):  # the statement runs once its task is listed
-                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a"):
+                if "aiomonitor-console" in await in_thread(watcher.command, "ps -a -w"):
                     break
             hidden = await in_thread(watcher.command, "ps")
             assert "aiomonitor-console" not in hidden
@@ -197,4 +197,4 @@ async def test_the_monitors_own_tasks_are_hidden_unless_asked_for(anyio_backend_
             assert await lines(console, "1 + 1") == ["2\n"]  # a statement that ends: history
             ended = await in_thread(watcher.command, "ended")
             assert "aiomonitor-console" not in ended
-            assert "aiomonitor-console" in await in_thread(watcher.command, "ended -a")
+            assert "aiomonitor-console" in await in_thread(watcher.command, "ended -a -w")

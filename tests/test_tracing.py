@@ -52,7 +52,7 @@ async def test_a_chain_of_three_creations(traced: aiomonitor.Monitor, anyio_back
                 task = json.loads(line)
                 names[task["name"]] = task["id"]
             where = await in_thread(client.command, f"where {names['grandchild']}")
-            table = await in_thread(client.command, "ps grandchild")
+            table = await in_thread(client.command, "ps -w grandchild")
         tg.cancel_scope.cancel()
     chain = where.split("Creation chain (oldest first):\n")[1].splitlines()
     assert [int(line.split()[1]) for line in chain[-3:]] == [names["parent"], names["child"], names["grandchild"]]
@@ -76,7 +76,7 @@ async def test_history_is_bounded_and_says_how_tasks_ended(traced: aiomonitor.Mo
             tg.start_soon(raises, name="raiser")
     with Client(traced.port) as client:
         await in_thread(client.start)
-        ended = await in_thread(client.command, "ended")
+        ended = await in_thread(client.command, "ended -w")
         records = [json.loads(line) for line in (await in_thread(client.command, "ended -j")).splitlines()]
     assert len(records) <= 5  # the bound
     assert ended.startswith(f"{len(records)} ended task")
@@ -182,7 +182,7 @@ async def test_a_cancellation_names_its_canceller() -> None:
         targets.clear()  # the history records a task when it is released
         with Client(monitor.port) as client:
             await in_thread(client.start)
-            ended = await in_thread(client.command, "ended victim")
+            ended = await in_thread(client.command, "ended -w victim")
             task_id = int(re.search(r"^(\d+)\s+victim", ended, re.M).group(1))  # type: ignore[union-attr]
             story = await in_thread(client.command, f"where-ended {task_id}")
     assert "cancelled" in ended
@@ -290,7 +290,7 @@ async def test_the_history_keeps_asyncios_own_reports() -> None:
         tasks.clear()  # released without anyone reading the exception
         with Client(monitor.port) as client:
             await in_thread(client.start)
-            ended = await in_thread(client.command, "ended")
+            ended = await in_thread(client.command, "ended -w")
     loop.set_exception_handler(previous_handler)
     assert reports == ["Task exception was never retrieved"]
     assert re.search(r"unretrieved .*raised ValueError\('nobody looked'\)", ended)
@@ -381,7 +381,7 @@ async def test_trio_tracing_without_task_scopes(history: int) -> None:
                 listing = (await in_thread(client.command, "ps -j")).splitlines()
                 tasks = {task["name"]: task for task in map(json.loads, listing)}
                 where = await in_thread(client.command, f"where {tasks['grandchild']['id']}")
-                ended = await in_thread(client.command, "ended")
+                ended = await in_thread(client.command, "ended -w")
                 refused = await in_thread(client.command, f"cancel {tasks['grandchild']['id']}")
             nursery.cancel_scope.cancel()
         records_left = len(monitor._backend._instrument.records)  # type: ignore[attr-defined]

@@ -76,23 +76,25 @@ class BuiltinCommands(CommandBase):
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [-a] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
+        Usage: ps [-j] [-a] [-w] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
         A FILTER keeps the tasks whose id, name, state, coroutine or location
         contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
         first; busy needs trace_timing, busiest first); -n shows at most
-        COUNT; -a includes the monitor's own tasks (console statements); -j
-        prints one JSON object per line instead.
+        COUNT; -a includes the monitor's own tasks (console statements); -w
+        never shortens a column to fit the terminal; -j prints one JSON
+        object per line instead.
         """
         try:
-            as_json, query = _ps_options(args)
+            as_json, wide, query = _ps_options(args)
         except ValueError as exc:
             self._sout.write(f"{exc}\n")
             return
         self._warn_if_blocked()
-        share = ("ps", as_json, query, self._width, self._style)
-        self._write_all(self._compute_text(self._ps_text, as_json, query, share=share))
+        width = None if wide else self._width
+        share = ("ps", as_json, query, width, self._style)
+        self._write_all(self._compute_text(self._ps_text, as_json, query, width, share=share))
 
-    def _ps_text(self, as_json: bool, query: _query.TaskQuery) -> list[str]:
+    def _ps_text(self, as_json: bool, query: _query.TaskQuery, width: int | None) -> list[str]:
         # The snapshot streams into plain strings (see Backend.snapshot): no
         # list of 100k snapshots, unless a sort needs them all at once.
         backend = self._context.backend
@@ -105,7 +107,7 @@ class BuiltinCommands(CommandBase):
         shown = f" ({selection.shown} shown)" if narrowed else ""
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
         headers += _format.TIMING_HEADERS if timed else ()
-        lines = _format.table_lines(headers, columns, self._width, self._style, state_column=1)
+        lines = _format.table_lines(headers, columns, width, self._style, state_column=1)
         return [f"{_format.plural(selection.total, 'task')}{shown}\n", *_format.batched_text(lines)]
 
     @alt_names("w")
@@ -204,15 +206,17 @@ class BuiltinCommands(CommandBase):
         self._request(NextStep.CONSOLE)
 
 
-def _ps_options(args: tuple[str, ...]) -> tuple[bool, _query.TaskQuery]:
-    """(json, query) from ps's arguments; ValueError says what is wrong."""
-    as_json, include_own, sort, limit, filters = False, False, None, None, []
+def _ps_options(args: tuple[str, ...]) -> tuple[bool, bool, _query.TaskQuery]:
+    """(json, wide, query) from ps's arguments; ValueError says what is wrong."""
+    as_json, wide, include_own, sort, limit, filters = False, False, False, None, None, []
     words = iter(args)
     for word in words:
         if word in ("-j", "--json"):
             as_json = True
         elif word in ("-a", "--all"):
             include_own = True
+        elif word in ("-w", "--wide"):
+            wide = True
         elif word in ("-s", "--sort"):
             sort = next(words, "")
             if sort not in _query.TASK_SORT_KEYS:
@@ -224,7 +228,7 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, _query.TaskQuery]:
             limit = int(count)
         else:
             filters.append(word.lower())
-    return as_json, _query.TaskQuery(tuple(filters), sort, limit, include_own)
+    return as_json, wide, _query.TaskQuery(tuple(filters), sort, limit, include_own)
 
 
 def _parse_signal(name: str) -> signal.Signals | None:

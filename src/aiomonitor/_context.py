@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
+from ._format import DEFAULT_WIDTH
 from ._heavy import heavy_section, output_section
 from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork
@@ -114,10 +115,11 @@ class CommandBase:
         return call.client if call is not None else None
 
     @property
-    def _width(self) -> int | None:
-        """The client's terminal width, when it told us."""
+    def _width(self) -> int:
+        """The client's terminal width; 80 when it did not say (plain telnet, nc)."""
         client = self._client
-        return client.columns if client is not None else None
+        columns = client.columns if client is not None else None
+        return columns or DEFAULT_WIDTH
 
     @property
     def _style(self) -> Style:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import linecache
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 
 from ._locations import format_location
 from ._style import PLAIN, Style
@@ -17,13 +17,20 @@ from .backends import Canceller, FrameInfo, TaskRecord, TaskSnapshot, yielding
 
 #: Columns may shrink to this before the table is allowed to overflow.
 _MIN_COLUMN = 8
-#: Without a known terminal width, no column grows beyond this.
-_MAX_COLUMN = 60
+#: The width of a client that did not say (plain telnet, nc): a classic terminal.
+DEFAULT_WIDTH = 80
 _GAP = "  "
 
 
 def ellipsize(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+    """*text* shortened to *width* with … in the middle, keeping more of the
+    end: a location's ``file.py:31 in main``, a qualified name's last part."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1) // 3
+    return text[:head] + "…" + text[len(text) - (width - 1 - head) :]
 
 
 def _fit(cell: str, width: int) -> str:
@@ -45,8 +52,11 @@ def table_lines(
     width: int | None,
     style: Style = PLAIN,
     state_column: int | None = None,
+    keep: Collection[int] = (0,),
 ) -> Iterator[str]:
-    """Aligned columns, line by line; the widest columns shrink (with …) to fit *width*.
+    """Aligned columns, line by line; the widest columns shrink (with … in the
+    middle) to fit *width* (None: never shrink).  Columns in *keep* (task ids,
+    which people copy) are never shortened.
 
     Takes columns of plain strings, not rows: strings are not tracked by the
     cyclic GC, so a 100k-row table adds five tracked lists, not 100k tuples
@@ -57,10 +67,9 @@ def table_lines(
     needed = [max(len(header), _widest(column)) for header, column in zip(headers, columns, strict=True)]
     widths = list(needed)
     limit = width if width else sys.maxsize
-    if not width:
-        widths = [min(w, _MAX_COLUMN) for w in widths]
-    while sum(widths) + len(_GAP) * (len(widths) - 1) > limit:
-        widest = max(range(len(widths)), key=widths.__getitem__)
+    shrinkable = [i for i in range(len(widths)) if i not in keep]
+    while shrinkable and sum(widths) + len(_GAP) * (len(widths) - 1) > limit:
+        widest = max(shrinkable, key=widths.__getitem__)
         if widths[widest] <= _MIN_COLUMN:
             break
         widths[widest] -= 1

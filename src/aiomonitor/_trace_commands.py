@@ -30,13 +30,16 @@ class TraceCommands(CommandBase):
     def do_ended(self, *args: str) -> None:
         """Show recently ended tasks (needs max_termination_history)
 
-        Usage: ended [-j] [-a] [FILTER...]: how each ended (returned, raised,
-        cancelled), how long it lived and where it was created, newest last;
-        -a includes the monitor's own tasks (console statements).
+        Usage: ended [-j] [-a] [-w] [FILTER...]: how each ended (returned,
+        raised, cancelled), how long it lived and where it was created, newest
+        last; -a includes the monitor's own tasks (console statements); -w
+        never shortens a column to fit the terminal.
         """
         as_json = "-j" in args or "--json" in args
         include_own = "-a" in args or "--all" in args
-        filters = [a.lower() for a in args if a not in ("-j", "--json", "-a", "--all")]
+        wide = "-w" in args or "--wide" in args
+        flags = ("-j", "--json", "-a", "--all", "-w", "--wide")
+        filters = [a.lower() for a in args if a not in flags]
         try:
             ended = _query.ended_tasks(self._context.backend, filters, include_own)
         except _query.HistoryOff:
@@ -61,7 +64,7 @@ class TraceCommands(CommandBase):
         ]
         headers = ("Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
         self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
-        self._sout.write(_format.format_table(headers, rows, self._width, self._style))
+        self._sout.write(_format.format_table(headers, rows, None if wide else self._width, self._style))
 
     @alt_names("where-ended wt")
     def do_where_ended(self, taskid: int) -> None:
