@@ -107,7 +107,7 @@ def test_coloured_tables_align_like_plain_ones(width: int | None) -> None:
         for i, state in enumerate(["pending", "cancelling", "done", "something-odd"])
     ]
     columns = _format.ps_columns(tasks)
-    plain = list(_format.table_lines(_format.PS_HEADERS, columns, width))
+    plain = list(_format.table_lines(_format.PS_HEADERS, columns, width, state_column=1))
     coloured = list(_format.table_lines(_format.PS_HEADERS, columns, width, COLOUR, state_column=1))
     assert [ANSI_SGR.sub("", line) for line in coloured] == plain
     assert coloured[0].startswith("\x1b[1m")  # the heading

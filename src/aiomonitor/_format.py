@@ -56,7 +56,7 @@ def table_lines(
 ) -> Iterator[str]:
     """Aligned columns, line by line; the widest columns shrink (with … in the
     middle) to fit *width* (None: never shrink).  Columns in *keep* (task ids,
-    which people copy) are never shortened.
+    which people copy) and the *state_column* are never shortened.
 
     Takes columns of plain strings, not rows: strings are not tracked by the
     cyclic GC, so a 100k-row table adds five tracked lists, not 100k tuples
@@ -67,9 +67,18 @@ def table_lines(
     needed = [max(len(header), _widest(column)) for header, column in zip(headers, columns, strict=True)]
     widths = list(needed)
     limit = width if width else sys.maxsize
-    shrinkable = [i for i in range(len(widths)) if i not in keep]
+    # Task ids (people copy them) and states (short words, maybe coloured) stay whole.
+    kept = {*keep, state_column}
+    shrinkable = [i for i in range(len(widths)) if i not in kept]
+    # The last column (a location, mostly) says the most and is shrunk last:
+    # it counts half its width when choosing which column gives up a cell.
+    last_column = len(widths) - 1
+
+    def claim(i: int) -> float:
+        return widths[i] / 2 if i == last_column else widths[i]
+
     while shrinkable and sum(widths) + len(_GAP) * (len(widths) - 1) > limit:
-        widest = max(shrinkable, key=widths.__getitem__)
+        widest = max(shrinkable, key=claim)
         if widths[widest] <= _MIN_COLUMN:
             break
         widths[widest] -= 1
