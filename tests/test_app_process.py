@@ -74,7 +74,7 @@ def test_the_trio_demo_tree_and_single_task_cancel() -> None:
             handlers = [tasks[f"handler-{n}"] for n in range(3)]
             assert all(h["parent_id"] == server["id"] for h in handlers)  # the nursery's owner
             assert server["parent_id"] == tasks["__main__.main"]["id"]
-            table = client.command("ps").splitlines()
+            table = client.command("ps -w").splitlines()
             column = {
                 name: next(line.index(name) for line in table if name in line) for name in ("server", "handler-0")
             }

@@ -138,3 +138,20 @@ def test_version() -> None:
     result = subprocess.run([sys.executable, "-m", "aiomonitor", "--version"], capture_output=True, text=True)
     assert result.stdout.strip() == f"aiomonitor {aiomonitor.__version__}"
     assert re.fullmatch(r"\d+\.\d+\.\d+", aiomonitor.__version__)
+
+
+def test_the_0_4_client_module_still_connects(demo_port: int, tmp_path: Path) -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "aiomonitor.cli", "-H", "127.0.0.1", "-p", str(demo_port), "--plain", "--no-color"],
+        env={"AIOMONITOR_HISTORY": str(tmp_path / "history"), "TERM": "xterm", "PATH": "/usr/bin:/bin"},
+        encoding="utf-8",
+        timeout=15,
+        dimensions=(40, 120),
+    )
+    child.expect_exact(PROMPT)
+    child.sendline("ps ticker")
+    child.expect(r"\d+\s+pending\s+ticker")
+    child.expect_exact(PROMPT)
+    child.sendline("exit")
+    child.expect(pexpect.EOF)

@@ -50,6 +50,39 @@ def test_resolution_by_name_alias_and_unique_prefix() -> None:
         commands.resolve(obj, "fly")
 
 
+class Hyphenated:
+    def do_where(self) -> None: ...
+
+    def do_where_ended(self) -> None: ...
+
+    do_where_ended.alt_names = ("where-ended",)  # type: ignore[attr-defined]
+
+
+def test_a_prefix_of_a_whole_command_wins_over_its_hyphenated_extensions() -> None:
+    obj = Hyphenated()
+    assert commands.resolve(obj, "wher") == "do_where"
+    assert commands.resolve(obj, "where") == "do_where"
+    assert commands.resolve(obj, "where-") == "do_where_ended"
+    assert commands.resolve(obj, "where_") == "do_where_ended"
+
+
+def test_pstree_draws_branches_and_the_last_child() -> None:
+    from aiomonitor import _graph
+
+    nodes = {1: "main", 2: "a", 3: "b", 4: "c", 5: "d", 6: "e"}
+    edges = [(1, 2, "await"), (1, 3, "gather"), (2, 4, "await"), (2, 5, "await"), (3, 6, "await")]
+    lines, cycles = _graph.tree_lines(nodes, edges, {})
+    assert lines == [
+        "main",
+        "├─ a  [await]",
+        "│  ├─ c  [await]",
+        "│  └─ d  [await]",
+        "└─ b  [gather]",
+        "   └─ e  [await]",
+    ]
+    assert cycles == []
+
+
 def test_mapping_by_annotations() -> None:
     obj = Commands()
     assert list(commands.map_args(obj.do_stop, [])) == []

@@ -154,3 +154,9 @@ async def test_empty_line_repeats_the_last_command(monitor: aiomonitor.Monitor) 
         first = await in_thread(client.command, "help ps")
         repeated = await in_thread(client.command, "")
     assert repeated == first
+
+
+async def test_a_prefix_of_where_means_where(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert await in_thread(client.command, "wher 12345") == "No task 12345\n"

@@ -198,3 +198,10 @@ async def test_the_monitors_own_tasks_are_hidden_unless_asked_for(anyio_backend_
             ended = await in_thread(watcher.command, "ended")
             assert "aiomonitor-console" not in ended
             assert "aiomonitor-console" in await in_thread(watcher.command, "ended -a -w")
+
+
+async def test_the_console_offers_the_monitored_loop_as_0_4_did(anyio_backend_name: str) -> None:
+    if anyio_backend_name == "trio":
+        pytest.skip("trio has no loop object")
+    with open_monitor(anyio_backend_name) as monitor, await open_console(monitor) as client:
+        assert await lines(client, "loop is asyncio.get_running_loop()") == ["True\n"]

@@ -192,3 +192,51 @@ async def test_a_subclass_prefix_names_the_commands(anyio_backend_name: str) -> 
         assert await in_thread(client.command, "gr Bob") == "Greetings, Bob.\n"  # prefixes resolve too
         # As in 0.4: only methods with the subclass's prefix are commands.
         assert await in_thread(client.command, "ps") == "No such command: ps\n"
+
+
+class CodeStyleMonitor(aiomonitor.Monitor):
+    """Written against 0.4.5's code, which spells them getcmd and map_args."""
+
+    seen: list[str]
+
+    def getcmd(self, comm: str) -> Any:
+        self.seen.append(f"getcmd {comm}")
+        return super().getcmd(comm)
+
+    def map_args(self, cmd: Any, args: Sequence[str]) -> Any:
+        self.seen.append(f"map_args {list(args)}")
+        return super().map_args(cmd, args)
+
+    def precmd(self, comm: str, args: Sequence[str]) -> tuple[Any, Sequence[Any]]:
+        cmd = self.getcmd(comm)
+        return cmd, list(self.map_args(cmd, args))
+
+
+class DocStyleMonitor(aiomonitor.Monitor):
+    """Written against the documentation: _getcmd and _map_args."""
+
+    seen: list[str]
+
+    def _getcmd(self, comm: str) -> Any:
+        self.seen.append(f"_getcmd {comm}")
+        return super()._getcmd(comm)
+
+    def _map_args(self, cmd: Any, args: Sequence[str]) -> Any:
+        self.seen.append(f"_map_args {list(args)}")
+        return super()._map_args(cmd, args)
+
+
+@pytest.mark.parametrize("style", [CodeStyleMonitor, DocStyleMonitor])
+async def test_both_spellings_of_the_resolver_and_mapper_are_one_method(
+    anyio_backend_name: str, style: type[CodeStyleMonitor] | type[DocStyleMonitor]
+) -> None:
+    style.seen = []
+    with open_monitor(anyio_backend_name, monitor=style) as monitor, Client(monitor.port) as client:
+        await in_thread(client.start)
+        assert "(0 shown)" in (await in_thread(client.command, "ps -n 0")).splitlines()[0]
+    prefix = "" if style is CodeStyleMonitor else "_"
+    assert style.seen == [f"{prefix}getcmd ps", f"{prefix}map_args ['-n', '0']"]
+    # Each spelling reaches the override, whichever the subclass wrote.
+    instance = style.__new__(style)
+    assert type(instance).getcmd is type(instance)._getcmd
+    assert type(instance).map_args is type(instance)._map_args

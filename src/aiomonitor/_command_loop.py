@@ -41,6 +41,19 @@ class CommandLoop(CommandBase):
     _sout_fallback: TextIO | None = None
     _sin_fallback: TextIO | None = None
 
+    #: 0.4's documentation spells the resolver and the mapper ``_getcmd`` and
+    #: ``_map_args``, its code ``getcmd`` and ``map_args``: each pair is one
+    #: method, and a subclass may override either spelling.
+    _SPELLINGS = (("getcmd", "_getcmd"), ("map_args", "_map_args"))
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for public, private in CommandLoop._SPELLINGS:
+            if public in cls.__dict__ and private not in cls.__dict__:
+                setattr(cls, private, cls.__dict__[public])
+            elif private in cls.__dict__ and public not in cls.__dict__:
+                setattr(cls, public, cls.__dict__[private])
+
     # -- what sessions call (SessionHost) ---------------------------------------
 
     def intro_text(self) -> str:
@@ -163,11 +176,16 @@ class CommandLoop(CommandBase):
         self._sout.write(f"No such command: {comm}\n")
 
     def _getcmd(self, comm: str) -> Callable[..., Any]:
+        """The ``do_*`` method for what the user typed (also spelled ``getcmd``)."""
         method: Callable[..., Any] = getattr(self, commands.resolve(self, comm, prefix=self._cmd_prefix))
         return method
 
     def _map_args(self, cmd: Callable[..., Any], args: Sequence[str]) -> Iterator[Any]:
+        """*args* converted for *cmd* by its annotations (also spelled ``map_args``)."""
         return commands.map_args(cmd, args)
+
+    getcmd = _getcmd
+    map_args = _map_args
 
     def _report_error(self, what: str, exc: Exception) -> None:
         log.exception("aiomonitor: %s", what, exc_info=exc)

@@ -49,11 +49,13 @@ def tree_lines(
         if start in seen:
             continue
         # Iterative depth-first walk: deep await chains must not hit the recursion limit.
-        stack: list[tuple[int, str, tuple[int, ...]]] = [(start, "", ())]
+        # Each entry: node, how it hangs under its parent, the path of ancestors,
+        # the drawing in front of it, and whether it is its parent's last child.
+        stack: list[tuple[int, str, tuple[int, ...], str, bool]] = [(start, "", (), "", True)]
         while stack:
-            node, how, path = stack.pop()
-            indent = "  " * len(path)
-            label = f"{indent}{'└─ ' if path else ''}{nodes[node]}{f'  [{how}]' if how else ''}"
+            node, how, path, prefix, is_last = stack.pop()
+            connector = ("└─ " if is_last else "├─ ") if path else ""
+            label = f"{prefix}{connector}{nodes[node]}{f'  [{how}]' if how else ''}"
             if node in path:
                 cycle = [*path[path.index(node) :], node]
                 cycles.append(cycle)
@@ -63,10 +65,12 @@ def tree_lines(
             if node in seen:  # reached again by another way: shown once in full
                 continue
             seen.add(node)
+            child_prefix = prefix + ("   " if is_last else "│  ") if path else ""
             # Pushed in reverse, so children come out in order; a node may have
             # 100k children (every task main created): sorted gently.
-            for _, child, child_how in reversed(list(sorted_gently(children.get(node, ()), _edge_order))):
-                stack.append((child, child_how, (*path, node)))
+            ordered = list(sorted_gently(children.get(node, ()), _edge_order))
+            for index, (_, child, child_how) in enumerate(reversed(ordered)):
+                stack.append((child, child_how, (*path, node), child_prefix, index == 0))
     for kids in children.values():  # see release_gently: 100k edges must not die in one go
         release_gently(kids)
     release_gently(children, has_parent, seen, starts)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import socket
@@ -230,13 +229,13 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
     # -- what sessions need beyond the command loop (SessionHost) ---------------
 
     def console_spec(self) -> ConsoleSpec | None:
-        """A fresh console namespace: the framework's module, then the app's ``locals``."""
+        """A fresh console namespace: the framework's module (and on asyncio
+        ``loop``), then the app's ``locals``."""
         if not self._console_enabled:
             return None
-        framework = self._backend.framework
-        namespace: dict[str, Any] = {framework: importlib.import_module(framework)}
+        namespace = self._backend.console_namespace()
         namespace.update(self._locals or {})
-        return ConsoleSpec(namespace, framework, self._backend.submit, self._hop_timeout)
+        return ConsoleSpec(namespace, self._backend.framework, self._backend.submit, self._hop_timeout)
 
 
 def _resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:

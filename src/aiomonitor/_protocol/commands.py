@@ -74,6 +74,11 @@ def resolve(obj: object, comm: str, prefix: str = COMMAND_PREFIX) -> str:
     for cand in candidates:
         if cand.cmd_name == comm:
             return cand.method_name
+    # A prefix of a whole command wins over the hyphenated commands that
+    # extend it: ``wher`` is ``where``, not also ``where-ended``.
+    names = {c.cmd_name for c in candidates}
+    # (A method name spells the hyphen as an underscore: do_where_ended.)
+    candidates = [c for c in candidates if not any(c.cmd_name.startswith((n + "-", n + "_")) for n in names)]
     methods = {c.method_name for c in candidates}
     if not methods:
         raise UnknownCommandException(f"No such command: {comm}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import importlib
 import sys
 import threading
 import time
@@ -130,6 +131,10 @@ class Backend(abc.ABC):
     keeps_history: bool = False
     #: Whether task steps are being timed.
     timed: bool = False
+
+    def console_namespace(self) -> dict[str, Any]:
+        """Names a console offers besides the app's ``locals``: the framework's module."""
+        return {self.framework: importlib.import_module(self.framework)}
 
     def attach(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a backend traces
         """Start tracing, if asked for (called by Monitor.start)."""

@@ -81,6 +81,10 @@ class AsyncioBackend(Backend):
         self._last_found: weakref.ref[asyncio.Task[Any]] | None = None
         self.call_soon(self._record_thread)
 
+    def console_namespace(self) -> dict[str, Any]:
+        # ``loop``: the monitored loop, as aiomonitor 0.4's console offered it.
+        return {**super().console_namespace(), "loop": self._loop}
+
     def attach(self) -> None:
         if self._trace and self._tracer is None:
             self._tracer = AsyncioTracer(self._loop, self._history_size, self._timing)
