@@ -61,7 +61,7 @@ def test_an_app_with_a_uvloop_policy(signal_app: Path) -> None:
     with running_app(str(signal_app), "--uvloop-policy") as (_, port, _), Client(port) as client:
         client.start()
         assert "main" in client.command("ps")
-        assert client.command("console", b">>> ").startswith("Python ")
+        assert client.command("console", b">>> ").startswith("This console is running in an asyncio event loop")
         assert client.command("type(asyncio.get_running_loop()).__module__", b">>> ") == "'uvloop'\n"
 
 
@@ -85,7 +85,7 @@ def test_the_trio_demo_tree_and_single_task_cancel() -> None:
             assert process.stdout.readline() == "handler-1 cleaned up\n"
             remaining = client.command("ps handler")
             assert "handler-0" in remaining and "handler-2" in remaining and "handler-1" not in remaining
-            assert client.command("console", b">>> ").startswith("Python ")
+            assert client.command("console", b">>> ").startswith("This console is running in a trio event loop")
             assert client.command("await trio.sleep(0); answer", b">>> ") == "42\n"
 
 

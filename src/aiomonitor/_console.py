@@ -171,6 +171,7 @@ def _from_console_frames(tb: TracebackType | None) -> TracebackType | None:
 def banner(framework: str) -> str:
     version = sys.version.split()[0]
     return (
-        f"Python {version} console running in the monitored {framework} event loop.\n"
-        "Use top-level await; exit() or Ctrl-D returns; Ctrl-C cancels a statement.\n"
+        f"This console is running in {'an' if framework[:1] in 'aeiou' else 'a'} {framework} event loop:"
+        " the monitored app's own.\n"
+        f"Python {version}; use top-level await; exit() or Ctrl-D returns; Ctrl-C cancels a statement.\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,3 +21,12 @@ def alt_names(names: str) -> Callable[[F], F]:
         return func
 
     return decorator
+
+
+def all_tasks(loop: asyncio.AbstractEventLoop | None = None) -> set[asyncio.Task[Any]]:
+    """The tasks of *loop* that are not done, as 0.4's ``utils.all_tasks``.
+
+    ``asyncio.all_tasks`` itself, kept under this name for code written
+    against 0.4; safe to call from another thread than the loop's.
+    """
+    return asyncio.all_tasks(loop)
