@@ -11,7 +11,8 @@ from anyio.abc import TaskStatus
 
 import aiomonitor
 
-from .helpers import Client, in_thread, parked_tasks
+from .conftest import open_monitor
+from .helpers import Client, in_thread, parked_tasks, poll
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +96,7 @@ async def test_unknown_task_ids_and_bad_arguments_are_one_line_errors(monitor: a
         await in_thread(client.start)
         assert await in_thread(client.command, "where 12345") == "No task 12345\n"
         assert await in_thread(client.command, "cancel 12345") == "No task 12345\n"
-        assert await in_thread(client.command, "where abc") == "Argument 'taskid' must be int, got 'abc'\n"
+        assert await in_thread(client.command, "where abc") == "No task named abc\n"
         assert await in_thread(client.command, "where") == "Missing argument 'taskid'. Usage: where taskid\n"
         assert await in_thread(client.command, "where 1 2") == "Too many arguments. Usage: where taskid\n"
         assert await in_thread(client.command, "frobnicate") == "No such command: frobnicate\n"
@@ -160,3 +161,20 @@ async def test_a_prefix_of_where_means_where(monitor: aiomonitor.Monitor) -> Non
     with Client(monitor.port) as client:
         await in_thread(client.start)
         assert await in_thread(client.command, "wher 12345") == "No task 12345\n"
+
+
+async def test_tasks_are_named_or_numbered_and_a_shared_name_is_listed(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name) as monitor:  # first: trio cancels tasks spawned after it
+        async with parked_tasks(anyio_backend_name, "upstream-poller", "twin", "twin") as cancelled:
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                by_name = await in_thread(client.command, "where upstream-poller")
+                (task_id,) = task_ids(await in_thread(client.command, "ps -w upstream-poller"), "upstream-poller")
+                assert by_name == await in_thread(client.command, f"where {task_id}")
+                twins = sorted(task_ids(await in_thread(client.command, "ps -w twin"), "twin"))
+                listing = await in_thread(client.command, "cancel twin")
+                assert listing.startswith("2 tasks are named twin (") and listing.endswith("; give one id\n")
+                assert sorted(map(int, re.findall(r"\d{6,}", listing))) == twins
+                assert cancelled == []  # an ambiguous name does nothing
+                assert await in_thread(client.command, "cancel upstream-poller") == f"Cancelled task {task_id}.\n"
+                assert poll(lambda: cancelled == ["upstream-poller"])

@@ -114,7 +114,7 @@ def test_the_history_being_off_is_a_distinct_answer() -> None:
     with pytest.raises(_query.HistoryOff):
         _query.ended_tasks(FakeBackend(TASKS))
     with pytest.raises(_query.HistoryOff):
-        _query.find_ended(FakeBackend(TASKS), 1)
+        _query.find_ended(FakeBackend(TASKS), "1")
 
 
 def test_a_submission_the_loop_never_starts_is_withdrawn() -> None:

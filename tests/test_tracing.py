@@ -183,8 +183,8 @@ async def test_a_cancellation_names_its_canceller() -> None:
         with Client(monitor.port) as client:
             await in_thread(client.start)
             ended = await in_thread(client.command, "ended -w victim")
-            task_id = int(re.search(r"^(\d+)\s+victim", ended, re.M).group(1))  # type: ignore[union-attr]
-            story = await in_thread(client.command, f"where-ended {task_id}")
+            entry = int(re.search(r"^(\d+)\s+\d+\s+victim", ended, re.M).group(1))  # type: ignore[union-attr]
+            story = await in_thread(client.command, f"where-ended {entry}")
     assert "cancelled" in ended
     assert re.search(r"Cancelled by task \d+ \(killer\)", story)
     assert "targets[0].cancel()  # the-cancelling-line" in story
@@ -460,3 +460,31 @@ async def test_each_task_gets_its_own_creation_line_when_lines_alternate() -> No
     source = Path(__file__).read_text().splitlines()
     expected = {tag: next(i + 1 for i, text in enumerate(source) if text.endswith(f"# line-{tag}")) for tag in "abcd"}
     assert lines == {f"{tag}-{round_}": expected[tag] for tag in "abcd" for round_ in range(3)}
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_ended_entries_have_numbers_that_are_never_reused() -> None:
+    with open_monitor("asyncio", trace_tasks=True, max_termination_history=100) as monitor:
+
+        async def short(n: int) -> int:
+            return n
+
+        for n in range(60):  # one at a time: CPython hands the freed id() to the next task
+            await asyncio.get_running_loop().create_task(short(n), name=f"short-{n}")
+        with Client(monitor.port) as client:
+            await in_thread(client.start)
+            records = [json.loads(line) for line in (await in_thread(client.command, "ended -j short")).splitlines()]
+            again = [json.loads(line) for line in (await in_thread(client.command, "ended -j short")).splitlines()]
+            assert [r["id"] for r in records] == [r["id"] for r in again]  # stable between reads
+            numbers = [r["id"] for r in records]
+            assert len(numbers) == 60 and len(set(numbers)) == 60 and numbers == sorted(numbers)
+            reused = max({r["task_id"] for r in records}, key=lambda i: sum(r["task_id"] == i for r in records))
+            sharing = [r for r in records if r["task_id"] == reused]
+            by_number = await in_thread(client.command, f"where-ended {sharing[0]['id']}")
+            by_old_id = await in_thread(client.command, f"where-ended {reused}")
+            by_name = await in_thread(client.command, "where-ended short-7")
+    assert by_number.startswith(f"Task {reused} ({sharing[0]['name']}, ")
+    if len(sharing) > 1:  # the usual case: the old id names several entries, all listed
+        assert by_old_id.startswith(f"{len(sharing)} ended tasks match {reused}")
+        assert all(f"#{r['id']} " in by_old_id for r in sharing)
+    assert "(short-7, " in by_name and "returned 7" in by_name

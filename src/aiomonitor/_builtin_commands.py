@@ -111,9 +111,15 @@ class BuiltinCommands(CommandBase):
         return [f"{_format.plural(selection.total, 'task')}{shown}\n", *_format.batched_text(lines)]
 
     @alt_names("w")
-    def do_where(self, taskid: int) -> None:
-        """Show stack frames for a task"""
+    def do_where(self, taskid: str) -> None:
+        """Show stack frames for a task (by id or by name)"""
         self._warn_if_blocked()
+        resolved = self._one_live_task(taskid)
+        if resolved is None:
+            return
+        self._where(resolved)
+
+    def _where(self, taskid: int) -> None:
         try:
             detail = self._compute(_query.task_detail, self._context.backend, taskid, share=("where", taskid))
         except UnknownTask:
@@ -125,8 +131,13 @@ class BuiltinCommands(CommandBase):
         self._sout.write(_format.canceller_lines("Cancellation requested by", detail.canceller, self._style))
         self._sout.write(_format.creation_lines(detail.record))
 
-    def do_cancel(self, taskid: int) -> None:
-        """Cancel an indicated task"""
+    def do_cancel(self, taskid: str) -> None:
+        """Cancel an indicated task (by id or by name)"""
+        resolved = self._one_live_task(taskid)
+        if resolved is not None:
+            self._cancel(resolved)
+
+    def _cancel(self, taskid: int) -> None:
         try:
             outcome = self._context.backend.cancel(taskid, CANCEL_GRACE)
         except UnknownTask:

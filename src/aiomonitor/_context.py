@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
+from . import _query
 from ._format import DEFAULT_WIDTH
 from ._heavy import heavy_section, output_section
 from ._protocol.telnet import encode_output
@@ -163,6 +164,18 @@ class CommandBase:
                     write_encoded(chunk)
                 else:  # a ``_sout`` replaced by the user: a plain text stream
                     self._sout.write(chunk.decode())
+
+    def _one_live_task(self, key: str) -> int | None:
+        """The id of the live task *key* names (an id or a name); else say why, and None."""
+        ids = _query.live_task_ids(self._context.backend, key)
+        if len(ids) == 1:
+            return ids[0]
+        if not ids:
+            self._sout.write(f"No task named {key}\n")
+        else:
+            listed = ", ".join(map(str, ids[:10])) + (", ..." if len(ids) > 10 else "")
+            self._sout.write(f"{len(ids)} tasks are named {key} ({listed}); give one id\n")
+        return None
 
     def _request(self, step: NextStep) -> None:
         """Ask the session to do *step* once this command returns."""

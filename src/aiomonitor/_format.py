@@ -133,10 +133,11 @@ def format_table(
     width: int | None,
     style: Style = PLAIN,
     state_column: int | None = None,
+    keep: Collection[int] = (0,),
 ) -> str:
-    """A small table (``who``, ``top``, tests) as one string."""
+    """A small table (``who``, ``top``, ``ended``, tests) as one string."""
     columns = rows_to_columns(rows, len(headers))
-    return "".join(line + "\n" for line in table_lines(headers, columns, width, style, state_column))
+    return "".join(line + "\n" for line in table_lines(headers, columns, width, style, state_column, keep))
 
 
 def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:

@@ -40,6 +40,7 @@ def ended(item: EndedTask) -> dict[str, Any]:
     record = item.record
     return {
         "id": item.id,
+        "task_id": item.task_id,
         "name": item.name,
         "coro": item.coro,
         "outcome": item.outcome,

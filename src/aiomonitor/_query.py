@@ -191,11 +191,33 @@ def ended_tasks(backend: Backend, filters: Sequence[str] = (), include_own: bool
     )
 
 
-def find_ended(backend: Backend, task_id: int) -> EndedTask | None:
-    """The latest remembered ending of task *task_id*; raises HistoryOff."""
+def parse_task_id(key: str) -> int | None:
+    """*key* as a task id (decimal or 0x hex), or None if it is a name."""
+    try:
+        return int(key, 0)
+    except ValueError:
+        return None
+
+
+def live_task_ids(backend: Backend, key: str) -> tuple[int, ...]:
+    """The live tasks *key* names: an id (not checked here), or every task with that name."""
+    task_id = parse_task_id(key)
+    if task_id is not None:
+        return (task_id,)
+    return tuple(backend.ids_named(key))
+
+
+def find_ended(backend: Backend, key: str) -> tuple[EndedTask, ...]:
+    """Remembered endings *key* names, newest first: an entry number (unique),
+    else a task's original id() or name (which may match several); raises HistoryOff."""
     if not backend.keeps_history:
         raise HistoryOff
-    return next((e for e in reversed(backend.history()) if e.id == task_id), None)
+    history = backend.history()
+    number = parse_task_id(key)
+    if number is not None:
+        exact = tuple(e for e in history if e.id == number)
+        return exact or tuple(e for e in reversed(history) if e.task_id == number)
+    return tuple(e for e in reversed(history) if e.name == key)
 
 
 # -- the loop's health -------------------------------------------------------------

@@ -53,6 +53,7 @@ class TraceCommands(CommandBase):
         rows = [
             (
                 str(e.id),
+                str(e.task_id),
                 e.name,
                 e.coro,
                 e.outcome,
@@ -62,22 +63,34 @@ class TraceCommands(CommandBase):
             )
             for e in ended
         ]
-        headers = ("Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
+        headers = ("#", "Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
         self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
-        self._sout.write(_format.format_table(headers, rows, None if wide else self._width, self._style))
+        width = None if wide else self._width
+        self._sout.write(_format.format_table(headers, rows, width, self._style, keep=(0, 1)))
 
     @alt_names("where-ended wt")
-    def do_where_ended(self, taskid: int) -> None:
-        """Show how an ended task ended, who cancelled it and where it was created"""
+    def do_where_ended(self, taskid: str) -> None:
+        """Show how an ended task ended, who cancelled it and where it was created
+
+        Takes the entry number ``ended`` shows in its first column, or the
+        task's id while it lived, or its name; when several entries match,
+        they are listed.
+        """
         try:
-            ended = _query.find_ended(self._context.backend, taskid)
+            matches = _query.find_ended(self._context.backend, taskid)
         except _query.HistoryOff:
             self._sout.write(NO_HISTORY)
             return
-        if ended is None:
+        if not matches:
             self._sout.write(f"No ended task {taskid} in the history\n")
             return
-        self._sout.write(f"Task {ended.id} ({ended.name}, {ended.coro}) {ended.outcome}")
+        if len(matches) > 1:
+            self._sout.write(f"{len(matches)} ended tasks match {taskid}, newest first; give an entry number:\n")
+            for e in matches:
+                self._sout.write(f"  #{e.id}  task {e.task_id} ({e.name})  {e.outcome}\n")
+            return
+        (ended,) = matches
+        self._sout.write(f"Task {ended.task_id} ({ended.name}, {ended.coro}) {ended.outcome}")
         self._sout.write(f" after {_format.describe_age(ended.lifetime)}.\n" if ended.lifetime is not None else ".\n")
         self._sout.write(_format.canceller_lines("Cancelled by", ended.canceller, self._style))
         self._sout.write(_format.creation_lines(ended.record))

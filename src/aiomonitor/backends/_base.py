@@ -132,6 +132,10 @@ class Backend(abc.ABC):
     #: Whether task steps are being timed.
     timed: bool = False
 
+    def ids_named(self, name: str) -> list[int]:
+        """Ids of the live tasks named exactly *name* (a read, like ``snapshot``)."""
+        return [task.id for task in self.snapshot() if task.name == name]
+
     def console_namespace(self) -> dict[str, Any]:
         """Names a console offers besides the app's ``locals``: the framework's module."""
         return {self.framework: importlib.import_module(self.framework)}

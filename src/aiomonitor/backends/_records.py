@@ -113,6 +113,8 @@ class Canceller(NamedTuple):
 class EndedTask(NamedTuple):
     """A finished task, described for people."""
 
+    #: This entry's number in the history: unique, never reused (CPython
+    #: reuses a freed task's id() at once, so 60 short-lived tasks may share 2).
     id: int
     name: str
     coro: str
@@ -120,6 +122,8 @@ class EndedTask(NamedTuple):
     ended_at: float
     outcome: str  # "returned 42", "raised ValueError('boom')", "cancelled"
     canceller: Canceller | None
+    #: The task's id() while it lived (what ``ps`` showed), if known.
+    task_id: int = 0
 
     @property
     def lifetime(self) -> float | None:

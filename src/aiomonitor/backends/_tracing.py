@@ -139,21 +139,34 @@ class History:
         # The deque's own append, not a method wrapping it: called for every
         # ended task, and atomic under the GIL (the lock guards readers' copies).
         self.add: Callable[[RawEnding], None] = self._ended.append
+        # Entry numbers, given when a reader first sees an entry (the hot path
+        # stays a bare append): id(raw entry) -> (number, the entry, kept
+        # alive so its id is not reused while it is numbered).
+        self._numbers: dict[int, tuple[int, RawEnding]] = {}
+        self._next_number = 1
 
     def items(self) -> list[EndedTask]:
         with self._lock:
             raws = list(self._ended)
-        return [self._describe(raw) for raw in raws]
+            numbers: dict[int, tuple[int, RawEnding]] = {}
+            for raw in raws:  # oldest first, so numbers grow with age
+                known = self._numbers.get(id(raw))
+                if known is None:
+                    known = (self._next_number, raw)
+                    self._next_number += 1
+                numbers[id(raw)] = known
+            self._numbers = numbers
+        return [self._describe(numbers[id(raw)][0], raw) for raw in raws]
 
     @staticmethod
-    def _describe(raw: RawEnding) -> EndedTask:
+    def _describe(number: int, raw: RawEnding) -> EndedTask:
         record, name, coro, ended_at, cancelled, value, canceller = raw
         if type(coro) is TimedCoroutine:
             coro = coro.coro
         coro_name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
         outcome = describe_outcome(cancelled, value)
         task_id = record[0] if record is not None else 0
-        return EndedTask(task_id, name, coro_name, to_record(record), ended_at, outcome, canceller)
+        return EndedTask(number, name, coro_name, to_record(record), ended_at, outcome, canceller, task_id)
 
 
 def framework_files(*modules: Any) -> frozenset[str]:

@@ -143,6 +143,10 @@ class AsyncioBackend(Backend):
                 return task
         raise UnknownTask(f"no task with id {task_id}")
 
+    def ids_named(self, name: str) -> list[int]:
+        # No snapshot needed: names are a plain attribute read per task.
+        return [id(task) for task in self._tasks() if task.get_name() == name]
+
     def task_count(self) -> int:
         return len(self._tasks())
 
