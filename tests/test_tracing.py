@@ -56,6 +56,7 @@ async def test_a_chain_of_three_creations(traced: aiomonitor.Monitor, anyio_back
         tg.cancel_scope.cancel()
     chain = where.split("Creation chain (oldest first):\n")[1].splitlines()
     assert [int(line.split()[1]) for line in chain[-3:]] == [names["parent"], names["child"], names["grandchild"]]
+    assert [line.split()[2] for line in chain[-3:]] == ["(parent)", "(child)", "(grandchild)"]  # creators by name
     assert all("test_tracing.py" in line for line in chain[-3:])
     assert "Age" in table and "Created at" in table
     assert re.search(r"test_tracing.py:\d+ in child", table)

@@ -129,7 +129,7 @@ class BuiltinCommands(CommandBase):
         stack = _format.format_stack(detail.stack, self._style)
         self._sout.write(stack or "  No stack available (the task has not started yet?)\n")
         self._sout.write(_format.canceller_lines("Cancellation requested by", detail.canceller, self._style))
-        self._sout.write(_format.creation_lines(detail.record))
+        self._sout.write(_format.creation_lines(detail.record, detail.chain_names))
 
     def do_cancel(self, taskid: str) -> None:
         """Cancel an indicated task (by id or by name)"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import linecache
 import sys
 import time
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 from ._locations import format_location
 from ._style import PLAIN, Style
@@ -221,13 +221,14 @@ def describe_age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def creation_lines(record: TaskRecord | None) -> str:
-    """'Created by' chain, root first: where each ancestor made the next."""
+def creation_lines(record: TaskRecord | None, names: Mapping[int, str]) -> str:
+    """'Created by' chain, root first: each task, by id and name, and where it was made."""
     if record is None:
         return ""
     out = ["Creation chain (oldest first):\n"]
     for link in record.chain():
-        out.append(f"  task {link.task_id} created at {format_location(link.created)}\n")
+        name = names.get(link.task_id, "ended")
+        out.append(f"  task {link.task_id} ({name}) created at {format_location(link.created)}\n")
     return "".join(out)
 
 

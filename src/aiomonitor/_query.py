@@ -145,12 +145,29 @@ class TaskDetail:
     stack: tuple[FrameInfo, ...]
     canceller: Canceller | None
     record: TaskRecord | None
+    #: Names of the tasks in the creation chain, where still known.
+    chain_names: Mapping[int, str]
 
 
 def task_detail(backend: Backend, task_id: int) -> TaskDetail:
     """Raises ``UnknownTask`` if no live task has this id."""
     stack = tuple(backend.stack(task_id))
-    return TaskDetail(task_id, stack, backend.canceller(task_id), backend.record(task_id))
+    record = backend.record(task_id)
+    return TaskDetail(task_id, stack, backend.canceller(task_id), record, chain_names(backend, record))
+
+
+def chain_names(backend: Backend, record: TaskRecord | None) -> Mapping[int, str]:
+    """Names of a creation chain's tasks: live ones from the loop, ended ones
+    from the history (the latest entry of that id), others unknown."""
+    if record is None:
+        return {}
+    ids = [link.task_id for link in record.chain()]
+    names = backend.names_of(ids)
+    if backend.keeps_history and len(names) < len(set(ids)):
+        for ended in backend.history():  # oldest first: the latest ending wins
+            if ended.task_id in ids and ended.task_id not in names:
+                names.setdefault(ended.task_id, ended.name)
+    return names
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ class TraceCommands(CommandBase):
         self._sout.write(f"Task {ended.task_id} ({ended.name}, {ended.coro}) {ended.outcome}")
         self._sout.write(f" after {_format.describe_age(ended.lifetime)}.\n" if ended.lifetime is not None else ".\n")
         self._sout.write(_format.canceller_lines("Cancelled by", ended.canceller, self._style))
-        self._sout.write(_format.creation_lines(ended.record))
+        names = _query.chain_names(self._context.backend, ended.record)
+        self._sout.write(_format.creation_lines(ended.record, names))
 
     def do_pstree(self, *args: str) -> None:
         """Show which task waits for which, as a tree

@@ -15,7 +15,7 @@ import importlib
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -131,6 +131,11 @@ class Backend(abc.ABC):
     keeps_history: bool = False
     #: Whether task steps are being timed.
     timed: bool = False
+
+    def names_of(self, task_ids: Collection[int]) -> dict[int, str]:
+        """The names of those of *task_ids* that are live tasks (a read, like ``snapshot``)."""
+        wanted = set(task_ids)
+        return {task.id: task.name for task in self.snapshot() if task.id in wanted}
 
     def ids_named(self, name: str) -> list[int]:
         """Ids of the live tasks named exactly *name* (a read, like ``snapshot``)."""

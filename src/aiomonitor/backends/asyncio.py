@@ -12,7 +12,7 @@ import concurrent.futures
 import contextvars
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
@@ -142,6 +142,10 @@ class AsyncioBackend(Backend):
                 self._last_found = weakref.ref(task)
                 return task
         raise UnknownTask(f"no task with id {task_id}")
+
+    def names_of(self, task_ids: Collection[int]) -> dict[int, str]:
+        wanted = set(task_ids)
+        return {id(task): task.get_name() for task in self._tasks() if id(task) in wanted}
 
     def ids_named(self, name: str) -> list[int]:
         # No snapshot needed: names are a plain attribute read per task.

@@ -29,7 +29,7 @@ import logging
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from time import perf_counter
 from typing import Any
 
@@ -296,6 +296,13 @@ class TrioBackend(Backend):
             if id(task) == task_id:
                 return task
         raise UnknownTask(f"no task with id {task_id}")
+
+    def names_of(self, task_ids: Collection[int]) -> dict[int, str]:
+        wanted = set(task_ids)
+        return {id(task): task.name for task in self._walk(ordered=False)[0] if id(task) in wanted}
+
+    def ids_named(self, name: str) -> list[int]:
+        return [id(task) for task in self._walk(ordered=False)[0] if task.name == name]
 
     def task_count(self) -> int:
         return len(self._walk(ordered=False)[0])
