@@ -205,3 +205,17 @@ async def test_the_console_offers_the_monitored_loop_as_0_4_did(anyio_backend_na
         pytest.skip("trio has no loop object")
     with open_monitor(anyio_backend_name) as monitor, await open_console(monitor) as client:
         assert await lines(client, "loop is asyncio.get_running_loop()") == ["True\n"]
+
+
+async def test_help_and_stdin_readers_talk_to_the_client_not_the_app(console_monitor: aiomonitor.Monitor) -> None:
+    with await open_console(console_monitor) as client:
+        rendered = "".join(await lines(client, "help(len)"))
+        assert "Help on built-in function len" in rendered
+        assert "Return the number of items" in rendered
+        assert "\b" not in rendered  # no overstrike bold: plain text for a telnet client
+        assert "help(obj)" in "".join(await lines(client, "help()"))  # no pager on the app's stdin
+        assert "keyword" in "".join(await lines(client, "help('keywords')")).lower()
+        for reader in ("input('name? ')", "breakpoint()"):
+            refused = "".join(await lines(client, reader))
+            assert "would read the app's standard input" in refused
+        assert await lines(client, "1 + 1") == ["2\n"]  # the session and the app go on

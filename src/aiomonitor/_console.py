@@ -12,6 +12,8 @@ import ast
 import builtins
 import codeop
 import inspect
+import io
+import pydoc
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -19,6 +21,7 @@ from types import CodeType, TracebackType
 from typing import Any
 
 FILENAME = "<console>"
+_NOTHING = object()
 _DISPLAY = "__aiomonitor_display__"
 
 
@@ -41,6 +44,45 @@ class _Quitter:
 
     def __call__(self, code: object = None) -> None:
         raise LeaveConsole
+
+
+class _ClientHelp:
+    """``help`` for the console: the text goes to the client.
+
+    The built-in ``help()`` writes to the process's stdout and, without an
+    argument, reads the process's stdin through a pager: typed on the console
+    it would block the app's loop for good.  ``help(obj)`` and
+    ``help("topic")`` render to text here instead.
+    """
+
+    def __init__(self, write: Callable[[str], object]) -> None:
+        self._write = write
+
+    def __repr__(self) -> str:
+        return "Type help(obj) for help about obj (interactive help() is not available here)."
+
+    def __call__(self, request: object = _NOTHING) -> None:
+        if request is _NOTHING:
+            self._write(repr(self) + "\n")
+            return
+        if isinstance(request, str):
+            output = io.StringIO()
+            pydoc.Helper(input=io.StringIO(), output=output).help(request)
+            self._write(output.getvalue())
+            return
+        self._write(pydoc.plain(pydoc.render_doc(request, title="Help on %s")))
+
+
+def _no_stdin(name: str) -> Callable[..., None]:
+    """``input``/``breakpoint`` for the console: they would read the app's stdin."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            f"{name}() would read the app's standard input and block its event loop; "
+            "the console cannot offer it (print what you need, or run a debugger on the app itself)"
+        )
+
+    return refuse
 
 
 class _DisplayExpressions(ast.NodeTransformer):
@@ -81,6 +123,9 @@ class ConsoleState:
         namespace["print"] = self._print
         namespace["exit"] = _Quitter("exit")
         namespace["quit"] = _Quitter("quit")
+        namespace["help"] = _ClientHelp(write)
+        namespace["input"] = _no_stdin("input")
+        namespace["breakpoint"] = _no_stdin("breakpoint")
 
     @property
     def prompt(self) -> str:
