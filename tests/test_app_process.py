@@ -114,6 +114,9 @@ def test_the_traced_demo_says_what_to_try_and_shows_it() -> None:
         with Client(port) as client:
             client.start()
             assert poll(lambda: "worker-0" in client.command("pstree"))
+            # The poller waits for its fetch through asyncio.wait: the fetch hangs under it.
+            under_poller = re.compile(r"upstream-poller .*\n[│ ]*└─ fetch-upstream .*\[wait\]")
+            assert poll(lambda: under_poller.search(client.command("pstree")) is not None)
             header = client.command("ps -w").splitlines()[1]
             for column in ("Age", "Created at", "Steps", "Busy"):
                 assert column in header

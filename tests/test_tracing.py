@@ -489,3 +489,45 @@ async def test_ended_entries_have_numbers_that_are_never_reused() -> None:
         assert by_old_id.startswith(f"{len(sharing)} ended tasks match {reused}")
         assert all(f"#{r['id']} " in by_old_id for r in sharing)
     assert "(short-7, " in by_name and "returned 7" in by_name
+
+
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("asyncio", {}), id="asyncio")])
+async def test_pstree_finds_waits_through_wait_shield_and_done_callbacks(monitor: aiomonitor.Monitor) -> None:
+    loop = asyncio.get_running_loop()
+    release = asyncio.Event()
+
+    async def fetch() -> None:
+        await release.wait()
+
+    async def waits_with_wait() -> None:
+        await asyncio.wait([loop.create_task(fetch(), name="fetched-by-wait")])
+
+    async def waits_with_shield() -> None:
+        await asyncio.shield(loop.create_task(fetch(), name="shielded"))
+
+    async def waits_with_a_callback() -> None:
+        woken = loop.create_future()
+        job = loop.create_task(fetch(), name="called-back")
+        job.add_done_callback(lambda _: woken.set_result(None))
+        await woken
+
+    waiters = [
+        loop.create_task(waits_with_wait(), name="waiter-wait"),
+        loop.create_task(waits_with_shield(), name="waiter-shield"),
+        loop.create_task(waits_with_a_callback(), name="waiter-callback"),
+    ]
+    await asyncio.sleep(0.01)  # every waiter reaches its wait
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        tree = await in_thread(client.command, "pstree")
+    release.set()
+    await asyncio.gather(*waiters)
+    for waiter, child, how in [
+        ("waiter-wait", "fetched-by-wait", "wait"),
+        ("waiter-shield", "shielded", "shield"),
+        ("waiter-callback", "called-back", "callback"),
+    ]:
+        parent_line = next(line for line in tree.splitlines() if line.startswith(waiter))
+        child_line = next(line for line in tree.splitlines() if f" {child} (" in line)
+        assert re.match(rf"[└├]─ {child} \([^)]*fetch\) \d+  \[{how}\]", child_line.strip()), tree
+        assert tree.index(parent_line) < tree.index(child_line)

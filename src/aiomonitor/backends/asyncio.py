@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
@@ -42,6 +43,42 @@ def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
             group = frame.f_locals.get("self")
             return [id(member) for member in list(getattr(group, "_tasks", ()))]
     return []
+
+
+#: Done callbacks by which asyncio's helpers wake a waiting task, and the edge
+#: each stands for; any other callback that wakes a waiter is a "callback".
+_HELPER_CALLBACKS = {
+    "_wait.<locals>._on_completion": "wait",
+    "_release_waiter": "wait_for",
+    "shield.<locals>._inner_done_callback": "shield",
+}
+
+
+def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int]) -> Iterator[tuple[int, int, str]]:
+    """(waiter, task, how) for tasks whose done callback wakes a waiting task:
+    ``asyncio.wait``, ``wait_for`` (3.11), ``shield``, or the app's own
+    callback.  Found by what each callback holds (closure cells, a partial's
+    arguments, a bound method's object) being the future the waiter awaits."""
+    for task in yielding(tasks):
+        for callback, _context in getattr(task, "_callbacks", None) or ():
+            function = callback.func if isinstance(callback, functools.partial) else callback
+            held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
+            held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
+            held.append(getattr(function, "__self__", None))
+            for obj in held:
+                waiter = waiters.get(id(obj))
+                if waiter is not None and waiter != id(task):
+                    how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
+                    yield (waiter, id(task), how)
+                    break
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
 
 
 def _coro_name(coro: Any) -> str:
@@ -179,7 +216,10 @@ class AsyncioBackend(Backend):
 
     def await_edges(self) -> list[tuple[int, int, str]]:
         edges: list[tuple[int, int, str]] = []
-        for task in yielding(self._tasks()):
+        tasks = self._tasks()
+        #: Plain futures tasks are suspended on -> the waiting task's id.
+        waiters: dict[int, int] = {}
+        for task in yielding(tasks):
             waited = getattr(task, "_fut_waiter", None)  # what the task is suspended on
             if waited is None:
                 continue
@@ -188,7 +228,12 @@ class AsyncioBackend(Backend):
             elif (children := getattr(waited, "_children", None)) is not None:  # gather
                 edges.extend((id(task), id(child), "gather") for child in children if isinstance(child, asyncio.Task))
             else:
-                edges.extend((id(task), member, "taskgroup") for member in _task_group_members(task))
+                members = _task_group_members(task)
+                edges.extend((id(task), member, "taskgroup") for member in members)
+                if not members:
+                    waiters[id(waited)] = id(task)
+        if waiters:
+            edges.extend(_callback_edges(tasks, waiters))
         return edges
 
     def stack(self, task_id: int) -> list[FrameInfo]:
