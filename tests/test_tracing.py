@@ -505,6 +505,10 @@ async def test_pstree_finds_waits_through_wait_shield_and_done_callbacks(monitor
     async def waits_with_shield() -> None:
         await asyncio.shield(loop.create_task(fetch(), name="shielded"))
 
+    async def waits_with_as_completed() -> None:
+        for next_done in asyncio.as_completed([loop.create_task(fetch(), name="completed-one")]):
+            await next_done
+
     async def waits_with_a_callback() -> None:
         woken = loop.create_future()
         job = loop.create_task(fetch(), name="called-back")
@@ -515,6 +519,7 @@ async def test_pstree_finds_waits_through_wait_shield_and_done_callbacks(monitor
         loop.create_task(waits_with_wait(), name="waiter-wait"),
         loop.create_task(waits_with_shield(), name="waiter-shield"),
         loop.create_task(waits_with_a_callback(), name="waiter-callback"),
+        loop.create_task(waits_with_as_completed(), name="waiter-as-completed"),
     ]
     await asyncio.sleep(0.01)  # every waiter reaches its wait
     with Client(monitor.port) as client:
@@ -526,6 +531,7 @@ async def test_pstree_finds_waits_through_wait_shield_and_done_callbacks(monitor
         ("waiter-wait", "fetched-by-wait", "wait"),
         ("waiter-shield", "shielded", "shield"),
         ("waiter-callback", "called-back", "callback"),
+        ("waiter-as-completed", "completed-one", "as_completed"),
     ]:
         parent_line = next(line for line in tree.splitlines() if line.startswith(waiter))
         child_line = next(line for line in tree.splitlines() if f" {child} (" in line)

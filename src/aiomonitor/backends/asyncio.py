@@ -51,6 +51,8 @@ _HELPER_CALLBACKS = {
     "_wait.<locals>._on_completion": "wait",
     "_release_waiter": "wait_for",
     "shield.<locals>._inner_done_callback": "shield",
+    "as_completed.<locals>._on_completion": "as_completed",
+    "_AsCompletedIterator._handle_completion": "as_completed",
 }
 
 
@@ -65,12 +67,25 @@ def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int])
             held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
             held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
             held.append(getattr(function, "__self__", None))
-            for obj in held:
+            for obj in _wakeable(held):
                 waiter = waiters.get(id(obj))
                 if waiter is not None and waiter != id(task):
                     how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
                     yield (waiter, id(task), how)
                     break
+
+
+def _wakeable(held: list[Any]) -> Iterator[Any]:
+    """What a callback holding *held* may wake: the objects themselves, and the
+    futures waiting on a queue among them (``as_completed`` hands finished
+    tasks to its consumer through a queue; on 3.13 the queue is ``_done`` of
+    the iterator whose method is the callback)."""
+    for obj in held:
+        yield obj
+        for queue in (obj, getattr(obj, "_done", None)):
+            getters = getattr(queue, "_getters", None) if isinstance(queue, asyncio.Queue) else None
+            if getters:
+                yield from list(getters)
 
 
 def _filled(cell: Any) -> bool:
