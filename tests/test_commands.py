@@ -178,3 +178,14 @@ async def test_tasks_are_named_or_numbered_and_a_shared_name_is_listed(anyio_bac
                 assert cancelled == []  # an ambiguous name does nothing
                 assert await in_thread(client.command, "cancel upstream-poller") == f"Cancelled task {task_id}.\n"
                 assert poll(lambda: cancelled == ["upstream-poller"])
+
+
+async def test_a_limited_ps_still_counts_every_task(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name) as monitor:
+        async with parked_tasks(anyio_backend_name, "one", "two", "three"):
+            with Client(monitor.port) as client:
+                await in_thread(client.start)
+                total = len((await in_thread(client.command, "ps -j")).splitlines())
+                assert total >= 3
+                first_line = (await in_thread(client.command, "ps -n 1")).splitlines()[0]
+                assert first_line == f"{total} tasks (1 shown)"
