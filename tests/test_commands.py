@@ -189,3 +189,16 @@ async def test_a_limited_ps_still_counts_every_task(anyio_backend_name: str) -> 
                 assert total >= 3
                 first_line = (await in_thread(client.command, "ps -n 1")).splitlines()[0]
                 assert first_line == f"{total} tasks (1 shown)"
+
+
+async def test_absurd_numbers_are_one_line_answers(monitor: aiomonitor.Monitor) -> None:
+    with Client(monitor.port) as client:
+        await in_thread(client.start)
+        huge = "9" * 30
+        assert await in_thread(client.command, f"ps -n {huge}") == (
+            f"-n takes a number of tasks from 0 to 1,000,000,000, not '{huge}'\n"
+        )
+        for interval, shown in [("-1", "-1.0"), ("nan", "nan"), ("1e309", "inf"), ("0", "0.0")]:
+            answer = await in_thread(client.command, f"top age {interval}")
+            assert answer == f"The interval is 0.1 to 3600 seconds, not {shown}\n"
+        assert await in_thread(client.command, f"where {huge}") == f"No task {huge}\n"

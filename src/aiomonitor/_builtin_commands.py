@@ -23,6 +23,8 @@ from .utils import alt_names
 
 #: How long ``cancel`` waits to see the task finish after asking it to.
 CANCEL_GRACE = 1.0
+#: The largest ``ps -n``: more tasks than any process holds, small enough for C.
+MAX_LIMIT = 1_000_000_000
 
 
 class BuiltinCommands(CommandBase):
@@ -234,8 +236,8 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, bool, _query.TaskQuery]:
                 raise ValueError(f"Sort by one of {', '.join(_query.TASK_SORT_KEYS)}, not {sort!r}")
         elif word in ("-n", "--limit"):
             count = next(words, "")
-            if not count.isdigit():
-                raise ValueError(f"-n takes a number of tasks, not {count!r}")
+            if not count.isdigit() or len(count) > len(str(MAX_LIMIT)) or int(count) > MAX_LIMIT:
+                raise ValueError(f"-n takes a number of tasks from 0 to {MAX_LIMIT:,}, not {count!r}")
             limit = int(count)
         else:
             filters.append(word.lower())

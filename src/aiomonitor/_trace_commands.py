@@ -15,6 +15,8 @@ from .utils import alt_names
 
 #: Refresh period and row count of ``top``.
 TOP_INTERVAL = 1.0
+TOP_MIN_INTERVAL = 0.1
+TOP_MAX_INTERVAL = 3600.0
 TOP_ROWS = 20
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
 NO_HISTORY = (
@@ -132,6 +134,13 @@ class TraceCommands(CommandBase):
         """
         if sort not in ("age", "name", "busy"):
             self._sout.write("Sort by age, name or busy\n")
+            return
+        # Also refuses nan and inf: a refresh with no wait between screens
+        # would spin a worker thread and hog the GIL.
+        if not TOP_MIN_INTERVAL <= interval <= TOP_MAX_INTERVAL:
+            self._sout.write(
+                f"The interval is {TOP_MIN_INTERVAL:g} to {TOP_MAX_INTERVAL:g} seconds, not {interval!r}\n"
+            )
             return
         client = self._client
         while True:
