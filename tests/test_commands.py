@@ -200,5 +200,5 @@ async def test_absurd_numbers_are_one_line_answers(monitor: aiomonitor.Monitor) 
         )
         for interval, shown in [("-1", "-1.0"), ("nan", "nan"), ("1e309", "inf"), ("0", "0.0")]:
             answer = await in_thread(client.command, f"top age {interval}")
-            assert answer == f"The interval is 0.1 to 3600 seconds, not {shown}\n"
+            assert answer == f"The interval is 0.05 to 3600 seconds, not {shown}\n"
         assert await in_thread(client.command, f"where {huge}") == f"No task {huge}\n"

@@ -319,7 +319,10 @@ async def test_ps_sort_and_limit(traced: aiomonitor.Monitor) -> None:
         assert (
             await in_thread(client.command, "ps -s size") == "Sort by one of id, name, state, age, busy, not 'size'\n"
         )
-        assert await in_thread(client.command, "ps -n x") == "-n takes a number of tasks, not 'x'\n"
+        assert (
+            await in_thread(client.command, "ps -n x")
+            == "-n takes a number of tasks from 0 to 1,000,000,000, not 'x'\n"
+        )
 
 
 async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:

@@ -132,9 +132,10 @@ class CommandBase:
         """Run CPU-heavy ``func(*args)`` (a snapshot of many tasks, and its text).
 
         One at a time per monitor, in a heavy section (the collector paused,
-        the GIL handed over often: see ``_heavy``).  Requests with the same *share* key waiting together get
-        one run's result (see ``_shared_work``): the key must name all that
-        the result depends on, and the result must be immutable.  *func*
+        the GIL handed over often: see ``_heavy``).  Requests with the same
+        *share* key waiting together get one run's result (see
+        ``_shared_work``): the key must name all that the result depends on,
+        and the result must be immutable.  *func*
         must neither write to the client nor wait for the loop: it returns
         what to write and the caller writes it afterwards, so a slow reader
         never holds up the others.
@@ -162,8 +163,8 @@ class CommandBase:
             for chunk in text:
                 if write_encoded is not None:
                     write_encoded(chunk)
-                else:  # a ``_sout`` replaced by the user: a plain text stream
-                    self._sout.write(chunk.decode())
+                else:  # a ``_sout`` replaced by the user: plain text, plain line ends
+                    self._sout.write(chunk.decode().replace("\r\n", "\n"))
 
     def _one_live_task(self, key: str) -> int | None:
         """The id of the live task *key* names (an id or a name); else say why, and None."""

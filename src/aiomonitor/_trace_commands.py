@@ -15,7 +15,7 @@ from .utils import alt_names
 
 #: Refresh period and row count of ``top``.
 TOP_INTERVAL = 1.0
-TOP_MIN_INTERVAL = 0.1
+TOP_MIN_INTERVAL = 0.05
 TOP_MAX_INTERVAL = 3600.0
 TOP_ROWS = 20
 CLEAR_SCREEN = "\x1b[H\x1b[2J"
