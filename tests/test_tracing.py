@@ -524,10 +524,13 @@ async def test_pstree_finds_waits_through_wait_shield_and_done_callbacks(monitor
         loop.create_task(waits_with_a_callback(), name="waiter-callback"),
         loop.create_task(waits_with_as_completed(), name="waiter-as-completed"),
     ]
-    await asyncio.sleep(0.01)  # every waiter reaches its wait
+    expected = ("[wait]", "[shield]", "[callback]", "[as_completed]")
     with Client(monitor.port) as client:
         await in_thread(client.start)
-        tree = await in_thread(client.command, "pstree")
+        for _ in range(500):  # until every waiter has reached its wait (bounded)
+            tree = await in_thread(client.command, "pstree")
+            if all(how in tree for how in expected):
+                break
     release.set()
     await asyncio.gather(*waiters)
     for waiter, child, how in [
