@@ -67,6 +67,7 @@ class Connection:
         self._output_ready = anyio.Event()
         self._busy = False
         self._sending = False
+        self._input_ended = False
         self._scope = anyio.CancelScope()
         self._output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort, write_timeout)
         self._input = SessionInput(self._read_line_from_thread)
@@ -172,6 +173,12 @@ class Connection:
             replies = self._parser.take_replies()
             if replies:
                 self._output.put_raw(replies)
+        # The client is gone (or will say nothing more): whatever runs for it
+        # now, a console statement above all, is interrupted at once rather
+        # than left running in the app with nobody to see it end.
+        self._input_ended = True
+        self.interrupted.set()
+        self.attention.set()
         self._events_in.close()
 
     async def _route(self, event: Event) -> None:
@@ -225,8 +232,9 @@ class Connection:
         ``attention``) instead of the conversation.
         """
         self._busy = True
-        self.interrupted.clear()
-        self.attention.clear()
+        if not self._input_ended:  # work started after the client left is interrupted from the start
+            self.interrupted.clear()
+            self.attention.clear()
         try:
             return await anyio.to_thread.run_sync(_named, func, *args, abandon_on_cancel=True, limiter=self._limiter)
         finally:
