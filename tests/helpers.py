@@ -11,8 +11,9 @@ import contextlib
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, TypeVar
 
 import anyio
@@ -156,3 +157,31 @@ async def parked_tasks(backend_name: str, *names: str) -> AsyncIterator[list[str
 
 async def _trio_park(name: str, cancelled: list[str], *, task_status: Any) -> None:
     await park(name, lambda: task_status.started(), cancelled)
+
+
+@contextlib.contextmanager
+def classic_loop_thread(
+    make_monitor: Callable[[asyncio.AbstractEventLoop], Any],
+) -> Iterator[tuple[Any, asyncio.AbstractEventLoop]]:
+    """The classic 0.4 pattern: a loop run with ``run_forever`` in its own
+    thread, inside ``with monitor:``.  Yields the monitor and the loop; stops
+    and closes both afterwards."""
+    loop = asyncio.new_event_loop()
+    monitor = make_monitor(loop)
+    started = threading.Event()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        with monitor:
+            started.set()
+            loop.run_forever()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert started.wait(DEADLINE)
+    try:
+        yield monitor, loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(DEADLINE)
+        loop.close()

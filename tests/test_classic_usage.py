@@ -5,7 +5,6 @@ command, ``locals`` for the console, and the behaviours that suite checked."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 import aiomonitor
 from aiomonitor.utils import all_tasks
 
-from .helpers import CONSOLE_PROMPT, Client
+from .helpers import CONSOLE_PROMPT, Client, classic_loop_thread
 
 
 class MonitorSubclass(aiomonitor.Monitor):
@@ -24,23 +23,11 @@ class MonitorSubclass(aiomonitor.Monitor):
 
 @pytest.fixture
 def classic() -> Iterator[tuple[MonitorSubclass, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    monitor = MonitorSubclass(loop, port=0, console_port=0, locals={"foo": "bar", "make_baz": lambda: "baz"})
-    started = threading.Event()
+    def make(loop: asyncio.AbstractEventLoop) -> MonitorSubclass:
+        return MonitorSubclass(loop, port=0, console_port=0, locals={"foo": "bar", "make_baz": lambda: "baz"})
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        with monitor:
-            started.set()
-            loop.run_forever()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert started.wait(10)
-    yield monitor, loop
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
+    with classic_loop_thread(make) as (monitor, loop):
+        yield monitor, loop
     assert monitor.closed
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shlex
-import threading
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from hypothesis import strategies as st
 
 import aiomonitor
 
-from .helpers import Client
+from .helpers import Client, classic_loop_thread
 
 COMMANDS = ("ps", "where", "where-ended", "ended", "pstree", "help", "who", "lag", "stacktrace", "top")
 WORDS = st.one_of(
@@ -29,25 +28,12 @@ WORDS = st.one_of(
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
-    loop = asyncio.new_event_loop()
-    monitor = aiomonitor.Monitor(loop, port=0, console_port=0, trace_tasks=True, max_termination_history=10)
-    started = threading.Event()
+    def make(loop: asyncio.AbstractEventLoop) -> aiomonitor.Monitor:
+        return aiomonitor.Monitor(loop, port=0, console_port=0, trace_tasks=True, max_termination_history=10)
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        with monitor:
-            started.set()
-            loop.run_forever()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert started.wait(10)
-    with Client(monitor.port) as connected:
+    with classic_loop_thread(make) as (monitor, _), Client(monitor.port) as connected:
         connected.start()
         yield connected
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
