@@ -12,7 +12,7 @@ import pytest
 import aiomonitor
 from aiomonitor.utils import all_tasks
 
-from .helpers import CONSOLE_PROMPT, Client, classic_loop_thread
+from .helpers import CONSOLE_PROMPT, Client, classic_loop_thread, poll
 
 
 class MonitorSubclass(aiomonitor.Monitor):
@@ -56,8 +56,9 @@ def test_where_and_cancel_every_task_of_a_threaded_loop(
     future = asyncio.run_coroutine_threadsafe(sleeper(), loop)
     with Client(monitor.port) as client:
         client.start()
+        # The loop creates the task when it gets to it: wait for that, with a deadline.
+        assert poll(lambda: len(all_tasks(loop)) > 0)
         task_ids = [id(task) for task in all_tasks(loop)]  # 0.4's helper, from another thread
-        assert task_ids
         for task_id in task_ids:
             assert client.command(f"where {task_id}").startswith(f"Stack for task {task_id}")
             assert client.command(f"cancel {task_id}") == f"Cancelled task {task_id}.\n"
