@@ -32,11 +32,6 @@ def is_library(filename: str) -> bool:
     return filename.startswith(_LIBRARY_DIRS) or any(m in filename for m in _PACKAGE_MARKERS)
 
 
-def code_name(frame: FrameType) -> str:
-    code = frame.f_code
-    return getattr(code, "co_qualname", code.co_name)  # co_qualname: Python 3.11+
-
-
 #: Per code object: (the code, whether it is library code, its qualified
 #: name).  Keyed by id(code), as FrameInfo's memo (hashing a code object
 #: hashes its whole content); the entry keeps the code alive, so the id
