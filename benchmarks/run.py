@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
-    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, concurrency, trio
+    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, concurrency, trio, hostile
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
@@ -367,7 +367,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument(
-        "--only", default="idle,tracing,scale,commands,concurrency,trio", help="comma-separated scenarios"
+        "--only", default="idle,tracing,scale,commands,concurrency,trio,hostile", help="comma-separated scenarios"
     )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
     args = parser.parse_args()
@@ -413,6 +413,10 @@ def main() -> None:
         configs = ["baseline", "monitor", "no-cancel", "client"]
         workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio)")
         print_scale("ps and where at scale (trio)", measure_scale(me, sizes, 3, "trio"))
+    if "hostile" in only:
+        import hostile
+
+        hostile.run(me, runs)
     if args.peer_python:
         peer = args.peer_python
         workload_comparison(

@@ -204,7 +204,7 @@ async def test_a_client_that_never_reads_stalls_nobody(anyio_backend_name: str) 
                     assert (await in_thread(other.command, "help ps")).startswith("ps ")
             assert ticks > before  # the app kept running meanwhile
 
-            stuck_peer = str(stuck.getsockname())
+            stuck_peer = "{}:{}".format(*stuck.getsockname())
             with Client(monitor.port) as other:
                 await in_thread(other.start)
                 assert stuck_peer in await in_thread(other.command, "who")

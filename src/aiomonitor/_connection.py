@@ -18,9 +18,9 @@ from typing import Any, TextIO, cast
 
 import anyio
 from anyio import CapacityLimiter
-from anyio.abc import ByteStream
 
 from ._protocol.telnet import EndOfInput, Event, Interrupt, Line, TelnetParser, TerminalType, WindowSize
+from ._socket_stream import ClientSocket
 from ._streams import SessionInput, SessionOutput
 from ._style import PLAIN, Style, style_for_terminal
 
@@ -28,6 +28,13 @@ log = logging.getLogger("aiomonitor")
 
 #: How long a closing connection may take to send what it still has buffered.
 DRAIN_TIMEOUT = 1.0
+#: Bytes read at once.  Parsing is bounded per read: a flood of telnet
+#: commands (each handled in Python) costs at most a few ms per read.
+READ_SIZE = 8192
+#: After each read the reader rests this many times as long as it parsed, so
+#: a client flooding us keeps at most ~1/(1 + PACING) of the GIL, however it
+#: crafts its bytes.  Typed lines parse in microseconds: no rest to notice.
+PACING = 4.0
 
 
 class Connection:
@@ -39,12 +46,13 @@ class Connection:
 
     def __init__(
         self,
-        stream: ByteStream,
+        stream: ClientSocket,
         peer: str,
         call_in_server: Callable[[Callable[[], None]], None],
         nonblocking_threads: Callable[[], set[int | None]],
         limiter: CapacityLimiter,
         write_timeout: float,
+        login_input_limit: int | None = None,
     ) -> None:
         self.peer = peer
         self.connected_at = time.monotonic()
@@ -68,6 +76,9 @@ class Connection:
         self._busy = False
         self._sending = False
         self._input_ended = False
+        #: Bytes the client may still send before it logs in (None: no limit).
+        self._login_budget = login_input_limit
+        self._received = 0
         self._scope = anyio.CancelScope()
         self._output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort, write_timeout)
         self._input = SessionInput(self._read_line_from_thread)
@@ -102,11 +113,15 @@ class Connection:
             self.attention.set()
             self._events_in.close()
             self._events_out.close()
-            await anyio.aclose_forcefully(self._stream)
+            self._stream.close()
 
     def abort(self) -> None:
         """Drop the connection (thread-safe): it stalled, or the monitor closes."""
         self._call_in_server(self._scope.cancel)
+
+    def close_in_forked_child(self) -> None:
+        """After ``fork()``, in the child: close its copy of the client's socket."""
+        self._stream.close_in_forked_child()
 
     async def say_goodbye(self, message: str) -> None:
         self._output.write_nowait(message)
@@ -162,17 +177,39 @@ class Connection:
 
     # -- input ---------------------------------------------------------------
 
+    def is_silent(self) -> bool:
+        """Whether the client has sent nothing at all, and nothing is on its way in."""
+        return self._received == 0 and not self._stream.has_input()
+
+    def logged_in(self) -> None:
+        """The client gave the password: lift the limit on what it may send."""
+        self._login_budget = None
+
     async def _reader(self) -> None:
         while not self._parser.closed:
+            budget = self._login_budget
             try:
-                data = await self._stream.receive(65536)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                # Before login, never read past the budget: one byte more is enough to know.
+                data = await self._stream.receive(READ_SIZE if budget is None else min(READ_SIZE, budget + 1))
+            except (anyio.ClosedResourceError, OSError):
                 data = b""
-            for event in self._parser.feed(data):
+            self._received += len(data)
+            if budget is not None and self._login_budget is not None:  # (not logged in meanwhile)
+                if len(data) > budget:
+                    log.info("aiomonitor: %s sent too much before logging in; dropped", self.peer)
+                    self._scope.cancel()
+                    return
+                self._login_budget = budget - len(data)
+            started = time.perf_counter()
+            events = self._parser.feed(data)
+            spent = time.perf_counter() - started
+            for event in events:
                 await self._route(event)
             replies = self._parser.take_replies()
             if replies:
                 self._output.put_raw(replies)
+            if spent > 1e-4:
+                await anyio.sleep(spent * PACING)
         # The client is gone (or will say nothing more): whatever runs for it
         # now, a console statement above all, is interrupted at once rather
         # than left running in the app with nobody to see it end.

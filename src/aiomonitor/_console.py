@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from types import CodeType, TracebackType
 from typing import Any
 
+from ._stdin_guard import console_statement
+
 FILENAME = "<console>"
 _NOTHING = object()
 _DISPLAY = "__aiomonitor_display__"
@@ -160,9 +162,10 @@ class ConsoleState:
 
         async def run_statement() -> None:
             try:
-                result = eval(code, namespace)  # noqa: S307 - a REPL is the point
-                if is_async:
-                    await result
+                with console_statement():
+                    result = eval(code, namespace)  # noqa: S307 - a REPL is the point
+                    if is_async:
+                        await result
             except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
                 # Escaping a task, these would stop the app's event loop.
                 raise StatementEscaped(exc) from exc

@@ -225,8 +225,11 @@ def creation_lines(record: TaskRecord | None, names: Mapping[int, str]) -> str:
     """'Created by' chain, root first: each task, by id and name, and where it was made."""
     if record is None:
         return ""
+    chain = record.chain()
     out = ["Creation chain (oldest first):\n"]
-    for link in record.chain():
+    if chain[0].depth:
+        out.append(f"  … {chain[0].depth} more creator(s) before these\n")
+    for link in chain:
         name = names.get(link.task_id, "ended")
         out.append(f"  task {link.task_id} ({name}) created at {format_location(link.created)}\n")
     return "".join(out)

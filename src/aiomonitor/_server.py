@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
-from anyio.abc import ByteStream, SocketAttribute, SocketListener
 
+from ._accepting import Acceptor, Arrival
 from ._connection import Connection
+from ._login import BURST_QUIET, LoginThrottle, log_in, report_burst
 from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
+from ._socket_stream import ClientSocket
 from ._watchdog import PING_INTERVAL, LoopWatchdog
 
 log = logging.getLogger("aiomonitor")
@@ -62,7 +67,13 @@ class MonitorServer:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: anyio.Event | None = None
+        #: Logged-in sessions.
         self._connections: set[Connection] = set()
+        #: Connections still at the password prompt, oldest first.
+        self._logins: dict[Connection, None] = {}
+        self._throttle = LoginThrottle()
+        self._acceptor: Acceptor | None = None
+        self._reporting_bursts = False
         self._pinging = False
 
     def start(self) -> None:
@@ -102,6 +113,17 @@ class MonitorServer:
         """Threads that must never wait for a client: ours and the app's loop."""
         return {self._thread.ident, self._watchdog.loop_thread_id()}
 
+    def close_sockets_in_child(self) -> None:
+        """After ``fork()``, in the child: close its copies of every socket we hold.
+
+        Only the forking thread exists there, so nothing else touches these.
+        """
+        self._close_sockets()
+        if self._acceptor is not None:
+            self._acceptor.close()
+        for conn in [*self._connections, *self._logins]:
+            conn.close_in_forked_child()
+
     def _close_sockets(self) -> None:
         for spec in self._listeners:
             spec.sock.close()
@@ -121,51 +143,110 @@ class MonitorServer:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = anyio.Event()
         self._limiter = anyio.CapacityLimiter(_COMMAND_THREADS)
-        listeners = [(await SocketListener.from_socket(spec.sock), spec.console_only) for spec in self._listeners]
-        async with anyio.create_task_group() as tg:
-            for listener, console_only in listeners:
-                tg.start_soon(self._accept_loop, tg, listener, console_only)
-            self._ready.set()
-            await self._stop_requested.wait()
-            await self._say_goodbye()
-            tg.cancel_scope.cancel()
-        for listener, _ in listeners:
-            await anyio.aclose_forcefully(listener)
-
-    async def _accept_loop(self, tg: anyio.abc.TaskGroup, listener: SocketListener, console_only: bool) -> None:
-        while True:
-            try:
-                stream = await listener.accept()
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return
-            except OSError as exc:  # EMFILE and friends: back off, keep listening
-                log.warning("aiomonitor: accept failed: %s", exc)
-                await anyio.sleep(0.1)
-                continue
-            tg.start_soon(self._serve_client, tg, stream, console_only)
-
-    async def _serve_client(self, tg: anyio.abc.TaskGroup, stream: ByteStream, console_only: bool) -> None:
-        peer = str(stream.extra(SocketAttribute.remote_address, "?"))  # noqa: S610 - anyio, not Django
+        acceptor: Acceptor | None = None
         try:
-            max_sessions = self._config.max_sessions
-            if max_sessions is not None and len(self._connections) >= max_sessions:
-                await stream.send(b"Too many monitor sessions are open; try again later.\r\n")
-                return
+            async with anyio.create_task_group() as tg:
+                acceptor = self._acceptor = Acceptor(
+                    functools.partial(self._serve_client, tg),
+                    tg.start_soon,
+                    password_required=self._config.password is not None,
+                    login_timeout=self._config.login_timeout,
+                )
+                for spec in self._listeners:
+                    tg.start_soon(acceptor.accept_loop, spec.sock, spec.console_only)
+                tg.start_soon(acceptor.usher)
+                self._ready.set()
+                await self._stop_requested.wait()
+                await self._say_goodbye()
+                tg.cancel_scope.cancel()
+        finally:
+            if acceptor is not None:  # what was accepted and never served
+                acceptor.close()
+
+    async def _serve_client(self, tg: anyio.abc.TaskGroup, arrival: Arrival) -> None:
+        stream = ClientSocket(arrival.sock)
+        peer, host = _describe_peer(arrival.address)
+        config = self._config
+        try:
             conn = Connection(
-                stream, peer, self.call_in_server, self.nonblocking_threads, self._limiter, self._config.write_timeout
+                stream,
+                peer,
+                self.call_in_server,
+                self.nonblocking_threads,
+                self._limiter,
+                config.write_timeout,
+                login_input_limit=None if config.password is None else config.login_input_limit,
             )
-            conversation = (ConsoleSession if console_only else MonitorSession)(self._host, self._config)
-            self._connections.add(conn)
-            if not self._pinging:
-                tg.start_soon(self._ping_while_watched)
-            try:
-                await conn.serve(conversation)
-            finally:
-                self._connections.discard(conn)
+            conversation = (ConsoleSession if arrival.console_only else MonitorSession)(self._host)
+            await conn.serve(functools.partial(self._admit, tg, conversation, arrival, host))
         except Exception:  # one client's trouble must never end the listener
             log.exception("aiomonitor: error serving %s", peer)
         finally:
-            await anyio.aclose_forcefully(stream)
+            stream.close()
+
+    async def _admit(
+        self,
+        tg: anyio.abc.TaskGroup,
+        conversation: Callable[[Connection], Awaitable[None]],
+        arrival: Arrival,
+        host: str,
+        conn: Connection,
+    ) -> None:
+        """Log the client in, find it a session, then hold the conversation."""
+        if self._config.password is not None and not await self._log_in(tg, conn, arrival, host):
+            return
+        max_sessions = self._config.max_sessions
+        if max_sessions is not None and len(self._connections) >= max_sessions:
+            conn.write("Too many monitor sessions are open; try again later.\n")
+            return
+        self._connections.add(conn)
+        if not self._pinging:
+            tg.start_soon(self._ping_while_watched)
+        try:
+            await conversation(conn)
+        finally:
+            self._connections.discard(conn)
+
+    async def _log_in(self, tg: anyio.abc.TaskGroup, conn: Connection, arrival: Arrival, host: str) -> bool:
+        """The password prompt, within the login deadline and the cap on waiting logins.
+
+        When the cap is reached the oldest *silent* waiting login goes (nothing
+        sent, nothing on its way), else the oldest: a real client answers the
+        prompt within a round trip, so a crowd of idle or slow connections
+        pushes out only its own members, and never locks out an operator
+        arriving after it, even while his password is still in flight.
+        """
+        config = self._config
+        self._logins[conn] = None
+        while len(self._logins) > config.max_pending_logins:
+            # The oldest that has said nothing; failing that, the oldest.
+            victim = next((c for c in self._logins if c.is_silent()), None) or next(iter(self._logins))
+            del self._logins[victim]
+            tg.start_soon(victim.say_goodbye, "\nToo many clients are logging in; bye.\n")
+        try:
+            # The deadline counts from the connection (the lobby's wait included).
+            with anyio.move_on_after(arrival.at + config.login_timeout - time.monotonic()):
+                logged_in = await log_in(conn, config.password or "", self._throttle, host, prompted=arrival.prompted)
+                if logged_in:
+                    conn.logged_in()
+                return logged_in
+            conn.write(f"\nNo password within {config.login_timeout:g} s; bye.\n")
+            return False
+        finally:
+            self._logins.pop(conn, None)
+            if not self._reporting_bursts and self._throttle.has_bursts:
+                tg.start_soon(self._report_bursts)
+
+    async def _report_bursts(self) -> None:
+        """Log each burst of failed logins once, when it ends (not a line per guess)."""
+        self._reporting_bursts = True
+        try:
+            while self._throttle.has_bursts:
+                await anyio.sleep(BURST_QUIET / 2)
+                for burst in self._throttle.ended_bursts(anyio.current_time()):
+                    report_burst(burst)
+        finally:
+            self._reporting_bursts = False
 
     async def _ping_while_watched(self) -> None:
         self._pinging = True
@@ -180,3 +261,12 @@ class MonitorServer:
         async with anyio.create_task_group() as tg:
             for conn in list(self._connections):
                 tg.start_soon(conn.say_goodbye, "\nThe monitor is shutting down; bye.\n")
+
+
+def _describe_peer(address: Any) -> tuple[str, str]:
+    """``host:port`` for ``who`` and the log, and the host that failed logins are counted by."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return (f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"), host
+    # A unix socket's peer has no address: every local client is one "host".
+    return "local", "local"

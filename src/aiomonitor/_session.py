@@ -1,14 +1,14 @@
-"""The monitor conversation: password, intro, then prompt and command lines.
+"""The monitor conversation: intro, then prompt and command lines.
 
-Runs in the server thread, on a :class:`~aiomonitor._connection.Connection`.
-Each command line runs in a worker thread through the :class:`SessionHost`
-(the Monitor), which answers with the :class:`NextStep`: prompt again, leave,
-or open the console (``_repl``).
+The server has logged the client in by then (``_login``).  Runs in the
+server thread, on a :class:`~aiomonitor._connection.Connection`.  Each
+command line runs in a worker thread through the :class:`SessionHost` (the
+Monitor), which answers with the :class:`NextStep`: prompt again, leave, or
+open the console (``_repl``).
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,9 +16,6 @@ from ._connection import Connection
 from ._context import Client, NextStep
 from ._protocol.telnet import EndOfInput, Line, LineTooLong
 from ._repl import Console, ConsoleSpec
-
-#: Password attempts before the connection is dropped.
-AUTH_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -30,8 +27,25 @@ class SessionConfig:
     hop_timeout: float = 2.0
     #: A client that reads nothing for this long is disconnected.
     write_timeout: float = 30.0
-    #: Refuse clients beyond this many (None: no limit).
-    max_sessions: int | None = None
+    #: Refuse logged-in clients beyond this many (None: no limit).
+    max_sessions: int | None = 64
+    #: Connections that may wait at the password prompt at once; past this
+    #: the oldest waiting one is dropped.
+    max_pending_logins: int = 8
+    #: Seconds a client has to give the password.
+    login_timeout: float = 10.0
+    #: Bytes a client may send before it has given the password.
+    login_input_limit: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.max_sessions is not None and self.max_sessions < 1:
+            raise ValueError("max_sessions must be at least 1 (or None for no limit)")
+        if self.max_pending_logins < 1:
+            raise ValueError("max_pending_logins must be at least 1")
+        if not self.login_timeout > 0 or not self.hop_timeout > 0 or not self.write_timeout > 0:
+            raise ValueError("login_timeout, hop_timeout and write_timeout must be positive")
+        if self.login_input_limit < 64:
+            raise ValueError("login_input_limit must be at least 64 bytes (a password line)")
 
 
 class SessionHost(Protocol):
@@ -52,35 +66,14 @@ class SessionHost(Protocol):
         ...
 
 
-async def authenticate(conn: Connection, password: str | None) -> bool:
-    """Ask for *password* (if any); False if the client failed or left."""
-    if password is None:
-        return True
-    for _ in range(AUTH_ATTEMPTS):
-        conn.write("Password: ")
-        event = await conn.next_event()
-        if not isinstance(event, Line):
-            if isinstance(event, EndOfInput):
-                return False
-            continue
-        if hmac.compare_digest(event.text.encode(), password.encode()):
-            return True
-        conn.write("Wrong password.\n")
-    conn.write("Too many failed attempts; bye.\n")
-    return False
-
-
 class MonitorSession:
     """One client's conversation with the monitor (and its console, if opened)."""
 
-    def __init__(self, host: SessionHost, config: SessionConfig) -> None:
+    def __init__(self, host: SessionHost) -> None:
         self._host = host
-        self._config = config
         self._console: Console | None = None
 
     async def __call__(self, conn: Connection) -> None:
-        if not await authenticate(conn, self._config.password):
-            return
         conn.write(await conn.in_worker(self._host.intro_text))
         while True:
             conn.write(self._host.prompt)
@@ -112,14 +105,11 @@ class MonitorSession:
 
 
 class ConsoleSession:
-    """A client of the console port: password, then straight into the console."""
+    """A client of the console port: straight into the console."""
 
-    def __init__(self, host: SessionHost, config: SessionConfig) -> None:
+    def __init__(self, host: SessionHost) -> None:
         self._host = host
-        self._config = config
 
     async def __call__(self, conn: Connection) -> None:
-        if not await authenticate(conn, self._config.password):
-            return
         conn.kind = "console"
         await Console(self._host.console_spec()).run(conn)

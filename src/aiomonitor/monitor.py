@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import warnings
+import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from types import TracebackType
@@ -54,8 +55,14 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
 
     * ``path`` / ``console_path``: listen on unix sockets (mode 0600) instead
       of TCP ports; removed on close.
-    * ``password``: asked before anything else on both ports.
-    * ``max_sessions``: refuse clients beyond this many, with a message.
+    * ``password``: asked before anything else on both ports.  Wrong ones
+      are answered slowly, more slowly the more there are (see ``_login``).
+    * ``max_sessions``: refuse logged-in clients beyond this many (default
+      64; None for no limit).
+    * ``max_pending_logins`` (8), ``login_timeout`` (10 s),
+      ``login_input_limit`` (4096 bytes): how many clients may sit at the
+      password prompt at once (past it the oldest is dropped), for how long,
+      and how much they may send before the password.
     * ``hop_timeout``: how long a command waits for the monitored loop
       (cancel, console statements) before saying it is blocked.
     * ``write_timeout``: a client that reads nothing for this long is dropped.
@@ -85,7 +92,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         path: str | None = None,
         console_path: str | None = None,
         password: str | None = None,
-        max_sessions: int | None = None,
+        max_sessions: int | None = 64,
+        max_pending_logins: int = 8,
+        login_timeout: float = 10.0,
+        login_input_limit: int = 4096,
         hop_timeout: float = DEFAULT_HOP_TIMEOUT,
         write_timeout: float = 30.0,
         trace_tasks: bool = False,
@@ -100,10 +110,16 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         self._locals = locals
         self._path = path
         self._console_path = console_path
-        self._password = password
-        self._max_sessions = max_sessions
+        self._config = SessionConfig(
+            password=password,
+            hop_timeout=hop_timeout,
+            write_timeout=write_timeout,
+            max_sessions=max_sessions,
+            max_pending_logins=max_pending_logins,
+            login_timeout=login_timeout,
+            login_input_limit=login_input_limit,
+        )
         self._hop_timeout = hop_timeout
-        self._write_timeout = write_timeout
         if backend is None:
             backend = asyncio_backend(
                 _resolve_loop(loop), trace=trace_tasks, history_size=max_termination_history, timing=trace_timing
@@ -142,14 +158,13 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         if self._started:
             raise RuntimeError("this Monitor is already started")
         listeners = self._bind()
-        config = SessionConfig(
-            password=self._password,
-            hop_timeout=self._hop_timeout,
-            write_timeout=self._write_timeout,
-            max_sessions=self._max_sessions,
-        )
-        self._server = MonitorServer(self, config, listeners, self._watchdog, name="aiomonitor-server")
+        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server")
         self._server.start()
+        # A child forked without exec must not keep our sockets: it would hold
+        # the port after the parent closes, and answer nobody.  The hook can't
+        # be unregistered; through a weak reference it is a no-op once we are gone.
+        after_fork = weakref.WeakMethod(self._after_fork_in_child)
+        os.register_at_fork(after_in_child=lambda: (method := after_fork()) is not None and method())
         self._backend.attach()
         self._started = True
         for spec in listeners:
@@ -194,6 +209,15 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
             self._server.stop()
             self._backend.detach()
         self._remove_unix_paths()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: no monitor.  Its copies of our sockets are closed,
+        and the parent's unix socket paths are left for the parent to remove."""
+        if self._server is None or self._closed:
+            return
+        self._closed = True
+        self._unix_paths.clear()
+        self._server.close_sockets_in_child()
 
     def _remove_unix_paths(self) -> None:
         while self._unix_paths:

@@ -29,6 +29,7 @@ from ._frames import is_library
 from ._records import FRAME_INFO_CACHE_SIZE, Canceller, FrameInfo, TaskRecord
 from ._timing import TimedCoroutine
 from ._tracing import (
+    CHAIN_CUT,
     History,
     RawEnding,
     RawRecord,
@@ -36,6 +37,8 @@ from ._tracing import (
     framework_files,
     keepable,
     prefer_user_frame,
+    raw_record,
+    shortened_chain,
     stack_above,
     to_record,
 )
@@ -132,6 +135,10 @@ def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTas
     return HistoryTracedTask
 
 
+def _closed_tracer(factory: object) -> bool:
+    return getattr(factory, "aiomonitor_closed", False) is True
+
+
 class AsyncioTracer:
     """Installs itself as the loop's task factory; ``close`` puts back the old one."""
 
@@ -148,11 +155,25 @@ class AsyncioTracer:
         self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
         self.previous = loop.get_task_factory()
         self.factory = self._make_factory(framework_files(asyncio), self.history if self.keeps_history else None)
+        self.factory.aiomonitor_previous = self.previous  # type: ignore[attr-defined]
         loop.set_task_factory(self.factory)
 
     def close(self) -> None:
-        if self.loop.get_task_factory() is self.factory:
-            self.loop.set_task_factory(self.previous)
+        """Put back the factory found at start, whatever order monitors close in.
+
+        Two traced monitors on one loop stack their factories: closing the
+        first one first can't unhook it from under the second (whose factory
+        calls it), so it is only marked closed, and whichever tracer comes
+        off the top later unwinds every closed factory below it.  A factory
+        the app installed on top of ours stays, and so does ours beneath it.
+        """
+        self.factory.aiomonitor_closed = True  # type: ignore[attr-defined]
+        factory = self.loop.get_task_factory()
+        if not _closed_tracer(factory):
+            return
+        while _closed_tracer(factory):
+            factory = factory.aiomonitor_previous  # type: ignore[union-attr]
+        self.loop.set_task_factory(factory)
 
     def _make_factory(self, skip: frozenset[str], history: History | None) -> Callable[..., Any]:
         # Everything inlined into locals: this runs once per task the app
@@ -208,7 +229,14 @@ class AsyncioTracer:
                 return self._foreign_task(previous, loop, coro, kwargs, created, parent_record)
             # Without **kwargs when there are none: that call builds a dict.
             task = traced(coro, loop=loop, **kwargs) if kwargs else traced(coro, loop=loop)
-            task._aiomonitor_record = (id(task), created, parent_record, monotonic())
+            # raw_record(), inlined: a call costs ~1% of a trivial task.
+            if parent_record is None:
+                task._aiomonitor_record = (id(task), created, None, monotonic(), 0)
+            else:
+                depth = parent_record[4] + 1
+                if not depth % CHAIN_CUT:
+                    parent_record = shortened_chain(parent_record)
+                task._aiomonitor_record = (id(task), created, parent_record, monotonic(), depth)
             task._aiomonitor_canceller = None
             return task
 
@@ -256,7 +284,7 @@ class AsyncioTracer:
         try:
             adopted = task in self.foreign  # a child made during its eager first step adopted it
             if not adopted:
-                self.foreign[task] = (id(task), created, parent_record, started)
+                self.foreign[task] = raw_record(id(task), created, parent_record, started)
         except TypeError:  # a task type without weak references: left untraced
             return task
         if self.keeps_history:
@@ -271,7 +299,7 @@ class AsyncioTracer:
             # The task running now is the one the app's eager factory is
             # constructing (its first step runs inside the factory).
             created, parent_record, started = self._constructing[-1]
-            record = (id(task), created, parent_record, started)
+            record = raw_record(id(task), created, parent_record, started)
             try:
                 self.foreign[task] = record
             except TypeError:

@@ -91,12 +91,17 @@ class TaskRecord(NamedTuple):
     created: FrameInfo | None
     parent: TaskRecord | None
     created_at: float
+    #: How many creators this task had, counting those no longer remembered.
+    depth: int = 0
 
-    def chain(self) -> list[TaskRecord]:
-        """This record and its creators, root first."""
+    def chain(self, limit: int = 20) -> list[TaskRecord]:
+        """This record and up to *limit* - 1 of its nearest creators, oldest first.
+
+        ``chain()[0].depth`` creators are left out.
+        """
         chain: list[TaskRecord] = []
         record: TaskRecord | None = self
-        while record is not None and len(chain) < 100:
+        while record is not None and len(chain) < limit:
             chain.append(record)
             record = record.parent
         return chain[::-1]

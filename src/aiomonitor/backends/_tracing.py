@@ -25,16 +25,55 @@ CANCELLER_STACK_DEPTH = 12
 
 
 #: What the hot path stores per task: (task id, created, parent's raw record,
-#: created_at).  A plain tuple: a NamedTuple's __new__ costs a Python call.
-RawRecord = tuple[int, "FrameInfo | None", Any, float]
+#: created_at, depth: how many creators it has).  A plain tuple: a
+#: NamedTuple's __new__ costs a Python call.
+RawRecord = tuple[int, "FrameInfo | None", Any, float, int]
+
+#: A record links to its creator's, which links to its own creator's...  so
+#: one live task could pin the records of every ancestor that ever lived (a
+#: task that spawns its successor and ends, 200,000 times over, held 10 MB).
+#: Every CHAIN_CUT generations the link is cut: the record points at fresh
+#: copies of its CHAIN_KEEP nearest ancestors instead.  Any record then pins
+#: at most CHAIN_CUT + CHAIN_KEEP others, and always shows its CHAIN_KEEP
+#: nearest creators; the depth says how many more there were.
+CHAIN_CUT = 64
+CHAIN_KEEP = 16
+
+
+def raw_record(task_id: int, created: FrameInfo | None, parent: RawRecord | None, created_at: float) -> RawRecord:
+    """A task's raw record (asyncio's task factory inlines the same steps)."""
+    if parent is None:
+        return (task_id, created, None, created_at, 0)
+    depth = parent[4] + 1
+    if not depth % CHAIN_CUT:
+        parent = shortened_chain(parent)
+    return (task_id, created, parent, created_at, depth)
+
+
+def shortened_chain(raw: RawRecord) -> RawRecord:
+    """Copies of *raw* and its nearest ancestors, CHAIN_KEEP records in all."""
+    links: list[RawRecord] = []
+    link: RawRecord | None = raw
+    while link is not None and len(links) < CHAIN_KEEP:
+        links.append(link)
+        link = link[2]
+    copy: RawRecord | None = None
+    for task_id, created, _, created_at, depth in reversed(links):
+        copy = (task_id, created, copy, created_at, depth)
+    assert copy is not None
+    return copy
 
 
 def to_record(raw: RawRecord | None) -> TaskRecord | None:
-    """The readable form of a raw record (and of its creators)."""
-    if raw is None:
-        return None
-    task_id, created, parent, created_at = raw
-    return TaskRecord(task_id, created, to_record(parent), created_at)
+    """The readable form of a raw record (and of its creators), without recursion."""
+    links: list[RawRecord] = []
+    while raw is not None:
+        links.append(raw)
+        raw = raw[2]
+    record: TaskRecord | None = None
+    for task_id, created, _, created_at, depth in reversed(links):
+        record = TaskRecord(task_id, created, record, created_at, depth)
+    return record
 
 
 #: The six tracing fields of a TaskSnapshot when nothing is traced.

@@ -47,6 +47,7 @@ from ._tracing import (
     exception_summary,
     framework_files,
     keepable,
+    raw_record,
     to_record,
     trace_fields,
 )
@@ -113,7 +114,7 @@ class _TaskTracer(trio.abc.Instrument):
             except RuntimeError:  # trio's own start-up tasks have no spawner
                 parent = None
             created = None if frame is None else FrameInfo.from_frame(frame)
-            self.records[task] = (id(task), created, parent, time.monotonic())
+            self.records[task] = raw_record(id(task), created, parent, time.monotonic())
         self._wrap(task)
 
     def _wrap(self, task: trio.lowlevel.Task) -> None:

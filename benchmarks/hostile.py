@@ -1,0 +1,101 @@
+"""Hostile and careless clients: what they cost the app (``run.py --only hostile``).
+
+The attacks are the ones ``tests/test_hostile.py`` checks (from
+``tests/attacks.py``); here each is repeated and reported as median and
+worst, next to its bar from issue 15.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from run import MonitorClient, print_table, scale_app, spread
+from tests.attacks import (
+    PASSWORD,
+    attackers,
+    flood,
+    guess,
+    hostile_app,
+    idle_connections,
+    log_in,
+)
+
+
+def flood_ratios(framework: str, runs: int) -> tuple[list[float], list[float]]:
+    """Heartbeat under a reconnecting pre-auth flood / without; connections per second."""
+    ratios, rates = [], []
+    for _ in range(runs):
+        with hostile_app("--framework", framework, "--password", PASSWORD) as app:
+            baseline = app.tick_rate(2.0)
+            hung_up: list[int] = []
+            with attackers(flood, 1, app.port, hung_up):
+                flooded = app.tick_rate(2.0)
+            ratios.append(flooded / baseline)
+            rates.append(len(hung_up) / 2.0)
+    return ratios, rates
+
+
+def guesses_answered(seconds: float) -> int:
+    with hostile_app("--password", PASSWORD) as app:
+        answered: list[int] = []
+        with attackers(guess, 8, app.port, answered):
+            time.sleep(seconds)  # the attack's length
+        return len(answered)
+
+
+def operator_behind_idle_crowd(runs: int) -> list[float]:
+    """Seconds from 1,000 idle connections to the operator's first ps answer."""
+    seconds = []
+    for _ in range(runs):
+        options = ("--password", PASSWORD, "--max-sessions", "4", "--nofile", "1024")
+        with hostile_app(*options) as app, idle_connections(app.port, 1000):
+            started = time.perf_counter()
+            with log_in(app.port) as operator:
+                operator.command("ps -n 1")
+            seconds.append(time.perf_counter() - started)
+    return seconds
+
+
+def slow_reader(python: str, tasks: int, runs: int) -> tuple[list[float], list[float]]:
+    """Another client's ``ps -n 3`` while one never reads its ``ps``: seconds, app stall ms."""
+    seconds, stalls = [], []
+    with scale_app(python, tasks) as app:
+        for _ in range(runs):
+            with socket.socket() as stuck:
+                stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                stuck.connect(("127.0.0.1", app.port))
+                stuck.sendall(b"ps\r\n")
+                other = MonitorClient(app.port)
+                time.sleep(0.5)  # let the stuck ps fill its buffers first
+                (elapsed, _), stall = app.stall_during(lambda o=other: o.timed("ps -n 3"))
+                other.close()
+            seconds.append(elapsed)
+            stalls.append(stall)
+    return seconds, stalls
+
+
+def run(python: str, runs: int) -> None:
+    rows = []
+    for framework in ("asyncio", "uvloop", "trio"):
+        ratios, rates = flood_ratios(framework, runs)
+        rows.append([framework, spread(ratios, digits=2), f"{min(ratios):.2f}", f"{statistics.median(rates):.0f}"])
+    headers = ["framework", "heartbeat ratio", "worst", "drops/s"]
+    print_table("Pre-auth flood: the app's 1 ms heartbeat under it / without (bar >= 0.9)", headers, rows)
+
+    answered = guesses_answered(5.0)
+    print_table("Password guessing: 8 guessers for 5 s (bar <= 150)", ["wrong guesses answered"], [[str(answered)]])
+
+    waits = operator_behind_idle_crowd(runs)
+    rows = [[spread(waits, digits=2), f"{max(waits):.2f}"]]
+    print_table("1,000 idle connections, then the operator's ps (bar <= 10 s)", ["seconds", "worst"], rows)
+
+    seconds, stalls = slow_reader(python, 100_000, runs)
+    rows = [[spread(seconds, digits=3), f"{max(seconds):.3f}", spread(stalls, digits=1), f"{max(stalls):.1f}"]]
+    headers = ["ps -n 3 s", "worst", "app stall ms", "worst"]
+    print_table("A client that never reads ps at 100k tasks; another's ps -n 3 (bar <= 1 s)", headers, rows)
