@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiomonitor._protocol.telnet import (
+    _MEANINGLESS,
     MAX_LINE_BYTES,
     EndOfInput,
     Event,
@@ -130,3 +131,17 @@ def test_fuzz_any_bytes_in_any_chunking(data: bytes, cuts: list[int]) -> None:
 
 def test_the_default_limit_is_64_kib() -> None:
     assert MAX_LINE_BYTES == 65536
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(alphabet="ab \t\n\x03\x04\x7f", max_size=200),  # (no CR: what follows a CR has a meaning)
+    # (NUL excepted: after a CR it has a meaning of its own, CR NUL = a bare CR)
+    st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(_MEANINGLESS[1:])), max_size=50),
+)
+def test_meaningless_control_bytes_change_nothing_anywhere(typed: str, noise: list[tuple[int, int]]) -> None:
+    clean = typed.encode() + b"\n"  # (never empty: feeding b"" means the end of the stream)
+    noisy = bytearray(clean)
+    for position, byte in noise:  # (dropped in bulk by the parser: a flood of them costs no Python per byte)
+        noisy.insert(position % (len(noisy) + 1), byte)
+    assert TelnetParser().feed(bytes(noisy)) == TelnetParser().feed(clean)
