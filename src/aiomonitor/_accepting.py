@@ -113,6 +113,15 @@ class Lobby:
             self._remove(sock).sock.close()
         self._selector.close()
 
+    def close_in_forked_child(self) -> None:
+        """Close this process's descriptors without unregistering anything: an
+        epoll set is shared with the parent across fork, and unregistering here
+        would take the parent's waiting clients out of its own lobby."""
+        for sock in self._waiting:
+            sock.close()
+        self._waiting.clear()
+        self._selector.close()  # closes the descriptor only: no epoll_ctl
+
     def _remove(self, sock: socket.socket) -> Arrival:
         self._selector.unregister(sock)
         return self._waiting.pop(sock)
@@ -206,8 +215,13 @@ class Acceptor:
         await self._serve(arrival)
 
     def close(self) -> None:
-        """Close what was accepted and never served (after the tasks have ended; or in a forked child)."""
+        """Close what was accepted and never served (after the tasks have ended)."""
         self._lobby.close()
+        while self._unclaimed:
+            self._unclaimed.pop().close()
+
+    def close_in_forked_child(self) -> None:
+        self._lobby.close_in_forked_child()
         while self._unclaimed:
             self._unclaimed.pop().close()
 

@@ -120,7 +120,7 @@ class MonitorServer:
         """
         self._close_sockets()
         if self._acceptor is not None:
-            self._acceptor.close()
+            self._acceptor.close_in_forked_child()
         for conn in [*self._connections, *self._logins]:
             conn.close_in_forked_child()
 
