@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import re
 import socket
 import struct
@@ -149,8 +150,6 @@ async def test_colours_only_for_a_client_that_named_its_terminal(monitor: aiomon
 
 
 async def test_abrupt_disconnects_leak_nothing(anyio_backend_name: str) -> None:
-    threads_before_monitor = threading.active_count()
-
     def hammer(port: int) -> None:
         for round_ in range(200):
             sock = socket.create_connection(("127.0.0.1", port))
@@ -166,7 +165,11 @@ async def test_abrupt_disconnects_leak_nothing(anyio_backend_name: str) -> None:
         for _ in range(2):
             await in_thread(hammer, monitor.port)
             assert await in_thread(poll, lambda: open_fds() == fds)
-            assert threading.active_count() <= threads_before_monitor + 1 + _COMMAND_THREADS + 1
+            # The monitor's own threads (other tests' and the test runner's threads come and go).
+            # A worker frees its slot a moment before anyio counts it idle again, so a job
+            # arriving just then may get a fresh thread: a little slack, never growth.
+            ours = [t.name for t in threading.enumerate() if t.name.startswith("aiomonitor")]
+            assert len(ours) <= 1 + _COMMAND_THREADS + 2, collections.Counter(ours)
         with Client(monitor.port) as client:  # and it still serves
             await in_thread(client.start)
             assert (await in_thread(client.command, "help ps")).startswith("ps ")

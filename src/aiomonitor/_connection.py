@@ -17,12 +17,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TextIO, cast
 
 import anyio
-from anyio import CapacityLimiter
 
 from ._protocol.telnet import EndOfInput, Event, Interrupt, Line, TelnetParser, TerminalType, WindowSize
 from ._socket_stream import ClientSocket
 from ._streams import SessionInput, SessionOutput
 from ._style import PLAIN, Style, style_for_terminal
+from ._workers import WorkerPool
 
 log = logging.getLogger("aiomonitor")
 
@@ -50,7 +50,7 @@ class Connection:
         peer: str,
         call_in_server: Callable[[Callable[[], None]], None],
         nonblocking_threads: Callable[[], set[int | None]],
-        limiter: CapacityLimiter,
+        workers: WorkerPool,
         write_timeout: float,
         login_input_limit: int | None = None,
     ) -> None:
@@ -68,7 +68,7 @@ class Connection:
         self.attention = threading.Event()
         self._stream = stream
         self._call_in_server = call_in_server
-        self._limiter = limiter
+        self._workers = workers
         self._write_timeout = write_timeout
         self._parser = TelnetParser()
         self._events_in, self._events_out = anyio.create_memory_object_stream[Event](64)
@@ -273,15 +273,6 @@ class Connection:
             self.interrupted.clear()
             self.attention.clear()
         try:
-            return await anyio.to_thread.run_sync(_named, func, *args, abandon_on_cancel=True, limiter=self._limiter)
+            return await self._workers.run(func, *args)
         finally:
             self._busy = False
-
-
-def _named(func: Callable[..., Any], *args: Any) -> Any:
-    """Run *func*, its worker thread named for stack dumps (py-spy, ``faulthandler``).
-
-    The pool belongs to the monitor's own event loop, so the name stays true.
-    """
-    threading.current_thread().name = "aiomonitor-worker"
-    return func(*args)

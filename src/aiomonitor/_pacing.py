@@ -23,7 +23,7 @@ from collections.abc import Callable
 #: The share of one core the server thread may use while connections keep coming.
 SHARE = 0.05
 #: CPU seconds it may spend at once before the share applies.
-BURST = 0.05
+BURST = 0.1
 
 
 class CpuBudget:

@@ -27,6 +27,7 @@ from ._login import BURST_QUIET, LoginThrottle, log_in, report_burst
 from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
 from ._socket_stream import ClientSocket
 from ._watchdog import PING_INTERVAL, LoopWatchdog
+from ._workers import WorkerPool
 
 log = logging.getLogger("aiomonitor")
 
@@ -142,7 +143,7 @@ class MonitorServer:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = anyio.Event()
-        self._limiter = anyio.CapacityLimiter(_COMMAND_THREADS)
+        self._workers = WorkerPool(_COMMAND_THREADS, self.call_in_server)
         acceptor: Acceptor | None = None
         try:
             async with anyio.create_task_group() as tg:
@@ -173,7 +174,7 @@ class MonitorServer:
                 peer,
                 self.call_in_server,
                 self.nonblocking_threads,
-                self._limiter,
+                self._workers,
                 config.write_timeout,
                 login_input_limit=None if config.password is None else config.login_input_limit,
             )
