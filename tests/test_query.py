@@ -180,3 +180,31 @@ def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit
         _gil.SORT_CHUNK = saved
     expected = sorted(items, key=lambda item: item[0])
     assert result == (expected if limit is None else expected[:limit])
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_the_first_few_without_a_full_snapshot_are_the_same_tasks(trace: bool) -> None:
+    import asyncio
+
+    from aiomonitor.backends import asyncio_backend
+
+    async def scenario() -> None:
+        backend = asyncio_backend(asyncio.get_running_loop(), trace=trace)
+        backend.attach()
+        try:
+            forever = asyncio.Event()
+            tasks = [asyncio.create_task(forever.wait(), name=f"t{i}") for i in range(50)]
+            await asyncio.sleep(0)
+            for sort in (None, "id", "age"):
+                for limit in (0, 1, 7, 60):
+                    query = _query.TaskQuery(sort=sort, limit=limit)
+                    fast = _query.select_tasks(backend, query)
+                    full = _query.TaskSelection(backend.snapshot(), query)
+                    assert [t.id for t in fast] == [t.id for t in full], (sort, limit)
+                    assert (fast.total, fast.matched, fast.shown) == (full.total, full.matched, full.shown)
+            forever.set()
+            await asyncio.gather(*tasks)
+        finally:
+            backend.detach()
+
+    asyncio.run(scenario())

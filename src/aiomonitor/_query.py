@@ -82,9 +82,12 @@ class TaskSelection:
     is how many were yielded.
     """
 
-    def __init__(self, snapshots: Iterable[TaskSnapshot], query: TaskQuery) -> None:
+    def __init__(self, snapshots: Iterable[TaskSnapshot], query: TaskQuery, total: int | None = None) -> None:
+        """*snapshots*: every live task, to select from; or, given their *total*,
+        exactly the tasks selected (found without a full snapshot)."""
         self.query = query
         self._snapshots = snapshots
+        self._known_total = total
         self._total = self._matched = self._shown = 0
         self._consumed = False
 
@@ -92,6 +95,12 @@ class TaskSelection:
         if self._consumed:
             raise RuntimeError("a TaskSelection is consumed once")
         self._consumed = True
+        if self._known_total is not None:
+            for task in self._snapshots:
+                self._shown += 1
+                yield task
+            self._total = self._matched = max(self._known_total, self._shown)  # (tasks may end meanwhile)
+            return
         matching = self._matching()
         tasks: Iterable[TaskSnapshot] = matching
         if self.query.sort is not None:
@@ -133,7 +142,18 @@ def task_matches(task: TaskSnapshot, filters: Sequence[str]) -> bool:
 
 
 def select_tasks(backend: Backend, query: TaskQuery = TaskQuery()) -> TaskSelection:
-    """Live tasks by *query*, streamed from one snapshot."""
+    """Live tasks by *query*, streamed from one snapshot.
+
+    The first few by id or age with no filter (``ps -n 20 -s age``) are
+    found from one attribute per task and only they are snapshotted, where
+    the backend can.
+    """
+    if query.limit is not None and not query.filters and query.sort in (None, "id", "age"):
+        skip = None if query.include_own else MONITOR_TASK_NAME
+        first = backend.snapshot_first(query.sort or "id", query.limit, skip)
+        if first is not None:
+            chosen, total = first
+            return TaskSelection(chosen, query, total=total)
     return TaskSelection(backend.snapshot(), query)
 
 

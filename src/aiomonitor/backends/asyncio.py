@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import heapq
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
@@ -211,10 +212,34 @@ class AsyncioBackend(Backend):
         return None if current is None else id(current)
 
     def snapshot(self) -> Iterator[TaskSnapshot]:
+        return self._snapshots_of(sorted_by_id(self._tasks()))
+
+    def snapshot_first(self, order: str, count: int, skip_name: str | None) -> tuple[list[TaskSnapshot], int] | None:
+        if order == "age" and self._tracer is None:
+            return None
+        tasks = self._tasks()  # once: all_tasks() is a Python loop over every task (~80 ms at 100k)
+        skipped = set() if skip_name is None else {t for t in yielding(tasks) if t.get_name() == skip_name}
+        if order == "id":
+            chosen = heapq.nsmallest(count + len(skipped), yielding(tasks), key=id)
+        elif order == "age" and self._tracer is not None:
+            foreign = self._tracer.foreign
+
+            def age_order(task: asyncio.Task[Any]) -> tuple[float, int]:
+                # Ties in age by id, as a stable sort of the id-ordered snapshot would have them.
+                record = getattr(task, "_aiomonitor_record", None) or foreign.get(task)
+                return (float("inf") if record is None else record[3]), id(task)
+
+            chosen = heapq.nsmallest(count + len(skipped), yielding(tasks), key=age_order)
+        else:
+            return None
+        chosen = [task for task in chosen if task not in skipped][:count]
+        return list(self._snapshots_of(chosen)), len(tasks) - len(skipped)
+
+    def _snapshots_of(self, tasks: Iterable[asyncio.Task[Any]]) -> Iterator[TaskSnapshot]:
         # The hot loop of ps: one pass, few calls (measured at 100k tasks).
         current = asyncio.current_task(self._loop)
         foreign = self._tracer.foreign if self._tracer is not None else None
-        for task in yielding(sorted_by_id(self._tasks())):
+        for task in yielding(tasks):
             coro = getattr(task, "_coro", None)  # see _coro_of
             frames = await_chain(coro)
             # (task id, created, parent's record, created_at): see the tracer.
