@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from aiomonitor import _stdin_guard
 from aiomonitor._accepting import Arrival, Lobby
-from aiomonitor._login import FAILURE_DELAY, MAX_FAILURE_SPACING, LoginThrottle
+from aiomonitor._login import FAILURE_DELAY, MAX_BURSTS, MAX_FAILURE_SPACING, LoginThrottle
 from aiomonitor._pacing import CpuBudget
 from aiomonitor.backends._records import TaskRecord
 from aiomonitor.backends._tracing import CHAIN_CUT, CHAIN_KEEP, raw_record, to_record
@@ -125,3 +125,12 @@ def test_stdin_reads_are_refused_to_console_statements_only() -> None:
         assert sys.stdin.readline() == "the app's line\n"
     finally:
         sys.stdin = saved
+
+
+def test_guessers_from_countless_hosts_are_tracked_in_bounded_memory() -> None:
+    throttle = LoginThrottle()
+    for n in range(MAX_BURSTS * 3):
+        throttle.failure(f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}", 0.0)
+    ended = throttle.ended_bursts(60.0)
+    assert len(ended) == MAX_BURSTS + 1
+    assert {b.host: b.failures for b in ended}["(other hosts)"] == MAX_BURSTS * 2

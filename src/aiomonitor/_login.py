@@ -38,6 +38,8 @@ MAX_FAILURE_SPACING = 2.0
 FAILURE_MEMORY = 60.0
 #: A burst of failures from one host ends after this long without one.
 BURST_QUIET = 10.0
+#: Hosts tracked at once; failures from more are counted together (memory stays bounded).
+MAX_BURSTS = 1000
 
 
 @dataclass
@@ -71,6 +73,8 @@ class LoginThrottle:
         self._scored_at = now
         answer_at = max(now + FAILURE_DELAY, self._next_answer)
         self._next_answer = answer_at + min(MAX_FAILURE_SPACING, FAILURE_SPACING * self._score)
+        if host not in self._bursts and len(self._bursts) >= MAX_BURSTS:
+            host = "(other hosts)"
         burst = self._bursts.get(host)
         if burst is None:
             burst = self._bursts[host] = Burst(host, now, now)

@@ -236,11 +236,11 @@ class MonitorServer:
         finally:
             self._logins.pop(conn, None)
             if not self._reporting_bursts and self._throttle.has_bursts:
+                self._reporting_bursts = True  # (now: two logins may end in one tick)
                 tg.start_soon(self._report_bursts)
 
     async def _report_bursts(self) -> None:
         """Log each burst of failed logins once, when it ends (not a line per guess)."""
-        self._reporting_bursts = True
         try:
             while self._throttle.has_bursts:
                 await anyio.sleep(BURST_QUIET / 2)
