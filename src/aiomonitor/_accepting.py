@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import selectors
 import socket
@@ -185,7 +186,7 @@ class Acceptor:
         except OSError:
             sock.close()
             return
-        for pushed_out in self._lobby.add(Arrival(sock, arrival.address, arrival.console_only, prompted=True)):
+        for pushed_out in self._lobby.add(dataclasses.replace(arrival, prompted=True)):
             turn_away(pushed_out, _CROWDED)
 
     async def usher(self) -> None:
