@@ -17,7 +17,7 @@ import aiomonitor
 
 from .helpers import Client, classic_loop_thread
 
-COMMANDS = ("ps", "where", "where-ended", "ended", "pstree", "help", "who", "lag", "stacktrace", "top")
+COMMANDS = ("ps", "where", "where-ended", "ended", "pstree", "help", "who", "lag", "stacktrace", "top", "doctor")
 WORDS = st.one_of(
     st.sampled_from(["-j", "-a", "-w", "-s", "-n", "--sort", "--limit", "age", "name", "busy", "0", "-1", "nan"]),
     st.integers(-(10**30), 10**30).map(str),

@@ -11,11 +11,13 @@ import inspect
 import json
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
 from . import _format, _json, _query
 from ._context import CommandBase, NextStep
+from ._diagnosis import stall_line
 from ._protocol import commands
 from ._protocol.commands import CommandError
 from .backends import LoopUnresponsive, NotCancellable, UnknownTask
@@ -23,6 +25,8 @@ from .utils import alt_names
 
 #: How long ``cancel`` waits to see the task finish after asking it to.
 CANCEL_GRACE = 1.0
+#: How many of the worst recent stalls ``lag`` lists.
+LAG_STALLS = 5
 #: The largest ``ps -n``: more tasks than any process holds, small enough for C.
 MAX_LIMIT = 1_000_000_000
 
@@ -130,6 +134,8 @@ class BuiltinCommands(CommandBase):
         self._sout.write(f"Stack for task {taskid} (most recent call last):\n")
         stack = _format.format_stack(detail.stack, self._style)
         self._sout.write(stack or "  No stack available (the task has not started yet?)\n")
+        if detail.wait is not None:
+            self._sout.write(_format.wait_lines(detail.wait, detail.wait_names))
         self._sout.write(_format.canceller_lines("Cancellation requested by", detail.canceller, self._style))
         self._sout.write(_format.creation_lines(detail.record, detail.chain_names))
 
@@ -180,6 +186,22 @@ class BuiltinCommands(CommandBase):
             self._sout.write("The event loop is responsive.\n")
         worst = _query.worst_lag(self._context.watchdog)
         self._sout.write(f"Worst scheduling lag seen while watched (last 60 s): {worst * 1000:.1f} ms\n")
+        recorder = self._context.stall_recorder
+        if recorder.started_at is None:
+            self._sout.write("Stalls are not recorded (the monitor was started with stall_threshold=None).\n")
+            return
+        stalls = _query.recent_stalls(recorder)
+        threshold = f"{recorder.threshold * 1000:.0f} ms"
+        if not stalls:
+            self._sout.write(f"No stall over {threshold} since the monitor started.\n")
+            return
+        kept = "" if recorder.count == len(stalls) else f", the last {len(stalls)} of {recorder.count} kept"
+        self._sout.write(f"Stalls over {threshold} since the monitor started (worst first{kept}):\n")
+        now = time.monotonic()
+        for stall in sorted(stalls, key=lambda s: s.duration, reverse=True)[:LAG_STALLS]:
+            self._sout.write(f"  {stall_line(stall, now)}\n")
+        if len(stalls) > LAG_STALLS:
+            self._sout.write(f"  ... and {len(stalls) - LAG_STALLS} shorter (doctor shows their stacks)\n")
 
     def _warn_if_blocked(self) -> bool:
         """Say so if the loop is not answering, naming the task running it."""

@@ -31,6 +31,7 @@ T = TypeVar("T")
 Text = tuple[bytes, ...]
 
 if TYPE_CHECKING:
+    from ._stalls import StallRecorder
     from ._watchdog import LoopWatchdog
     from .backends import Backend
 
@@ -84,6 +85,10 @@ class CommandContext:
 
     backend: Backend
     watchdog: LoopWatchdog
+    #: Stalls of the loop, remembered whether or not anyone was connected.
+    stall_recorder: StallRecorder
+    #: What ``doctor`` remembers between runs (when tasks were first seen cancelling).
+    cancel_memory: _query.CancelMemory
     #: The connected clients (a fresh copy each call; any thread).
     clients: Callable[[], Sequence[Client]]
     console_enabled: bool

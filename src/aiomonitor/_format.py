@@ -11,9 +11,10 @@ import sys
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
+from ._diagnosis import describe_holders, wait_target
 from ._locations import format_location
 from ._style import PLAIN, Style
-from .backends import Canceller, FrameInfo, TaskRecord, TaskSnapshot, yielding
+from .backends import Canceller, FrameInfo, TaskRecord, TaskSnapshot, Wait, yielding
 
 #: Columns may shrink to this before the table is allowed to overflow.
 _MIN_COLUMN = 8
@@ -208,6 +209,20 @@ def format_stack(frames: Sequence[FrameInfo], style: Style = PLAIN) -> str:
         source = linecache.getline(frame.filename, frame.lineno).strip()
         if source:
             out.append(f"    {source}\n")
+    return "".join(out)
+
+
+def wait_lines(wait: Wait, names: Mapping[int, str]) -> str:
+    """``where``'s account of what a task waits for and who holds it."""
+    where = "" if wait.at is None else f" at {format_location(wait.at)}"
+    out = [f"Waits{where} for {wait_target(wait, names)}\n"]
+    holders = describe_holders(wait, names)
+    if holders:
+        out.append(f"  {holders[0].upper()}{holders[1:]}\n")
+    elif wait.detail.startswith("locked"):
+        out.append("  Held by a task not found (one that took it without `async with`?)\n")
+    if wait.orphaned:
+        out.append("  Nothing else refers to what it waits on: nothing can wake it.\n")
     return "".join(out)
 
 

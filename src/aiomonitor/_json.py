@@ -10,7 +10,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from . import _graph
-from ._query import AwaitTree
+from ._diagnosis import Finding
+from ._query import AwaitTree, Diagnosis
 from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
 
 
@@ -83,3 +84,18 @@ def _batched(items: Iterable[Any], size: int) -> Iterator[tuple[Any, ...]]:
     iterator = iter(items)
     while chunk := tuple(itertools.islice(iterator, size)):
         yield chunk
+
+
+def finding(item: Finding) -> dict[str, Any]:
+    return {
+        "severity": item.severity,
+        "check": item.check,
+        "title": item.title,
+        "task_ids": list(item.task_ids),
+        "evidence": list(item.evidence),
+        "why": item.why,
+    }
+
+
+def diagnosis(result: Diagnosis) -> dict[str, Any]:
+    return {"tasks": result.tasks, "problems": len(result.findings), "findings": [finding(f) for f in result.findings]}

@@ -26,10 +26,14 @@ from . import _listen
 from ._builtin_commands import BuiltinCommands
 from ._command_loop import CommandLoop
 from ._context import CommandCall, CommandContext
+from ._doctor_commands import DoctorCommands
+from ._query import CancelMemory
 from ._repl import ConsoleSpec
 from ._server import ListenSpec, MonitorServer
 from ._session import SessionConfig
 from ._shared_work import SharedWork
+from ._stalls import DEFAULT_MAX_STALLS, StallRecorder
+from ._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
 from ._trace_commands import TraceCommands
 from ._watchdog import LoopWatchdog
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, asyncio_backend, trio_backend
@@ -41,7 +45,7 @@ MONITOR_PORT = 50101
 CONSOLE_PORT = 50102
 
 
-class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
+class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
     """A telnet monitor (and Python console) for one running event loop.
 
     Subclass it to add ``do_<COMMAND>`` methods; inside them, write to
@@ -76,6 +80,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
       budget on a create-and-await benchmark (``benchmarks/``).
     * ``trace_timing``: count each task's steps, busy time and longest step
       (``ps`` columns, ``top busy``); costs a Python call per step.
+    * ``stall_threshold``: a loop stuck at least this long (seconds; 0.1 by
+      default) is a stall, remembered with the blocking stack and task even
+      when no client is connected (``lag``, ``doctor``); None turns the
+      recorder off.  ``max_stalls``: how many are remembered (50).
     * ``backend``: monitor something other than an asyncio loop (see
       ``monitor_trio``).
     """
@@ -101,6 +109,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         trace_tasks: bool = False,
         max_termination_history: int = 0,
         trace_timing: bool = False,
+        stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
+        max_stalls: int = DEFAULT_MAX_STALLS,
         backend: Backend | None = None,
     ) -> None:
         self._host = host or MONITOR_HOST
@@ -128,6 +138,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         self._backend.hop_timeout = hop_timeout
         self._loop = loop
         self._watchdog = LoopWatchdog(backend)
+        self._stall_recorder = StallRecorder(
+            backend, stall_threshold if stall_threshold is not None else DEFAULT_STALL_THRESHOLD, max_stalls
+        )
+        self._records_stalls = stall_threshold is not None
         self._server: MonitorServer | None = None
         self._unix_paths: list[str] = []
         self._started = False
@@ -137,6 +151,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         self._context = CommandContext(
             backend=backend,
             watchdog=self._watchdog,
+            stall_recorder=self._stall_recorder,
+            cancel_memory=CancelMemory(),
             clients=lambda: self._server.connections() if self._server is not None else [],
             console_enabled=console_enabled,
             hop_timeout=hop_timeout,
@@ -166,6 +182,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         after_fork = weakref.WeakMethod(self._after_fork_in_child)
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) is not None and method())
         self._backend.attach()
+        if self._records_stalls:
+            self._stall_recorder.start()
         self._started = True
         for spec in listeners:
             log.info("aiomonitor: listening on %s", _listen.describe(spec.sock))
@@ -205,6 +223,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
         if self._closed:
             return
         self._closed = True
+        self._stall_recorder.stop()
         if self._server is not None:
             self._server.stop()
             self._backend.detach()
@@ -217,6 +236,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands):
             return
         self._closed = True
         self._unix_paths.clear()
+        self._stall_recorder.forget_thread_in_child()
         self._server.close_sockets_in_child()
 
     def _remove_unix_paths(self) -> None:

@@ -20,8 +20,9 @@ from ._base import (
     Submission,
     UnknownTask,
 )
+from ._frames import is_library
 from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, yielding
-from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot
+from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
     import asyncio
@@ -35,6 +36,7 @@ __all__ = (
     "Canceller",
     "EndedTask",
     "FrameInfo",
+    "Holder",
     "Interrupted",
     "LoopUnresponsive",
     "NotCancellable",
@@ -42,7 +44,9 @@ __all__ = (
     "TaskRecord",
     "TaskSnapshot",
     "UnknownTask",
+    "Wait",
     "asyncio_backend",
+    "is_library",
     "release_gently",
     "sorted_by_id",
     "sorted_gently",

@@ -30,6 +30,7 @@ from ._records import FRAME_INFO_CACHE_SIZE, Canceller, FrameInfo, TaskRecord
 from ._timing import TimedCoroutine
 from ._tracing import (
     CHAIN_CUT,
+    NEVER_RETRIEVED,
     History,
     RawEnding,
     RawRecord,
@@ -66,6 +67,7 @@ class TracedTask(asyncio.Task):  # type: ignore[type-arg]
                 None if current is None else id(current),
                 None if current is None else current.get_name(),
                 stack_above(sys._getframe(1), stop_files=_LOOP_DRIVER_FILES),
+                monotonic(),
             )
         return super().cancel(msg)
 
@@ -113,6 +115,8 @@ def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTas
                         value = keepable(value)
                 else:
                     value = exception_summary(exc)
+                    if self._log_traceback:  # asyncio is about to report it: nobody awaited it
+                        value = (NEVER_RETRIEVED, value[1])
                     report = True
             elif state != "CANCELLED":
                 value = "destroyed while pending"

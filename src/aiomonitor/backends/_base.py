@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._records import CancelOutcome, FrameInfo, TaskSnapshot
+from ._records import CancelOutcome, FrameInfo, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
     from ._records import Canceller, EndedTask, TaskRecord
@@ -210,6 +210,27 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def current_task_id(self) -> int | None:
         """The task the loop is running right now (the blocker, if blocked)."""
+
+    def running_task(self) -> tuple[int, str] | None:
+        """(id, name) of the task the loop runs right now, for the stall
+        recorder, which asks while the loop is stuck: backends answer without
+        listing every task where they can."""
+        task_id = self.current_task_id()
+        if task_id is None:
+            return None
+        return task_id, self.names_of([task_id]).get(task_id, "?")
+
+    def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
+        """What tasks are suspended on (all tasks, or those of *task_ids*):
+        the primitive, where the task waits, and who holds it where that can
+        be known or inferred.  Empty where the backend cannot tell."""
+        return []
+
+    def cancelling(self) -> list[tuple[int, float | None]]:
+        """Live tasks whose cancellation was requested and not withdrawn, with
+        when it was requested if that was recorded (tracing).  Empty where the
+        framework does not tell (trio, asyncio before 3.11)."""
+        return []
 
     @abc.abstractmethod
     def cancel(self, task_id: int, grace: float) -> CancelOutcome:

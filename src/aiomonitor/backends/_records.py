@@ -113,6 +113,8 @@ class Canceller(NamedTuple):
     task_id: int | None
     task_name: str | None
     stack: tuple[FrameInfo, ...]
+    #: When (``time.monotonic()``), if recorded.
+    requested_at: float | None = None
 
 
 class EndedTask(NamedTuple):
@@ -133,3 +135,40 @@ class EndedTask(NamedTuple):
     @property
     def lifetime(self) -> float | None:
         return None if self.record is None else self.ended_at - self.record.created_at
+
+
+class Holder(NamedTuple):
+    """A task that holds what another waits for, and how we know."""
+
+    task_id: int
+    #: ``"owner"`` when the primitive records its owner (trio's Lock); else
+    #: the evidence, such as ``async with self.lock`` the task is inside.
+    evidence: str
+    #: Where the holder is (its line inside the ``async with``), if known.
+    at: FrameInfo | None
+    #: True when inferred from evidence rather than recorded ("probably").
+    inferred: bool
+
+
+class Wait(NamedTuple):
+    """What one suspended task waits for."""
+
+    task_id: int
+    #: ``asyncio.Lock``, ``asyncio.Queue.get``, ``trio.Event``, ``task``,
+    #: ``future``, ``sleep``...
+    kind: str
+    #: id() of the primitive, future or task waited on.
+    target: int
+    #: How the app's code names it where it waits (``self._lock``), if found.
+    binding: str | None
+    #: The app's line where the task waits.
+    at: FrameInfo | None
+    #: A few words on the primitive's state (``locked, 2 waiting``).
+    detail: str
+    #: Who holds it (locks, semaphores); empty when unknown or not held.
+    holders: tuple[Holder, ...] = ()
+    #: The task waited on, for kind ``task``.
+    awaited_task: int | None = None
+    #: True when nothing but the waiting task refers to what it waits on, so
+    #: nothing can ever wake it (a future or event nobody else can reach).
+    orphaned: bool = False

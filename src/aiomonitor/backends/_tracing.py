@@ -156,11 +156,15 @@ def describe_outcome(cancelled: bool, value: Any) -> str:
         return "cancelled"
     if value == "destroyed while pending":
         return "destroyed while pending"
-    if isinstance(value, tuple) and len(value) == 2 and value[0] == "raised":
-        return f"raised {value[1]}"
+    if isinstance(value, tuple) and len(value) == 2 and value[0] in ("raised", NEVER_RETRIEVED):
+        return f"raised {value[1]}" + (f" ({NEVER_RETRIEVED})" if value[0] == NEVER_RETRIEVED else "")
     if isinstance(value, type):
         return f"returned a {value.__qualname__}"
     return f"returned {value!r}"
+
+
+#: Marks an ended task's exception that nobody retrieved (asyncio logs these).
+NEVER_RETRIEVED = "never retrieved"
 
 
 def exception_summary(exc: BaseException) -> tuple[str, str]:

@@ -18,12 +18,24 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
+from ._asyncio_waits import LOCK_LIKE, TaskWait, detail_of, is_held, is_orphaned, task_wait
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
 from ._gil import sorted_by_id, yielding
-from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, new_snapshot
+from ._records import (
+    Canceller,
+    CancelOutcome,
+    EndedTask,
+    FrameInfo,
+    Holder,
+    TaskRecord,
+    TaskSnapshot,
+    Wait,
+    new_snapshot,
+)
 from ._timing import TimedCoroutine
 from ._tracing import trace_fields
+from ._waits import app_location, binding_of, holders_by_evidence
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -95,6 +107,23 @@ def _filled(cell: Any) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _as_wait(task_id: int, wait: TaskWait, holders: dict[int, list[Holder]]) -> Wait:
+    target = wait.target
+    primitive = wait.kind not in ("task", "future", "gather", "sleep")
+    return Wait(
+        task_id,
+        wait.kind,
+        id(target),
+        # Only for primitives: the one lookup per task that walks locals.
+        binding_of(target, wait.frames) if primitive else None,
+        app_location(wait.frames),
+        detail_of(target) if primitive else "",
+        tuple(holders.get(id(target), ())),
+        id(target) if wait.kind == "task" else None,
+        is_orphaned(wait),
+    )
 
 
 def _coro_name(coro: Any) -> str:
@@ -275,6 +304,38 @@ class AsyncioBackend(Backend):
         if waiters:
             edges.extend(_callback_edges(tasks, waiters))
         return edges
+
+    def running_task(self) -> tuple[int, str] | None:
+        current = asyncio.current_task(self._loop)  # a dict read: cheap while the loop is stuck
+        return None if current is None else (id(current), current.get_name())
+
+    def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
+        tasks = self._tasks()
+        wanted = None if task_ids is None else set(task_ids)
+        found: list[tuple[asyncio.Task[Any], Any, TaskWait]] = []
+        for task in yielding(tasks):
+            if wanted is None or id(task) in wanted:
+                wait = task_wait(task)
+                if wait is not None:
+                    found.append((task, getattr(task, "_fut_waiter", None), wait))
+        taken = {id(w.target): w.target for _, _, w in found if isinstance(w.target, LOCK_LIKE) and is_held(w.target)}
+        holders: dict[int, list[Holder]] = {}
+        if taken:  # a second pass over every task: only when some task waits for a taken lock
+            chains = ((id(task), await_chain(_coro_of(task))) for task in yielding(tasks))
+            holders = holders_by_evidence(chains, taken)
+            # The loop ran on meanwhile: a waiter that got its lock during the
+            # pass would look like its own holder.  Only waits still the same are kept.
+            found = [entry for entry in found if getattr(entry[0], "_fut_waiter", None) is entry[1]]
+        return [_as_wait(id(task), wait, holders) for task, _, wait in found]
+
+    def cancelling(self) -> list[tuple[int, float | None]]:
+        found: list[tuple[int, float | None]] = []
+        for task in yielding(self._tasks()):
+            cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+            if cancelling is not None and cancelling() and not task.done():
+                canceller = getattr(task, "_aiomonitor_canceller", None)
+                found.append((id(task), None if canceller is None else canceller.requested_at))
+        return found
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)

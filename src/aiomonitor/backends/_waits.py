@@ -1,0 +1,225 @@
+"""What a suspended task waits for, and who holds it: shared by the backends.
+
+A task's await chain ends in the primitive it is parked on (``Lock.acquire``,
+``Event.wait``...): the innermost frame whose code is one of a backend's
+known primitive methods names the kind, and its ``self`` is the primitive.
+
+Who *holds* a lock is harder: asyncio's ``Lock`` records no owner.  The
+evidence used here is the app's own code: a task whose frame is inside the
+body of ``async with <expr>:``, where ``<expr>`` (a name, attributes of one,
+or a constant subscript) evaluates to the lock *without running any code of
+the app* (no properties, no ``__getitem__`` of app classes), holds it.  The
+source is parsed once per function (``ast``), only for frames whose function
+has an ``async with`` at all.
+
+Everything here reads suspended frames from a monitor thread; nothing is
+called on the app's objects but plain attribute and dict reads.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import types
+from collections.abc import Iterable, Iterator, Mapping
+from types import CodeType, FrameType
+from typing import Any, NamedTuple
+
+from ._frames import is_library
+from ._records import FrameInfo, Holder
+
+#: A memo bound, as the other per-code memos.
+_MEMO_SIZE = 4096
+_MISSING = object()
+
+
+class Block(NamedTuple):
+    """One ``async with`` in a function: its body's lines and its expression."""
+
+    first_line: int
+    last_line: int
+    expr: ast.expr
+    text: str
+
+
+_BLOCKS: dict[int, tuple[CodeType, tuple[Block, ...]]] = {}
+_TREES: dict[str, ast.Module | None] = {}
+
+
+def async_with_blocks(code: CodeType) -> tuple[Block, ...]:
+    """The ``async with`` statements of *code*'s function (memoised per code)."""
+    known = _BLOCKS.get(id(code))
+    if known is not None:
+        return known[1]
+    blocks = _find_blocks(code) if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR) else ()
+    if len(_BLOCKS) >= _MEMO_SIZE:
+        _BLOCKS.clear()
+    _BLOCKS[id(code)] = (code, blocks)  # the entry keeps the code alive: its id is not reused
+    return blocks
+
+
+def _find_blocks(code: CodeType) -> tuple[Block, ...]:
+    tree = _module_tree(code.co_filename)
+    if tree is None:
+        return ()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AsyncFunctionDef) and node.name == code.co_name:
+            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            if code.co_firstlineno in (first, node.lineno):
+                return tuple(_blocks_in(node))
+    return ()
+
+
+def _module_tree(filename: str) -> ast.Module | None:
+    if filename in _TREES:
+        return _TREES[filename]
+    lines = linecache.getlines(filename)
+    tree: ast.Module | None
+    try:
+        tree = ast.parse("".join(lines)) if lines else None
+    except (SyntaxError, ValueError):  # not the source the code came from
+        tree = None
+    if len(_TREES) >= _MEMO_SIZE:
+        _TREES.clear()
+    _TREES[filename] = tree
+    return tree
+
+
+def _blocks_in(function: ast.AsyncFunctionDef) -> Iterator[Block]:
+    pending: list[ast.AST] = list(function.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue  # another function's code, with frames of its own
+        if isinstance(node, ast.AsyncWith) and node.body:
+            last = node.end_lineno or node.body[-1].lineno
+            for item in node.items:
+                yield Block(node.body[0].lineno, last, item.context_expr, ast.unparse(item.context_expr))
+        pending.extend(ast.iter_child_nodes(node))
+
+
+def resolve(expr: ast.expr, frame: FrameType) -> Any:
+    """The object *expr* names in *frame*, or ``_MISSING``; runs no app code.
+
+    Names, attribute chains read with ``inspect.getattr_static`` (a property
+    is not run: it is ``_MISSING``), and constant subscripts of plain dicts,
+    lists and tuples.
+    """
+    if isinstance(expr, ast.Name):
+        local_vars = frame.f_locals
+        if expr.id in local_vars:
+            return local_vars[expr.id]
+        return frame.f_globals.get(expr.id, _MISSING)
+    if isinstance(expr, ast.Attribute):
+        base = resolve(expr.value, frame)
+        if base is _MISSING:
+            return _MISSING
+        try:
+            value = inspect.getattr_static(base, expr.attr)
+        except AttributeError:
+            return _MISSING
+        if isinstance(value, types.MemberDescriptorType):  # a __slots__ field: a plain read
+            try:
+                return value.__get__(base, type(base))
+            except AttributeError:
+                return _MISSING
+        if isinstance(value, (property, types.GetSetDescriptorType)) or hasattr(type(value), "__get__"):
+            # Computed on access (or a method): reading it would run code.
+            return _MISSING
+        return value
+    if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant):
+        base = resolve(expr.value, frame)
+        if type(base) is dict:
+            return base.get(expr.slice.value, _MISSING)
+        if type(base) in (list, tuple) and type(expr.slice.value) is int:
+            try:
+                return base[expr.slice.value]
+            except IndexError:
+                return _MISSING
+    return _MISSING
+
+
+def held_in(frames: Iterable[FrameType]) -> Iterator[tuple[Any, FrameInfo, str]]:
+    """(object, line, expression) for each ``async with`` whose body these frames are in."""
+    for frame in frames:
+        blocks = async_with_blocks(frame.f_code)
+        if not blocks:
+            continue
+        here = FrameInfo.from_frame(frame)
+        for block in blocks:
+            if block.first_line <= here.lineno <= block.last_line:
+                obj = resolve(block.expr, frame)
+                if obj is not _MISSING:
+                    yield obj, here, block.text
+
+
+def method_codes(methods: Iterable[tuple[Any, str]]) -> dict[int, tuple[CodeType, str]]:
+    """A *kinds* table for :func:`primitive_frame`: each (function, suffix) by
+    id(code), as the other code memos (hashing a code hashes its content);
+    functions a Python version lacks (None) are left out."""
+    table: dict[int, tuple[CodeType, str]] = {}
+    for function, suffix in methods:
+        code = getattr(function, "__code__", None)
+        if code is not None:
+            table[id(code)] = (code, suffix)
+    return table
+
+
+def primitive_frame(frames: list[FrameType], kinds: Mapping[int, tuple[CodeType, str]]) -> tuple[str, Any] | None:
+    """(the method's suffix, the primitive) for the innermost frame that runs
+    one of *kinds*' methods; its ``self`` is the primitive."""
+    for frame in reversed(frames):
+        known = kinds.get(id(frame.f_code))
+        if known is not None:
+            return known[1], frame.f_locals.get("self")
+    return None
+
+
+def type_label(framework: str, obj: Any) -> str:
+    """``asyncio.Lock``; an app's subclass keeps its own name (``Pool.Lock``)."""
+    cls = type(obj)
+    module = cls.__module__.split(".")[0]
+    return f"{framework}.{cls.__name__}" if module in (framework, "_" + framework) else cls.__qualname__
+
+
+def holders_by_evidence(
+    frames_of_tasks: Iterable[tuple[int, list[FrameType]]], targets: Mapping[int, Any]
+) -> dict[int, list[Holder]]:
+    """Tasks inside an ``async with`` of one of *targets* (id -> object): inferred holders."""
+    found: dict[int, list[Holder]] = {}
+    for task_id, frames in frames_of_tasks:
+        for obj, here, text in held_in(frames):
+            if id(obj) in targets and targets[id(obj)] is obj:
+                found.setdefault(id(obj), []).append(Holder(task_id, f"async with {text}", here, True))
+    return found
+
+
+def app_location(frames: list[FrameType]) -> FrameInfo | None:
+    """The innermost frame of the app's own code (not a library's), else the innermost."""
+    for frame in reversed(frames):
+        if not is_library(frame.f_code.co_filename):
+            return FrameInfo.from_frame(frame)
+    return FrameInfo.from_frame(frames[-1]) if frames else None
+
+
+def binding_of(obj: Any, frames: list[FrameType]) -> str | None:
+    """How the app's code names *obj* where it waits: ``lock``, ``self._lock``,
+    ``LOCKS`` (a global the code mentions).  Innermost app frame first."""
+    for frame in reversed(frames):
+        if is_library(frame.f_code.co_filename):
+            continue
+        local_vars = frame.f_locals
+        for name, value in local_vars.items():
+            if value is obj:
+                return name
+        for name, value in local_vars.items():
+            attrs = getattr(value, "__dict__", None)  # an instance's own dict: no code runs
+            if type(attrs) is dict:
+                for attr, attr_value in attrs.items():
+                    if attr_value is obj:
+                        return f"{name}.{attr}"
+        for name in frame.f_code.co_names:
+            if frame.f_globals.get(name, _MISSING) is obj:
+                return name
+    return None

@@ -1,0 +1,177 @@
+"""A sick app for doctor's tests: ``python tests/doctor_app.py asyncio|uvloop|trio [healthy]``.
+
+It blocks its loop for 0.4 s in a named task before any client can have
+connected (the stall recorder must remember it), then two tasks take two
+locks in opposite order and deadlock, and one task waits forever on a lock
+the other holds.  With ``healthy`` it only runs busy, well-behaved tasks.
+Prints ``monitor on 127.0.0.1:PORT`` once the stall is over and the
+deadlock is set up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+import aiomonitor
+
+
+def blocking_call() -> None:
+    time.sleep(0.4)  # the stall doctor must name
+
+
+class Accounts:
+    def __init__(self, lock_type: Any) -> None:
+        self.ledger_lock = lock_type()
+        self.audit_lock = lock_type()
+
+
+async def transfer(accounts: Accounts, ready: Any, sleep: Any) -> None:
+    async with accounts.ledger_lock:
+        ready()
+        await sleep(0.05)
+        async with accounts.audit_lock:
+            pass
+
+
+async def audit(accounts: Accounts, ready: Any, sleep: Any) -> None:
+    async with accounts.audit_lock:
+        ready()
+        await sleep(0.05)
+        async with accounts.ledger_lock:
+            pass
+
+
+async def asyncio_main(healthy: bool) -> None:
+    loop = asyncio.get_running_loop()
+    with aiomonitor.start_monitor(loop, port=0, console_port=0) as monitor:
+        if healthy:
+            await asyncio_healthy(monitor)
+            return
+        blocker = asyncio.create_task(asyncio.to_thread(lambda: None), name="warm-up")
+        await blocker
+
+        async def stall_maker() -> None:
+            blocking_call()
+
+        await asyncio.create_task(stall_maker(), name="stall-maker")
+        await asyncio.sleep(0.3)  # the recorder notices the stall's end
+        accounts = Accounts(asyncio.Lock)
+        both = asyncio.Event()
+        holding: list[str] = []
+
+        def ready() -> None:
+            holding.append("x")
+            if len(holding) == 2:
+                both.set()
+
+        stuck = [
+            asyncio.create_task(transfer(accounts, ready, asyncio.sleep), name="transfer"),
+            asyncio.create_task(audit(accounts, ready, asyncio.sleep), name="audit"),
+        ]
+        await both.wait()
+        await asyncio.sleep(0.2)
+        print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
+        await asyncio.gather(*stuck)
+
+
+async def asyncio_healthy(monitor: aiomonitor.Monitor) -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=10)
+    lock = asyncio.Lock()
+    stop = asyncio.Event()
+
+    async def producer() -> None:
+        for n in range(1_000_000):
+            await queue.put(n)
+            await asyncio.sleep(0.001)
+
+    async def consumer() -> None:
+        while True:
+            await queue.get()
+            async with lock:
+                await asyncio.sleep(0.002)
+
+    async with asyncio.TaskGroup() if hasattr(asyncio, "TaskGroup") else _Group() as group:
+        group.create_task(producer(), name="producer")
+        for n in range(3):
+            group.create_task(consumer(), name=f"consumer-{n}")
+        group.create_task(stop.wait(), name="waiting-for-shutdown")
+        print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
+
+
+class _Group:  # Python 3.10 has no TaskGroup
+    async def __aenter__(self) -> _Group:
+        self.tasks: list[asyncio.Task[Any]] = []
+        return self
+
+    def create_task(self, coro: Any, name: str) -> None:
+        self.tasks.append(asyncio.create_task(coro, name=name))
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.gather(*self.tasks)
+
+
+async def trio_main(healthy: bool) -> None:
+    import trio
+
+    with aiomonitor.monitor_trio(port=0, console_port=0) as monitor:
+        async with trio.open_nursery() as nursery:
+            if healthy:
+                send, receive = trio.open_memory_channel[int](10)
+                lock = trio.Lock()
+
+                async def producer() -> None:
+                    for n in range(1_000_000):
+                        await send.send(n)
+                        await trio.sleep(0.001)
+
+                async def consumer() -> None:
+                    async for _ in receive:
+                        async with lock:
+                            await trio.sleep(0.002)
+
+                nursery.start_soon(producer, name="producer")
+                for n in range(3):
+                    nursery.start_soon(consumer, name=f"consumer-{n}")
+                print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
+                return
+
+            async def stall_maker() -> None:
+                blocking_call()
+
+            nursery.start_soon(stall_maker, name="stall-maker")
+            await trio.sleep(0.7)
+            accounts = Accounts(trio.Lock)
+            both = trio.Event()
+            holding: list[str] = []
+
+            def ready() -> None:
+                holding.append("x")
+                if len(holding) == 2:
+                    both.set()
+
+            nursery.start_soon(transfer, accounts, ready, trio.sleep, name="transfer")
+            nursery.start_soon(audit, accounts, ready, trio.sleep, name="audit")
+            await both.wait()
+            await trio.sleep(0.2)
+            print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
+            await trio.sleep(3600)
+
+
+if __name__ == "__main__":
+    framework = sys.argv[1]
+    healthy = sys.argv[2:] == ["healthy"]
+    if framework == "trio":
+        import trio
+
+        trio.run(trio_main, healthy)
+    elif framework == "uvloop":
+        import uvloop
+
+        uvloop.run(asyncio_main(healthy)) if hasattr(uvloop, "run") else uvloop.install() or asyncio.run(
+            asyncio_main(healthy)
+        )
+    else:
+        asyncio.run(asyncio_main(healthy))

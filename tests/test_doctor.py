@@ -1,0 +1,327 @@
+"""doctor, where's wait diagnosis and the stall recorder, as a user meets them:
+real app processes (asyncio, uvloop, trio) over real sockets, and in-process
+apps for each primitive.  The checks' pure logic is in test_diagnosis_logic."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from aiomonitor import _diagnosis
+
+from .apps import running_app
+from .conftest import open_monitor
+from .helpers import Client, in_thread, poll
+
+FRAMEWORKS = [
+    "asyncio",
+    pytest.param(
+        "uvloop",
+        marks=pytest.mark.skipif(importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"),
+    ),
+    "trio",
+]
+
+
+@pytest.fixture(scope="module", params=FRAMEWORKS)
+def sick_app(request: pytest.FixtureRequest) -> Iterator[Client]:
+    """The deadlocked app, with a stall in its past, and a client on it."""
+    with running_app("tests/doctor_app.py", request.param) as (_, port, _line), Client(port) as client:
+        client.start()
+        yield client
+
+
+def test_doctor_finds_the_deadlock_with_both_tasks_and_their_lines(sick_app: Client) -> None:
+    report = sick_app.command("doctor")
+    assert "Deadlock: 2 tasks wait for each other" in report
+    deadlock = report.split("[critical]")[1].split("Why it matters")[0]
+    assert "'transfer'" in deadlock and "'audit'" in deadlock
+    assert "`accounts.ledger_lock`" in deadlock and "`accounts.audit_lock`" in deadlock
+    assert "doctor_app.py:35 in transfer" in deadlock and "doctor_app.py:43 in audit" in deadlock
+
+
+def test_doctor_remembers_a_stall_from_before_anyone_connected(sick_app: Client) -> None:
+    report = sick_app.command("doctor")
+    stall = report.split("The event loop was blocked once")[1].split("Why it matters")[0]
+    assert "in 'stall-maker'" in stall
+    assert "doctor_app.py:22 in blocking_call" in stall
+    match = re.search(r"\n  (\d+\.\d+) s, \d+ s ago", stall)
+    assert match is not None, stall
+    seconds = float(match.group(1))
+    assert 0.3 <= seconds <= 0.5, stall
+    assert "stall-maker" in sick_app.command("lag")
+
+
+def test_where_names_the_lock_and_its_holder(sick_app: Client) -> None:
+    answer = sick_app.command("where transfer")
+    assert "Waits at " in answer and "doctor_app.py:35 in transfer for " in answer
+    assert "Lock `accounts.audit_lock` (locked, 1 waiting)" in answer
+    assert "Held by 'audit'" in answer
+
+
+def test_doctor_json_carries_the_same_findings(sick_app: Client) -> None:
+    result = json.loads(sick_app.command("doctor -j"))
+    checks = [f["check"] for f in result["findings"]]
+    assert checks[0] == "deadlock" and "stall" in checks
+    assert result["problems"] == len(result["findings"])
+    assert len(result["findings"][0]["task_ids"]) == 2
+
+
+@pytest.mark.parametrize("framework", ["asyncio", "trio"])
+def test_a_healthy_busy_app_has_no_problems(framework: str) -> None:
+    with running_app("tests/doctor_app.py", framework, "healthy") as (_, port, _line), Client(port) as client:
+        client.start()
+        for _ in range(5):  # over several moments of its queue and lock traffic
+            assert client.command("doctor").startswith("No problems found in "), client.command("doctor")
+
+
+def test_the_demo_reports_no_problems() -> None:
+    argv = ("examples/demo_asyncio.py", "--trace", "-p", "0", "--console-port", "0")
+    with running_app(*argv) as (_, port, _line), Client(port) as client:
+        client.start()
+        assert poll(lambda: "worker-0" in client.command("ps"))
+        for _ in range(3):
+            assert client.command("doctor").startswith("No problems found in "), client.command("doctor")
+
+
+# -- each primitive, in process -------------------------------------------------------
+
+
+class Box:
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.sem = asyncio.BoundedSemaphore(1)
+        self.event = asyncio.Event()
+        self.queue: asyncio.Queue[int] = asyncio.Queue()
+        self.full: asyncio.Queue[int] = asyncio.Queue(maxsize=1)
+        self.full.put_nowait(0)
+        self.cond = asyncio.Condition()
+
+
+async def _hold(box: Box, started: asyncio.Event) -> None:
+    async with box.lock, box.sem:
+        started.set()
+        await asyncio.sleep(3600)
+
+
+async def _on_lock(box: Box) -> None:
+    async with box.lock:
+        pass
+
+
+async def _on_sem(box: Box) -> None:
+    async with box.sem:
+        pass
+
+
+async def _on_event(box: Box) -> None:
+    await box.event.wait()
+
+
+async def _on_get(box: Box) -> None:
+    await box.queue.get()
+
+
+async def _on_put(box: Box) -> None:
+    await box.full.put(1)
+
+
+async def _on_cond(box: Box) -> None:
+    async with box.cond:
+        await box.cond.wait()
+
+
+async def _on_task(other: asyncio.Task[Any]) -> None:
+    await other
+
+
+WAITERS = {
+    "on-lock": "asyncio.Lock `box.lock` (locked, 1 waiting)",
+    "on-sem": "asyncio.BoundedSemaphore `box.sem` (0 of 1 free, 1 waiting)",
+    "on-event": "asyncio.Event `box.event` (not set, 1 waiting)",
+    "on-get": "asyncio.Queue.get `box.queue` (0 items)",
+    "on-put": "asyncio.Queue.put `box.full` (1 of 1 items)",
+    "on-cond": "asyncio.Condition `box.cond` (1 waiting)",
+    "on-task": "task 'holder' (",
+}
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_where_names_each_asyncio_primitive(anyio_backend: str) -> None:
+    box = Box()
+    started = asyncio.Event()
+    holder = asyncio.create_task(_hold(box, started), name="holder")
+    await started.wait()
+    waiters = [
+        asyncio.create_task(_on_lock(box), name="on-lock"),
+        asyncio.create_task(_on_sem(box), name="on-sem"),
+        asyncio.create_task(_on_event(box), name="on-event"),
+        asyncio.create_task(_on_get(box), name="on-get"),
+        asyncio.create_task(_on_put(box), name="on-put"),
+        asyncio.create_task(_on_cond(box), name="on-cond"),
+        asyncio.create_task(_on_task(holder), name="on-task"),
+    ]
+    await asyncio.sleep(0.05)
+    try:
+        with open_monitor("asyncio") as monitor:
+
+            def ask() -> dict[str, str]:
+                with Client(monitor.port) as client:
+                    client.start()
+                    return {name: client.command(f"where {name}") for name in WAITERS}
+
+            answers = await in_thread(ask)
+    finally:
+        for task in [holder, *waiters]:
+            task.cancel()
+        await asyncio.gather(holder, *waiters, return_exceptions=True)
+    for name, expected in WAITERS.items():
+        assert f" for {expected}" in answers[name], answers[name]
+    assert "Held by 'holder'" in answers["on-lock"] and "async with box.lock" in answers["on-lock"]
+    assert "Held by 'holder'" in answers["on-sem"]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_doctor_reports_a_lost_future_and_not_a_kept_one(anyio_backend: str) -> None:
+    kept: list[asyncio.Future[None]] = []
+
+    async def lost_waiter() -> None:
+        future = asyncio.get_running_loop().create_future()
+        await future
+
+    async def kept_waiter() -> None:
+        future = asyncio.get_running_loop().create_future()
+        kept.append(future)
+        await future
+
+    async def lost_event() -> None:
+        event = asyncio.Event()
+        await event.wait()
+
+    tasks = [
+        asyncio.create_task(lost_waiter(), name="lost"),
+        asyncio.create_task(kept_waiter(), name="kept"),
+        asyncio.create_task(lost_event(), name="lost-event"),
+    ]
+    await asyncio.sleep(0.05)
+    try:
+        with open_monitor("asyncio") as monitor:
+
+            def ask() -> str:
+                with Client(monitor.port) as client:
+                    client.start()
+                    return client.command("doctor")
+
+            report = await in_thread(ask)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert "on a future nothing else refers to" in report and "'lost'" in report
+    assert "on an Event nothing else refers to" in report and "'lost-event'" in report
+    assert "'kept'" not in report
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_task_that_swallows_cancellation_is_reported(
+    anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not hasattr(asyncio.Task, "cancelling"):
+        pytest.skip("asyncio before 3.11 does not say a task is being cancelled")
+    stop = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                continue
+
+    task = asyncio.create_task(stubborn(), name="stubborn")
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    try:
+        with open_monitor("asyncio", trace_tasks=True) as monitor:
+            # Cancelled before tracing began: when is unknown, so the first
+            # doctor to see it starts the clock.
+            monkeypatch.setattr(_diagnosis, "SWALLOW_AFTER", 0.3)
+
+            def ask() -> tuple[str, str]:
+                with Client(monitor.port) as client:
+                    client.start()
+                    first = client.command("doctor")
+                    reports = [first]
+
+                    def reported() -> bool:
+                        reports.append(client.command("doctor"))
+                        return "after being cancelled" in reports[-1]
+
+                    poll(reported)
+                    return first, reports[-1]
+
+            first, later = await in_thread(ask)
+    finally:
+        stop.set()
+        task.uncancel()  # type: ignore[attr-defined,unused-ignore]  # 3.11+, as the skip above
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert "still running long after being cancelled" not in first
+    assert "still running long after being cancelled" in later and "'stubborn'" in later
+
+
+# -- the stall recorder, in process ---------------------------------------------------------
+
+
+async def test_a_stall_is_recorded_with_its_task_and_stack(anyio_backend_name: str) -> None:
+    def stuck_for_a_while() -> None:
+        time.sleep(0.3)
+
+    with open_monitor(anyio_backend_name, stall_threshold=0.05) as monitor:
+        recorder = monitor._context.stall_recorder
+        assert recorder.stalls() == ()
+        stuck_for_a_while()
+        assert await in_thread(poll, lambda: len(recorder.stalls()) == 1)
+        stall = recorder.stalls()[0]
+        assert 0.2 <= stall.duration <= 0.5
+        assert stall.stack[-1].name == "stuck_for_a_while"
+        assert stall.task_name is not None
+        assert stall.matching_samples >= 1
+
+
+async def test_the_stall_recorder_thread_ends_with_the_monitor(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name):
+        assert any(t.name == "aiomonitor-stalls" for t in threading.enumerate())
+    assert not any(t.name == "aiomonitor-stalls" and t.is_alive() for t in threading.enumerate())
+
+
+async def test_stall_threshold_none_turns_the_recorder_off(anyio_backend_name: str) -> None:
+    with open_monitor(anyio_backend_name, stall_threshold=None) as monitor:
+        assert not any(t.name == "aiomonitor-stalls" for t in threading.enumerate())
+
+        def ask() -> str:
+            with Client(monitor.port) as client:
+                client.start()
+                return client.command("lag")
+
+        assert "Stalls are not recorded" in await in_thread(ask)
+
+
+@pytest.mark.parametrize("options", [{"stall_threshold": 0}, {"stall_threshold": -1.0}, {"max_stalls": 0}])
+def test_absurd_recorder_options_are_refused(options: dict[str, Any]) -> None:
+    import aiomonitor
+
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match=r"stall_threshold|max_stalls"):
+            aiomonitor.Monitor(loop, port=0, console_port=0, **options)
+    finally:
+        loop.close()
