@@ -293,6 +293,7 @@ READ_ONLY_COMMANDS = (
     "who",
     "lag",
     "stacktrace",
+    "doctor",
 )
 
 

@@ -8,7 +8,7 @@ import asyncio.base_events
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor import _diagnosis
+from aiomonitor import _diagnosis, _graph
 from aiomonitor._stalls import Stall
 from aiomonitor.backends import FrameInfo, Holder, Wait
 
@@ -40,7 +40,7 @@ def is_acyclic(graph: dict[int, dict[int, str]]) -> bool:
 @given(st.dictionaries(st.integers(0, 8), st.sets(st.integers(0, 8), max_size=3), max_size=9))
 def test_cycles_are_real_and_found_exactly_when_there_are_some(edges: dict[int, set[int]]) -> None:
     graph = {node: dict.fromkeys(targets, "await") for node, targets in edges.items()}
-    found = _diagnosis.cycles(graph)
+    found = _graph.cycles(graph)
     assert bool(found) == (not is_acyclic(graph))
     for cycle in found:
         for position, node in enumerate(cycle):

@@ -31,6 +31,7 @@ T = TypeVar("T")
 Text = tuple[bytes, ...]
 
 if TYPE_CHECKING:
+    from ._doctor_query import CancelMemory
     from ._stalls import StallRecorder
     from ._watchdog import LoopWatchdog
     from .backends import Backend
@@ -88,7 +89,7 @@ class CommandContext:
     #: Stalls of the loop, remembered whether or not anyone was connected.
     stall_recorder: StallRecorder
     #: What ``doctor`` remembers between runs (when tasks were first seen cancelling).
-    cancel_memory: _query.CancelMemory
+    cancel_memory: CancelMemory
     #: The connected clients (a fresh copy each call; any thread).
     clients: Callable[[], Sequence[Client]]
     console_enabled: bool

@@ -4,7 +4,7 @@ Each check takes plain records (waits, await edges, stalls, ended tasks,
 per-site counts) and returns :class:`Finding` s, each with the tasks
 involved, the evidence and why it matters.  Nothing here reads a backend,
 a socket or the clock: the query layer gathers the inputs
-(``_query.diagnose``), and telnet text, JSON and later the web page render
+(``_doctor_query.diagnose``), and telnet text, JSON and later the web page render
 the same findings their own way.
 
 False positives cost more than misses here: a person at 3 a.m. acts on
@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ._graph import cycles
 from ._locations import format_location
 from ._stalls import Stall
 from .backends import EndedTask, FrameInfo, Wait, is_library
@@ -114,69 +115,6 @@ def wait_graph(waits: Sequence[Wait], await_edges: Iterable[Edge]) -> dict[int, 
     for waiter, awaited, how in await_edges:
         graph[waiter].setdefault(awaited, how)
     return graph
-
-
-def cycles(graph: Mapping[int, Mapping[int, str]]) -> list[list[int]]:
-    """One cycle per strongly connected component that has one (iterative
-    Tarjan, then a walk inside the component), each starting at its lowest id."""
-    index: dict[int, int] = {}
-    low: dict[int, int] = {}
-    on_stack: set[int] = set()
-    stack: list[int] = []
-    components: list[set[int]] = []
-    counter = 0
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work: list[tuple[int, list[int]]] = [(root, sorted(graph.get(root, ())))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, successors = work[-1]
-            if successors:
-                nxt = successors.pop()
-                if nxt not in index:
-                    index[nxt] = low[nxt] = counter
-                    counter += 1
-                    stack.append(nxt)
-                    on_stack.add(nxt)
-                    work.append((nxt, sorted(graph.get(nxt, ()))))
-                elif nxt in on_stack:
-                    low[node] = min(low[node], index[nxt])
-                continue
-            work.pop()
-            if work:
-                parent = work[-1][0]
-                low[parent] = min(low[parent], low[node])
-            if low[node] == index[node]:
-                component: set[int] = set()
-                while True:
-                    member = stack.pop()
-                    on_stack.discard(member)
-                    component.add(member)
-                    if member == node:
-                        break
-                if len(component) > 1 or node in graph.get(node, {}):
-                    components.append(component)
-    return [_cycle_in(component, graph) for component in components]
-
-
-def _cycle_in(component: set[int], graph: Mapping[int, Mapping[int, str]]) -> list[int]:
-    start = min(component)
-    path, seen = [start], {start}
-    node = start
-    while True:
-        successors = sorted(n for n in graph.get(node, ()) if n in component)
-        if start in successors and (len(path) > 1 or (node == start and start in graph.get(start, {}))):
-            return path
-        nxt = next((n for n in successors if n not in seen), None)
-        if nxt is None:  # a component always closes a cycle; this is only a guard
-            return path
-        path.append(nxt)
-        seen.add(nxt)
-        node = nxt
 
 
 def check_deadlocks(waits: Sequence[Wait], await_edges: Sequence[Edge], names: Mapping[int, str]) -> list[Finding]:

@@ -1,5 +1,5 @@
 """``doctor``: every check of ``_diagnosis`` over what the monitor knows,
-ranked, with evidence.  A thin renderer over ``_query.diagnose``; it runs in
+ranked, with evidence.  A thin renderer over ``_doctor_query.diagnose``; it runs in
 a worker thread and never enters the monitored loop, so a deadlocked or
 blocked app is diagnosed rather than waited for."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from . import _diagnosis, _json, _query
+from . import _diagnosis, _doctor_query, _json
 from ._context import CommandBase
 from .utils import alt_names
 
@@ -33,7 +33,7 @@ class DoctorCommands(CommandBase):
             return
         context = self._context
         result = self._compute(
-            _query.diagnose, context.backend, context.stall_recorder, context.cancel_memory, share=("doctor",)
+            _doctor_query.diagnose, context.backend, context.stall_recorder, context.cancel_memory, share=("doctor",)
         )
         if args:
             self._sout.write(json.dumps(_json.diagnosis(result)) + "\n")

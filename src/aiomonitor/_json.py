@@ -11,7 +11,8 @@ from typing import Any
 
 from . import _graph
 from ._diagnosis import Finding
-from ._query import AwaitTree, Diagnosis
+from ._doctor_query import Diagnosis
+from ._query import AwaitTree
 from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
 
 

@@ -27,7 +27,7 @@ from ._builtin_commands import BuiltinCommands
 from ._command_loop import CommandLoop
 from ._context import CommandCall, CommandContext
 from ._doctor_commands import DoctorCommands
-from ._query import CancelMemory
+from ._doctor_query import CancelMemory
 from ._repl import ConsoleSpec
 from ._server import ListenSpec, MonitorServer
 from ._session import SessionConfig

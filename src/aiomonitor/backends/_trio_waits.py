@@ -8,12 +8,15 @@ borrowers: those holders are known, not inferred.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any
 
 import trio
 
-from ._waits import method_codes, primitive_frame, type_label
+from ._gil import yielding
+from ._records import Holder, Wait
+from ._waits import app_location, binding_of, holders_by_evidence, method_codes, primitive_frame, type_label
 
 KINDS = method_codes(
     [
@@ -30,6 +33,23 @@ KINDS = method_codes(
 )
 _SLEEP_CODE = trio.sleep_forever.__code__
 LOCK_LIKE = (trio._sync._LockImpl, trio.Semaphore, trio.CapacityLimiter)
+#: The code of trio's run loop, whose local ``task`` is the task it steps.
+_UNROLLED_RUN_CODE = getattr(getattr(trio._core._run, "unrolled_run", None), "__code__", None)
+
+
+def running_task(thread_frames: list[FrameType]) -> tuple[int, str] | None:
+    """(id, name) of the task trio's loop steps, from the loop thread's stack.
+
+    Asked while the loop is stuck: the runner names the task it steps in a
+    local of its own frame, where a walk of 100k tasks would take the GIL
+    from the stuck loop.
+    """
+    for frame in thread_frames:
+        if frame.f_code is _UNROLLED_RUN_CODE:
+            task = frame.f_locals.get("task")
+            if isinstance(task, trio.lowlevel.Task):
+                return id(task), task.name
+    return None
 
 
 def primitive_of(frames: list[FrameType]) -> tuple[str, Any] | None:
@@ -81,3 +101,43 @@ def detail_of(obj: Any) -> str:
     if state is not None and hasattr(state, "data"):
         return f"{len(state.data)} of {state.max_buffer_size} buffered"
     return ""
+
+
+def waits(
+    tasks: list[trio.lowlevel.Task],
+    frames_of: Callable[[trio.lowlevel.Task], list[FrameType]],
+    task_ids: Collection[int] | None,
+) -> list[Wait]:
+    """What the parked ones of *tasks* (those of *task_ids*, or all) wait for."""
+    wanted = None if task_ids is None else set(task_ids)
+    found: list[tuple[int, str, Any, list[FrameType]]] = []
+    for task in yielding(tasks):
+        if (wanted is None or id(task) in wanted) and not getattr(task.coro, "cr_running", False):
+            frames = frames_of(task)
+            kind_and_obj = primitive_of(frames)
+            if kind_and_obj is not None:
+                found.append((id(task), *kind_and_obj, frames))
+    taken = {id(obj): obj for _, _, obj, _ in found if isinstance(obj, LOCK_LIKE) and is_held(obj)}
+    inferred: dict[int, list[Holder]] = {}
+    if any(not owners(obj) for obj in taken.values()):  # a semaphore: holders by evidence
+        inferred = holders_by_evidence(((id(t), frames_of(t)) for t in yielding(tasks)), taken)
+    result = []
+    for task_id, kind, obj, frames in found:
+        holders: tuple[Holder, ...] = ()
+        if id(obj) in taken:
+            known = owners(obj)
+            holders = tuple(Holder(id(o), "owner", app_location(frames_of(o)), inferred=False) for o in known)
+            holders = holders or tuple(inferred.get(id(obj), ()))
+        primitive = obj is not None
+        result.append(
+            Wait(
+                task_id,
+                kind,
+                id(obj),
+                binding_of(obj, frames) if primitive else None,
+                app_location(frames),
+                detail_of(obj) if primitive else "",
+                holders,
+            )
+        )
+    return result

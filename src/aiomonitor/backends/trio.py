@@ -39,7 +39,7 @@ from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
 from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
-from ._records import CancelOutcome, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait, new_snapshot
+from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
 from ._timing import StepStats
 from ._tracing import (
     History,
@@ -52,7 +52,6 @@ from ._tracing import (
     to_record,
     trace_fields,
 )
-from ._waits import app_location, binding_of, holders_by_evidence
 
 log = logging.getLogger("aiomonitor")
 
@@ -87,8 +86,6 @@ async def _run_task(coro: Any, tracer: _TaskTracer, scope: trio.CancelScope | No
 
 #: Our wrapper's code: its frame and coroutine are not the app's.
 _WRAPPER_CODE = _run_task.__code__
-#: The code of trio's run loop, whose local ``task`` is the task it steps.
-_UNROLLED_RUN_CODE = getattr(getattr(trio._core._run, "unrolled_run", None), "__code__", None)
 
 
 class _TaskTracer(trio.abc.Instrument):
@@ -335,52 +332,10 @@ class TrioBackend(Backend):
             )
 
     def running_task(self) -> tuple[int, str] | None:
-        # Asked while the loop is stuck: trio's runner names the task it
-        # steps in a local of its own frame, found on the loop thread's stack
-        # (a walk of 100k tasks would take the GIL from the stuck loop).
-        for frame in self._loop_thread_frames():
-            if frame.f_code is _UNROLLED_RUN_CODE:
-                task = frame.f_locals.get("task")
-                if isinstance(task, trio.lowlevel.Task):
-                    return id(task), task.name
-        return None
+        return _trio_waits.running_task(self._loop_thread_frames())
 
     def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
-        tasks = self._walk(ordered=False)[0]
-        wanted = None if task_ids is None else set(task_ids)
-        found: list[tuple[int, str, Any, list[types.FrameType]]] = []
-        for task in yielding(tasks):
-            if (wanted is None or id(task) in wanted) and not getattr(task.coro, "cr_running", False):
-                frames = _frames(task)
-                kind_and_obj = _trio_waits.primitive_of(frames)
-                if kind_and_obj is not None:
-                    found.append((id(task), *kind_and_obj, frames))
-        taken = {id(obj): obj for _, _, obj, _ in found if isinstance(obj, _trio_waits.LOCK_LIKE)}
-        taken = {key: obj for key, obj in taken.items() if _trio_waits.is_held(obj)}
-        inferred: dict[int, list[Holder]] = {}
-        if taken and any(not _trio_waits.owners(obj) for obj in taken.values()):
-            inferred = holders_by_evidence(((id(t), _frames(t)) for t in yielding(tasks)), taken)
-        waits = []
-        for task_id, kind, obj, frames in found:
-            holders: tuple[Holder, ...] = ()
-            if id(obj) in taken:
-                owners = _trio_waits.owners(obj)
-                holders = tuple(
-                    Holder(id(owner), "owner", app_location(_frames(owner)), inferred=False) for owner in owners
-                ) or tuple(inferred.get(id(obj), ()))
-            primitive = obj is not None
-            waits.append(
-                Wait(
-                    task_id,
-                    kind,
-                    id(obj),
-                    binding_of(obj, frames) if primitive else None,
-                    app_location(frames),
-                    _trio_waits.detail_of(obj) if primitive else "",
-                    holders,
-                )
-            )
-        return waits
+        return _trio_waits.waits(self._walk(ordered=False)[0], _frames, task_ids)
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)
