@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
-    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, concurrency, trio, hostile
+    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, doctor, concurrency, trio, hostile
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
@@ -297,13 +297,15 @@ READ_ONLY_COMMANDS = (
 )
 
 
-def measure_commands(python: str, tasks: int, framework: str, runs: int) -> None:
+def measure_commands(
+    python: str, tasks: int, framework: str, runs: int, commands: Sequence[str] = READ_ONLY_COMMANDS
+) -> None:
     """Every read-only command at *tasks* traced tasks: answer time and the app's
     loop stall, median and worst, and the garbage collections seen meanwhile."""
     rows = []
     with scale_app(python, tasks, framework, trace=True) as app:
         client = MonitorClient(app.port)
-        for template in READ_ONLY_COMMANDS:
+        for template in commands:
             command = template.replace("ID", str(app.task_id)).replace("ENDED", str(app.ended_id))
             timed = client.timed_top if command == "top" else lambda c=client, x=command: c.timed(x)
             samples = [app.measure_during(timed) for _ in range(runs)]
@@ -407,6 +409,9 @@ def main() -> None:
     if "commands" in only:
         for framework in ("asyncio", "trio"):
             measure_commands(me, 10_000 if small else 100_000, framework, runs)
+    if "doctor" in only:
+        for framework in ("asyncio", "trio"):
+            measure_commands(me, 10_000 if small else 100_000, framework, runs, ("doctor", "where ID", "lag"))
     if "concurrency" in only:
         concurrency(me, 10_000, 50)
     if "trio" in only:

@@ -21,6 +21,11 @@ def lock_wait(task: int, target: int, holder: int | None, at: FrameInfo = HERE) 
     return Wait(task, "asyncio.Lock", target, "self.lock", at, "locked, 1 waiting", holders)
 
 
+def deadlocks(waits: list[Wait], edges: list[tuple[int, int, str]], names: dict[int, str]) -> list[_diagnosis.Finding]:
+    graph = _diagnosis.wait_graph(waits, edges)
+    return _diagnosis.check_deadlocks(_graph.cycles(graph), graph, waits, names)
+
+
 def is_acyclic(graph: dict[int, dict[int, str]]) -> bool:
     state: dict[int, int] = {}
 
@@ -50,7 +55,7 @@ def test_cycles_are_real_and_found_exactly_when_there_are_some(edges: dict[int, 
 
 def test_two_tasks_on_two_locks_in_opposite_order_are_a_deadlock() -> None:
     waits = [lock_wait(1, 100, 2), lock_wait(2, 200, 1)]
-    (finding,) = _diagnosis.check_deadlocks(waits, [], {1: "transfer", 2: "audit"})
+    (finding,) = deadlocks(waits, [], {1: "transfer", 2: "audit"})
     assert finding.check == "deadlock" and finding.severity == "critical"
     assert set(finding.task_ids) == {1, 2}
     assert "'transfer' (1) waits at /srv/app/jobs.py:10 in work" in finding.evidence[0]
@@ -58,22 +63,22 @@ def test_two_tasks_on_two_locks_in_opposite_order_are_a_deadlock() -> None:
 
 
 def test_a_task_waiting_for_a_lock_it_holds_is_a_deadlock_on_itself() -> None:
-    (finding,) = _diagnosis.check_deadlocks([lock_wait(7, 100, 7)], [], {})
+    (finding,) = deadlocks([lock_wait(7, 100, 7)], [], {})
     assert finding.title == "Deadlock: a task waits for itself"
 
 
 def test_waiting_for_a_busy_lock_is_not_a_deadlock() -> None:
     waits = [lock_wait(1, 100, 2), lock_wait(3, 100, 2)]  # 2 holds it and runs on
-    assert _diagnosis.check_deadlocks(waits, [(4, 1, "await")], {}) == []
+    assert deadlocks(waits, [(4, 1, "await")], {}) == []
 
 
 def test_a_lock_with_several_possible_holders_makes_no_edge() -> None:
     two = Wait(1, "asyncio.Semaphore", 5, None, HERE, "", (Holder(2, "x", None, True), Holder(3, "x", None, True)))
-    assert _diagnosis.check_deadlocks([two, lock_wait(2, 6, 1)], [], {}) == []
+    assert deadlocks([two, lock_wait(2, 6, 1)], [], {}) == []
 
 
 def test_an_await_cycle_is_reported_as_such() -> None:
-    (finding,) = _diagnosis.check_deadlocks([], [(1, 2, "await"), (2, 1, "gather")], {})
+    (finding,) = deadlocks([], [(1, 2, "await"), (2, 1, "gather")], {})
     assert finding.check == "await-cycle" and "[await]" in finding.evidence[0]
 
 

@@ -19,7 +19,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ._graph import cycles
 from ._locations import format_location
 from ._stalls import Stall
 from .backends import EndedTask, FrameInfo, Wait, is_library
@@ -87,6 +86,8 @@ def wait_target(wait: Wait, names: Mapping[int, str]) -> str:
     """``asyncio.Lock `self.lock` (locked, 1 waiting)``, or ``task 'b' (2)``."""
     if wait.kind == "task" and wait.awaited_task is not None:
         return f"task {task_label(wait.awaited_task, names)}"
+    if wait.kind == "future":
+        return "a future"
     return wait.kind + (f" `{wait.binding}`" if wait.binding else "") + (f" ({wait.detail})" if wait.detail else "")
 
 
@@ -105,25 +106,34 @@ def describe_holders(wait: Wait, names: Mapping[int, str]) -> str:
 
 
 def wait_graph(waits: Sequence[Wait], await_edges: Iterable[Edge]) -> dict[int, dict[int, str]]:
-    """Who waits for whom: task -> {task it waits for: how}.  A lock wait
-    points at the lock's one holder (with several holders, one of them may
-    yet release it: no edge); other edges are the await graph's."""
+    """Who waits for whom: task -> {task it waits for: how}.
+
+    A lock wait points at the lock's one holder (with several holders, one
+    of them may yet release it: no edge); the other edges are the await
+    graph's.  Edges into a task that waits for nothing cannot be on a cycle
+    and are left out: a gather or nursery of 100k tasks is 100k such edges.
+    """
+    edges = list(await_edges)
+    lock_edges = [(w.task_id, w.holders[0].task_id) for w in waits if len(w.holders) == 1]
+    waiting = {waiter for waiter, _, _ in edges} | {waiter for waiter, _ in lock_edges}
     graph: dict[int, dict[int, str]] = defaultdict(dict)
-    for wait in waits:
-        if len(wait.holders) == 1:
-            graph[wait.task_id][wait.holders[0].task_id] = "lock"
-    for waiter, awaited, how in await_edges:
-        graph[waiter].setdefault(awaited, how)
+    for waiter, holder in lock_edges:
+        if holder in waiting:
+            graph[waiter][holder] = "lock"
+    for waiter, awaited, how in edges:
+        if awaited in waiting:
+            graph[waiter].setdefault(awaited, how)
     return graph
 
 
-def check_deadlocks(waits: Sequence[Wait], await_edges: Sequence[Edge], names: Mapping[int, str]) -> list[Finding]:
-    """Cycles of tasks waiting for each other: on locks (deadlocks), or only
-    by awaiting (await cycles)."""
-    graph = wait_graph(waits, await_edges)
+def check_deadlocks(
+    cycles: Sequence[list[int]], graph: Mapping[int, Mapping[int, str]], waits: Sequence[Wait], names: Mapping[int, str]
+) -> list[Finding]:
+    """The *cycles* of the :func:`wait_graph` *graph*: through a lock, a
+    deadlock; by awaiting only, an await cycle."""
     by_task = {wait.task_id: wait for wait in waits}
     findings = []
-    for cycle in cycles(graph):
+    for cycle in cycles:
         lines = []
         through_lock = False
         for position, task_id in enumerate(cycle):
@@ -317,14 +327,12 @@ def check_unretrieved(ended: Sequence[EndedTask]) -> list[Finding]:
     ]
 
 
-def check_slow_steps(
-    steps: Sequence[tuple[int, float, str]], threshold: float, names: Mapping[int, str]
-) -> list[Finding]:
-    """Tasks whose longest step held the loop past *threshold*: (task id, seconds, coroutine)."""
+def check_slow_steps(steps: Sequence[tuple[int, float]], threshold: float, names: Mapping[int, str]) -> list[Finding]:
+    """Tasks whose longest step held the loop past *threshold*: (task id, seconds)."""
     slow = sorted((s for s in steps if s[1] >= threshold), key=lambda s: s[1], reverse=True)
     if not slow:
         return []
-    lines = [f"{task_label(task_id, names)} ({coro}): {seconds * 1000:.0f} ms" for task_id, seconds, coro in slow]
+    lines = [f"{task_label(task_id, names)}: {seconds * 1000:.0f} ms" for task_id, seconds in slow]
     count = "A task has" if len(slow) == 1 else f"{len(slow)} tasks have"
     return [
         Finding(

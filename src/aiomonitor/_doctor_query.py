@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import _diagnosis, _graph
 from ._stalls import StallRecorder
-from .backends import MONITOR_TASK_NAME, Backend, FrameInfo, Wait
+from .backends import MONITOR_TASK_NAME, Backend, FrameInfo, release_gently
 
 
 class CancelMemory:
@@ -54,21 +54,32 @@ def diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) ->
     """Run every check over what the backend and the stall recorder know.
 
     Read-only and outside the loop, like every query: a blocked or
-    deadlocked loop is diagnosed, not waited for.
+    deadlocked loop is diagnosed, not waited for.  One read of the tasks is
+    not atomic (the loop runs on meanwhile): see :func:`confirmed`.
     """
+    with backend.one_look():
+        return _diagnose(backend, recorder, memory)
+
+
+def _diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -> Diagnosis:
     now = time.monotonic()
-    waits, edges = _settled_waits(backend)
+    waits = backend.suspect_waits()
+    edges = backend.await_edges()
+    graph = _diagnosis.wait_graph(waits, edges)
+    cycles = _graph.cycles(graph)
     cancelling = memory.since(backend.cancelling(), now)
-    sites, steps = _task_digest(backend, now) if backend.traced or backend.timed else ([], [])
+    sites, steps = _trace_digest(backend, now) if backend.traced or backend.timed else ([], [])
     ended = backend.history() if backend.keeps_history else []
     stalls = recorder.stalls()
-    involved = {w.task_id for w in waits if w.holders or w.orphaned or w.awaited_task is not None}
-    involved |= {h.task_id for w in waits for h in w.holders}
-    involved |= {edge[0] for edge in edges} | {edge[1] for edge in edges}
-    involved |= {task_id for task_id, _ in cancelling} | {task_id for task_id, _, _ in steps}
+    # Names only of the tasks a finding may mention: a gather of 100k tasks
+    # is 100k await edges, and none of them is news.
+    involved = {task_id for cycle in cycles for task_id in cycle}
+    involved |= {h.task_id for w in waits if w.task_id in involved for h in w.holders}
+    involved |= {w.task_id for w in waits if w.orphaned}
+    involved |= {task_id for task_id, _ in cancelling} | {task_id for task_id, _ in steps}
     names = backend.names_of(involved)
     findings = [
-        *_diagnosis.check_deadlocks(waits, edges, names),
+        *_diagnosis.check_deadlocks(cycles, graph, waits, names),
         *_diagnosis.check_orphaned_waits(waits, names),
         *_diagnosis.check_stalls(stalls, now, names),
         *_diagnosis.check_swallowed_cancels(cancelling, now, names),
@@ -76,60 +87,51 @@ def diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) ->
         *_diagnosis.check_unretrieved(ended),
         *_diagnosis.check_slow_steps(steps, recorder.threshold, names),
     ]
-    own = set(backend.ids_named(MONITOR_TASK_NAME))
-    findings = [f for f in findings if not own.intersection(f.task_ids)]
-    return Diagnosis(backend.task_count() - len(own), tuple(_diagnosis.ranked(findings)))
+    # The monitor's own tasks (console statements) are not the app's problems.
+    findings = [f for f in findings if not any(names.get(t) == MONITOR_TASK_NAME for t in f.task_ids)]
+    release_gently(edges, waits)  # a gather of 100k tasks: 100k edges, not freed in one go
+    return Diagnosis(backend.task_count(), tuple(_diagnosis.ranked(findings)))
 
 
-#: How long ``doctor`` lets the loop run before it reads suspicious waits again.
+#: Checks whose findings are read again a moment later before they are
+#: reported (see :func:`confirmed`), and how long that moment is.
+CONFIRMED_CHECKS = frozenset({"deadlock", "await-cycle", "orphaned-wait"})
 SETTLE_TIME = 0.05
 
 
-def _settled_waits(backend: Backend) -> tuple[list[Wait], list[tuple[int, int, str]]]:
-    """The waits and await edges, with those that look stuck confirmed by a
-    second read a moment later.
+def needs_confirming(result: Diagnosis) -> bool:
+    return any(f.check in CONFIRMED_CHECKS for f in result.findings)
 
-    One read is not atomic: the loop runs on while we read, so a task seen
-    waiting for a lock may hold it by the time its holder is sought, which
-    looks like a task waiting for itself.  A real deadlock, await cycle or
-    orphaned wait is still there a moment later, identically; a race is not.
+
+def confirmed(first: Diagnosis, second: Diagnosis) -> Diagnosis:
+    """The second diagnosis, keeping a deadlock, await cycle or orphaned wait
+    only if the first, a moment earlier, found it with the same tasks.
+
+    The loop runs on while a diagnosis reads: a task seen waiting for a lock
+    may hold it by the time its holder is sought.  What is really stuck is
+    still there, identically, a moment later; a race is not.
     """
-    waits = backend.waits()
-    edges = backend.await_edges()
-    suspects = [w for w in waits if w.holders or w.orphaned]
-    if not suspects and not _graph.cycles(_diagnosis.wait_graph([], edges)):
-        return waits, edges
-    time.sleep(SETTLE_TIME)
-    again = {_wait_key(w) for w in backend.waits([w.task_id for w in suspects])}
-    waits = [w for w in waits if not (w.holders or w.orphaned) or _wait_key(w) in again]
-    edges = sorted(set(edges) & set(backend.await_edges()))
-    return waits, edges
+    earlier = {(f.check, f.task_ids) for f in first.findings if f.check in CONFIRMED_CHECKS}
+    kept = [f for f in second.findings if f.check not in CONFIRMED_CHECKS or (f.check, f.task_ids) in earlier]
+    return Diagnosis(second.tasks, tuple(kept))
 
 
-def _wait_key(wait: Wait) -> tuple[int, int, tuple[int, ...], bool]:
-    return wait.task_id, wait.target, tuple(h.task_id for h in wait.holders), wait.orphaned
-
-
-def _task_digest(backend: Backend, now: float) -> tuple[list[_diagnosis.SiteCount], list[tuple[int, float, str]]]:
-    """Per creation site counts (tracing) and the slowest steps (timing), from
-    one streamed snapshot: nothing per task is kept."""
+def _trace_digest(backend: Backend, now: float) -> tuple[list[_diagnosis.SiteCount], list[tuple[int, float]]]:
+    """Per creation site counts (tracing) and the slowest steps (timing), in
+    one pass over the tasks' trace facts: nothing per task is kept."""
     per_site: dict[FrameInfo, list[float]] = {}  # site -> [live, recent, old, oldest created_at]
-    slowest: list[tuple[float, int, str]] = []
-    for task in backend.snapshot():
-        if task.created is not None and task.created_at is not None:
-            counts = per_site.get(task.created)
+    slowest: list[tuple[float, int]] = []
+    for task_id, site, created_at, longest_step in backend.trace_facts():
+        if site is not None and created_at is not None:
+            counts = per_site.get(site)
             if counts is None:
-                counts = per_site[task.created] = [0, 0, 0, task.created_at]
+                counts = per_site[site] = [0, 0, 0, created_at]
             counts[0] += 1
-            age = now - task.created_at
-            if age <= _diagnosis.LEAK_WINDOW:
-                counts[1] += 1
-            else:
-                counts[2] += 1
-            counts[3] = min(counts[3], task.created_at)
-        if task.longest_step is not None and task.name != MONITOR_TASK_NAME:
-            heapq.heappush(slowest, (task.longest_step, task.id, task.coro))
+            counts[1 if now - created_at <= _diagnosis.LEAK_WINDOW else 2] += 1
+            counts[3] = min(counts[3], created_at)
+        if longest_step is not None:
+            heapq.heappush(slowest, (longest_step, task_id))
             if len(slowest) > _diagnosis.MAX_EVIDENCE:
                 heapq.heappop(slowest)
     sites = [_diagnosis.SiteCount(site, int(c[0]), int(c[1]), int(c[2]), now - c[3]) for site, c in per_site.items()]
-    return sites, [(task_id, seconds, coro) for seconds, task_id, coro in slowest]
+    return sites, [(task_id, seconds) for seconds, task_id in slowest]

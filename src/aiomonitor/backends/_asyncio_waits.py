@@ -26,27 +26,35 @@ import asyncio
 import functools
 import sys
 import threading
+from collections.abc import Collection
 from types import FrameType
 from typing import Any, NamedTuple
 
 from ._frames import await_chain
-from ._waits import method_codes, primitive_frame, type_label
+from ._gil import release_gently, yielding
+from ._records import Holder, Wait
+from ._waits import WaitDescriber, app_location, holders_by_evidence, method_codes, primitive_in_chain, type_label
 
 #: The primitives' waiting methods, and what they add to the type's name.
 #: BoundedSemaphore shares Semaphore's code; a Condition's acquire is its Lock's.
 KINDS = method_codes(
     [
-        (asyncio.Lock.acquire, ""),
-        (asyncio.Semaphore.acquire, ""),
-        (asyncio.Condition.wait, ""),
-        (asyncio.Event.wait, ""),
-        (asyncio.Queue.get, ".get"),
-        (asyncio.Queue.put, ".put"),
-        (getattr(getattr(asyncio, "Barrier", None), "wait", None), ""),  # Python 3.11+
-        (asyncio.sleep, ""),
+        (asyncio.Lock, asyncio.Lock.acquire, ""),
+        (asyncio.Semaphore, asyncio.Semaphore.acquire, ""),
+        (asyncio.Condition, asyncio.Condition.wait, ""),
+        (asyncio.Event, asyncio.Event.wait, ""),
+        (asyncio.Queue, asyncio.Queue.get, ".get"),
+        (asyncio.Queue, asyncio.Queue.put, ".put"),
+        (getattr(asyncio, "Barrier", None), getattr(getattr(asyncio, "Barrier", None), "wait", None), ""),  # 3.11+
+        (None, asyncio.sleep, ""),
     ]
 )
-_SLEEP_CODE = asyncio.sleep.__code__
+
+#: More than any interpreter's orphaned wait leaves unexplained (4-7 measured).
+MAX_BASELINE = 16
+#: More references than one task's frames could hold (it would take 500
+#: locals naming the same object in one await chain): shared, not orphaned.
+SURELY_SHARED = 1000
 
 #: Kinds whose holders are sought: held across an ``async with``.
 LOCK_LIKE = (asyncio.Lock, asyncio.Semaphore)
@@ -56,15 +64,16 @@ LOCK_LIKE = (asyncio.Lock, asyncio.Semaphore)
 _LOCALS_COUNT = 1 if sys.version_info >= (3, 13) else 2
 
 
-def primitive_of(frames: list[FrameType]) -> tuple[str, Any] | None:
-    """(kind, the primitive) the innermost primitive frame waits on, if any."""
-    found = primitive_frame(frames, KINDS)
+def primitive_of(coro: Any) -> tuple[list[FrameType], tuple[str, Any] | None]:
+    """The await chain's frames, and (kind, the primitive) its innermost
+    primitive coroutine waits on, if any."""
+    frames, found = primitive_in_chain(coro, KINDS)
     if found is None:
-        return None
+        return frames, None
     suffix, obj = found
-    if frames[-1].f_code is _SLEEP_CODE or (obj is None and suffix == ""):
-        return "sleep", None
-    return type_label("asyncio", obj) + suffix, obj
+    if obj is None:
+        return frames, ("asyncio.sleep", None)
+    return frames, (type_label("asyncio", obj) + suffix, obj)
 
 
 def detail_of(obj: Any) -> str:
@@ -109,6 +118,12 @@ class TaskWait(NamedTuple):
     unexplained: int | None
 
 
+def _task_wait(fields: tuple[Any, ...]) -> TaskWait:
+    # tuple.__new__, as TaskSnapshot's: a NamedTuple's own __new__ is a Python call.
+    wait: TaskWait = tuple.__new__(TaskWait, fields)
+    return wait
+
+
 def task_wait(task: asyncio.Task[Any]) -> TaskWait | None:
     """What *task* waits on, or None if it is not suspended on anything.
 
@@ -118,22 +133,30 @@ def task_wait(task: asyncio.Task[Any]) -> TaskWait | None:
     waited = getattr(task, "_fut_waiter", None)
     if waited is None:
         return None
-    frames = await_chain(getattr(task, "_coro", None))
+    frames, found = primitive_of(getattr(task, "_coro", None))
     if isinstance(waited, asyncio.Task):
-        return TaskWait("task", waited, frames, None)
-    found = primitive_of(frames)
+        return _task_wait(("task", waited, frames, None))
     if found is not None:
         kind, obj = found
-        if kind == "sleep":
-            return TaskWait(kind, waited, frames, None)
+        if kind == "asyncio.sleep":
+            return _task_wait((kind, waited, frames, None))
         unexplained = _unexplained_references(obj, frames) if isinstance(obj, asyncio.Event) else None
-        return TaskWait(kind, obj, frames, unexplained)
+        return _task_wait((kind, obj, frames, unexplained))
     if getattr(waited, "_children", None) is not None:
-        return TaskWait("gather", waited, frames, None)
-    return TaskWait("future", waited, frames, _unexplained_references(waited, frames))
+        return _task_wait(("asyncio.gather", waited, frames, None))
+    return _task_wait(("future", waited, frames, _unexplained_references(waited, frames)))
 
 
 def _unexplained_references(obj: Any, frames: list[FrameType]) -> int:
+    # Most waits are on something many refer to (a shared event, a future
+    # kept in a dict): when the frames could not account for enough
+    # references anyway, their locals are not read (a dict per frame before
+    # 3.13, see ``primitive_in_chain``).
+    if sys.getrefcount(obj) > SURELY_SHARED:  # (100k tasks waiting on one event: the common case)
+        return sys.getrefcount(obj)
+    capacity = sum(len(f.f_code.co_varnames) + len(f.f_code.co_cellvars) + len(f.f_code.co_freevars) for f in frames)
+    if sys.getrefcount(obj) - capacity * _LOCALS_COUNT > MAX_BASELINE:
+        return sys.getrefcount(obj)
     # A closure variable naming *obj* is not accounted for: its cell is
     # shared with the enclosing function, which can still reach *obj*.  Only
     # the frame's copy of it (before 3.13) is.
@@ -198,3 +221,54 @@ def _measure_baselines() -> dict[str, int]:
     finally:
         loop.close()
     return baselines if set(baselines) == {"future", "asyncio.Event"} else {}
+
+
+def waits_of(
+    tasks: Collection[asyncio.Task[Any]], task_ids: Collection[int] | None, suspects_only: bool = False
+) -> list[Wait]:
+    """What *tasks* (those of *task_ids*, or all) wait for, with the inferred
+    holders of the locks they wait for (``Backend.waits``); or only the
+    waits a diagnosis could report (``Backend.suspect_waits``)."""
+    wanted = None if task_ids is None else set(task_ids)
+    found: list[tuple[asyncio.Task[Any], Any, TaskWait]] = []
+    for task in yielding(tasks):
+        if wanted is None or id(task) in wanted:
+            wait = task_wait(task)
+            if wait is not None and (not suspects_only or _is_suspect(wait)):
+                found.append((task, getattr(task, "_fut_waiter", None), wait))
+    taken = {id(w.target): w.target for _, _, w in found if isinstance(w.target, LOCK_LIKE) and is_held(w.target)}
+    holders: dict[int, list[Holder]] = {}
+    if taken:  # a second pass over every task: only when some task waits for a taken lock
+        chains = ((id(task), await_chain(getattr(task, "_coro", None))) for task in yielding(tasks))
+        holders = holders_by_evidence(chains, taken)
+        # The loop ran on meanwhile: a waiter that got its lock during the
+        # pass would look like its own holder.  Only waits still the same are kept.
+        found = [entry for entry in found if getattr(entry[0], "_fut_waiter", None) is entry[1]]
+    describer = WaitDescriber(detail_of)
+    result = [_as_wait(id(task), wait, holders, describer) for task, _, wait in found]
+    release_gently(found)  # 100k entries freed in one go would hold the GIL for ms
+    return result
+
+
+def _is_suspect(wait: TaskWait) -> bool:
+    """Whether a wait could be part of a finding: on a task or a lock, or orphaned."""
+    return wait.kind == "task" or isinstance(wait.target, LOCK_LIKE) or is_orphaned(wait)
+
+
+def _as_wait(task_id: int, wait: TaskWait, holders: dict[int, list[Holder]], describer: WaitDescriber) -> Wait:
+    target = wait.target
+    primitive = wait.kind not in ("task", "future", "asyncio.gather", "asyncio.sleep")
+    at = app_location(wait.frames)
+    fields = (
+        task_id,
+        wait.kind,
+        id(target),
+        describer.binding(target, wait.frames, at) if primitive else None,
+        at,
+        describer.detail(target) if primitive else "",
+        tuple(holders.get(id(target), ())),
+        id(target) if wait.kind == "task" else None,
+        is_orphaned(wait),
+    )
+    result: Wait = tuple.__new__(Wait, fields)
+    return result

@@ -155,7 +155,7 @@ class Wait(NamedTuple):
 
     task_id: int
     #: ``asyncio.Lock``, ``asyncio.Queue.get``, ``trio.Event``, ``task``,
-    #: ``future``, ``sleep``...
+    #: ``future``, ``asyncio.sleep``, ``asyncio.gather``...
     kind: str
     #: id() of the primitive, future or task waited on.
     target: int

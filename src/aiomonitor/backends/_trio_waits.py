@@ -16,22 +16,21 @@ import trio
 
 from ._gil import yielding
 from ._records import Holder, Wait
-from ._waits import app_location, binding_of, holders_by_evidence, method_codes, primitive_frame, type_label
+from ._waits import WaitDescriber, app_location, holders_by_evidence, method_codes, primitive_in_chain, type_label
 
 KINDS = method_codes(
     [
-        (trio._sync._LockImpl.acquire, ""),  # Lock and StrictFIFOLock
-        (trio.Semaphore.acquire, ""),
-        (trio.CapacityLimiter.acquire, ""),
-        (trio.CapacityLimiter.acquire_on_behalf_of, ""),
-        (trio.Condition.wait, ""),
-        (trio.Event.wait, ""),
-        (trio.MemoryReceiveChannel.receive, ".receive"),
-        (trio.MemorySendChannel.send, ".send"),
-        (trio.sleep_forever, ""),  # trio.sleep and sleep_until end here
+        (trio._sync._LockImpl, trio._sync._LockImpl.acquire, ""),  # Lock and StrictFIFOLock
+        (trio.Semaphore, trio.Semaphore.acquire, ""),
+        (trio.CapacityLimiter, trio.CapacityLimiter.acquire, ""),
+        (trio.CapacityLimiter, trio.CapacityLimiter.acquire_on_behalf_of, ""),
+        (trio.Condition, trio.Condition.wait, ""),
+        (trio.Event, trio.Event.wait, ""),
+        (trio.MemoryReceiveChannel, trio.MemoryReceiveChannel.receive, ".receive"),
+        (trio.MemorySendChannel, trio.MemorySendChannel.send, ".send"),
+        (None, trio.sleep_forever, ""),  # trio.sleep and sleep_until end here
     ]
 )
-_SLEEP_CODE = trio.sleep_forever.__code__
 LOCK_LIKE = (trio._sync._LockImpl, trio.Semaphore, trio.CapacityLimiter)
 #: The code of trio's run loop, whose local ``task`` is the task it steps.
 _UNROLLED_RUN_CODE = getattr(getattr(trio._core._run, "unrolled_run", None), "__code__", None)
@@ -52,14 +51,15 @@ def running_task(thread_frames: list[FrameType]) -> tuple[int, str] | None:
     return None
 
 
-def primitive_of(frames: list[FrameType]) -> tuple[str, Any] | None:
-    """(kind, the primitive) the innermost primitive frame waits on, if any."""
-    found = primitive_frame(frames, KINDS)
+def primitive_of(coro: Any) -> tuple[str, Any] | None:
+    """(kind, the primitive) the innermost primitive coroutine of *coro*'s
+    await chain waits on, if any."""
+    found = primitive_in_chain(coro, KINDS)[1]
     if found is None:
         return None
     suffix, obj = found
-    if obj is None or any(frame.f_code is _SLEEP_CODE for frame in frames[-3:]):
-        return "sleep", None
+    if obj is None:
+        return "trio.sleep", None
     return type_label("trio", obj) + suffix, obj
 
 
@@ -107,21 +107,23 @@ def waits(
     tasks: list[trio.lowlevel.Task],
     frames_of: Callable[[trio.lowlevel.Task], list[FrameType]],
     task_ids: Collection[int] | None,
+    suspects_only: bool = False,
 ) -> list[Wait]:
-    """What the parked ones of *tasks* (those of *task_ids*, or all) wait for."""
+    """What the parked ones of *tasks* (those of *task_ids*, or all) wait for;
+    or only the waits a diagnosis could report, on locks (``Backend.suspect_waits``)."""
     wanted = None if task_ids is None else set(task_ids)
     found: list[tuple[int, str, Any, list[FrameType]]] = []
     for task in yielding(tasks):
         if (wanted is None or id(task) in wanted) and not getattr(task.coro, "cr_running", False):
-            frames = frames_of(task)
-            kind_and_obj = primitive_of(frames)
-            if kind_and_obj is not None:
-                found.append((id(task), *kind_and_obj, frames))
+            kind_and_obj = primitive_of(task.coro)
+            if kind_and_obj is not None and (not suspects_only or isinstance(kind_and_obj[1], LOCK_LIKE)):
+                found.append((id(task), *kind_and_obj, frames_of(task)))
     taken = {id(obj): obj for _, _, obj, _ in found if isinstance(obj, LOCK_LIKE) and is_held(obj)}
     inferred: dict[int, list[Holder]] = {}
     if any(not owners(obj) for obj in taken.values()):  # a semaphore: holders by evidence
         inferred = holders_by_evidence(((id(t), frames_of(t)) for t in yielding(tasks)), taken)
     result = []
+    describer = WaitDescriber(detail_of)
     for task_id, kind, obj, frames in found:
         holders: tuple[Holder, ...] = ()
         if id(obj) in taken:
@@ -134,9 +136,9 @@ def waits(
                 task_id,
                 kind,
                 id(obj),
-                binding_of(obj, frames) if primitive else None,
+                describer.binding(obj, frames, app_location(frames)) if primitive else None,
                 app_location(frames),
-                detail_of(obj) if primitive else "",
+                describer.detail(obj) if primitive else "",
                 holders,
             )
         )

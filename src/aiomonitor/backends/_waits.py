@@ -19,18 +19,23 @@ called on the app's objects but plain attribute and dict reads.
 from __future__ import annotations
 
 import ast
+import gc
 import inspect
 import linecache
+import sys
 import types
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
-from ._frames import is_library
+from ._frames import describe_chain, is_library
 from ._records import FrameInfo, Holder
+from ._timing import TimedCoroutine
 
 #: A memo bound, as the other per-code memos.
 _MEMO_SIZE = 4096
+#: A cycle-proof bound on an await chain, as ``_frames``'.
+_MAX_CHAIN = 256
 _MISSING = object()
 
 
@@ -154,26 +159,64 @@ def held_in(frames: Iterable[FrameType]) -> Iterator[tuple[Any, FrameInfo, str]]
                     yield obj, here, block.text
 
 
-def method_codes(methods: Iterable[tuple[Any, str]]) -> dict[int, tuple[CodeType, str]]:
-    """A *kinds* table for :func:`primitive_frame`: each (function, suffix) by
-    id(code), as the other code memos (hashing a code hashes its content);
-    functions a Python version lacks (None) are left out."""
-    table: dict[int, tuple[CodeType, str]] = {}
-    for function, suffix in methods:
+def method_codes(methods: Iterable[tuple[type | None, Any, str]]) -> dict[int, tuple[CodeType, str, type | None]]:
+    """A *kinds* table for :func:`primitive_in_chain`: each (owning class,
+    function, suffix) by id(code), as the other code memos (hashing a code
+    hashes its content); functions a Python version lacks (None) are left out."""
+    table: dict[int, tuple[CodeType, str, type | None]] = {}
+    for owner, function, suffix in methods:
         code = getattr(function, "__code__", None)
         if code is not None:
-            table[id(code)] = (code, suffix)
+            table[id(code)] = (code, suffix, owner)
     return table
 
 
-def primitive_frame(frames: list[FrameType], kinds: Mapping[int, tuple[CodeType, str]]) -> tuple[str, Any] | None:
-    """(the method's suffix, the primitive) for the innermost frame that runs
-    one of *kinds*' methods; its ``self`` is the primitive."""
-    for frame in reversed(frames):
+def primitive_in_chain(
+    coro: Any, kinds: Mapping[int, tuple[CodeType, str, type | None]]
+) -> tuple[list[FrameType], tuple[str, Any] | None]:
+    """The await chain's frames, outermost first (as ``await_chain``), and
+    (the method's suffix, the primitive) for its innermost coroutine that
+    runs one of *kinds*' methods, or None; one walk for both.
+
+    The primitive (the method's ``self``) is found among what the coroutine
+    holds (``gc.get_referents``), not through ``frame.f_locals``: before
+    Python 3.13 that makes a dict the frame keeps as long as it lives, and
+    100k waiting tasks would each keep one (memory, and a long collection).
+    """
+    frames: list[FrameType] = []
+    innermost: tuple[Any, tuple[CodeType, str, type | None]] | None = None
+    while coro is not None and len(frames) < _MAX_CHAIN:
+        kind = type(coro)
+        if kind is TimedCoroutine:
+            coro = coro.coro
+            continue
+        if kind is types.CoroutineType:
+            frame, following = coro.cr_frame, coro.cr_await
+        elif kind is types.GeneratorType:
+            frame, following = coro.gi_frame, coro.gi_yieldfrom
+        else:
+            break
+        if frame is None:
+            break
+        frames.append(frame)
         known = kinds.get(id(frame.f_code))
         if known is not None:
-            return known[1], frame.f_locals.get("self")
-    return None
+            innermost = (coro, known)
+        coro = following
+    if innermost is None:
+        return frames, None
+    holder, (_code, suffix, owner) = innermost
+    if owner is None:  # a function (a sleep): nothing to find
+        return frames, (suffix, None)
+    primitive = next((value for value in _held_values(holder) if isinstance(value, owner)), None)
+    return frames, (None if primitive is None else (suffix, primitive))
+
+
+def _held_values(coro: Any) -> list[Any]:
+    if sys.version_info >= (3, 11):  # the coroutine owns its frame's locals
+        return gc.get_referents(coro)
+    frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+    return [] if frame is None else gc.get_referents(frame)
 
 
 def type_label(framework: str, obj: Any) -> str:
@@ -196,11 +239,9 @@ def holders_by_evidence(
 
 
 def app_location(frames: list[FrameType]) -> FrameInfo | None:
-    """The innermost frame of the app's own code (not a library's), else the innermost."""
-    for frame in reversed(frames):
-        if not is_library(frame.f_code.co_filename):
-            return FrameInfo.from_frame(frame)
-    return FrameInfo.from_frame(frames[-1]) if frames else None
+    """The innermost frame of the app's own code (not a library's), else the
+    innermost: ``ps``'s location, with its memo per code."""
+    return describe_chain(frames, "")[1]
 
 
 def binding_of(obj: Any, frames: list[FrameType]) -> str | None:
@@ -223,3 +264,27 @@ def binding_of(obj: Any, frames: list[FrameType]) -> str | None:
             if frame.f_globals.get(name, _MISSING) is obj:
                 return name
     return None
+
+
+class WaitDescriber:
+    """Names and states of waited-on primitives, memoised for one ``waits()``:
+    100k tasks waiting on one event need its state once, and its name once
+    per piece of code that waits on it (each name costs a read of locals)."""
+
+    def __init__(self, detail_of: Callable[[Any], str]) -> None:
+        self._detail_of = detail_of
+        self._details: dict[int, str] = {}
+        self._bindings: dict[tuple[FrameInfo | None, int], str | None] = {}
+
+    def detail(self, obj: Any) -> str:
+        known = self._details.get(id(obj))
+        if known is None:
+            known = self._details[id(obj)] = self._detail_of(obj)
+        return known
+
+    def binding(self, obj: Any, frames: list[FrameType], at: FrameInfo | None) -> str | None:
+        """As :func:`binding_of`, once per (the app's line *at*, object)."""
+        key = (at, id(obj))
+        if key not in self._bindings:
+            self._bindings[key] = binding_of(obj, frames)
+        return self._bindings[key]

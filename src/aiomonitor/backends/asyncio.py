@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import heapq
@@ -18,16 +19,15 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from ._asyncio_tracer import AsyncioTracer
-from ._asyncio_waits import LOCK_LIKE, TaskWait, detail_of, is_held, is_orphaned, task_wait
-from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, Submission, UnknownTask
+from ._asyncio_waits import waits_of
+from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
-from ._gil import sorted_by_id, yielding
+from ._gil import release_gently, sorted_by_id, yielding
 from ._records import (
     Canceller,
     CancelOutcome,
     EndedTask,
     FrameInfo,
-    Holder,
     TaskRecord,
     TaskSnapshot,
     Wait,
@@ -35,7 +35,6 @@ from ._records import (
 )
 from ._timing import TimedCoroutine
 from ._tracing import trace_fields
-from ._waits import app_location, binding_of, holders_by_evidence
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -74,18 +73,28 @@ def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int])
     ``asyncio.wait``, ``wait_for`` (3.11), ``shield``, or the app's own
     callback.  Found by what each callback holds (closure cells, a partial's
     arguments, a bound method's object) being the future the waiter awaits."""
+    # Per callback object, the waiters it may wake: 100k tasks gathered
+    # together share one callback, examined once.
+    woken_by: dict[int, list[tuple[int, str]]] = {}
     for task in yielding(tasks):
         for callback, _context in getattr(task, "_callbacks", None) or ():
-            function = callback.func if isinstance(callback, functools.partial) else callback
-            held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
-            held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
-            held.append(getattr(function, "__self__", None))
-            for obj in _wakeable(held):
-                waiter = waiters.get(id(obj))
-                if waiter is not None and waiter != id(task):
-                    how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
+            woken = woken_by.get(id(callback))
+            if woken is None:
+                woken = woken_by[id(callback)] = _woken_by(callback, waiters)
+            for waiter, how in woken:
+                if waiter != id(task):
                     yield (waiter, id(task), how)
                     break
+
+
+def _woken_by(callback: Any, waiters: dict[int, int]) -> list[tuple[int, str]]:
+    """The waiting tasks *callback* may wake, and how, in the order found."""
+    function = callback.func if isinstance(callback, functools.partial) else callback
+    held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
+    held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
+    held.append(getattr(function, "__self__", None))
+    how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
+    return [(waiters[id(obj)], how) for obj in _wakeable(held) if id(obj) in waiters]
 
 
 def _wakeable(held: list[Any]) -> Iterator[Any]:
@@ -107,23 +116,6 @@ def _filled(cell: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _as_wait(task_id: int, wait: TaskWait, holders: dict[int, list[Holder]]) -> Wait:
-    target = wait.target
-    primitive = wait.kind not in ("task", "future", "gather", "sleep")
-    return Wait(
-        task_id,
-        wait.kind,
-        id(target),
-        # Only for primitives: the one lookup per task that walks locals.
-        binding_of(target, wait.frames) if primitive else None,
-        app_location(wait.frames),
-        detail_of(target) if primitive else "",
-        tuple(holders.get(id(target), ())),
-        id(target) if wait.kind == "task" else None,
-        is_orphaned(wait),
-    )
 
 
 def _coro_name(coro: Any) -> str:
@@ -161,6 +153,7 @@ class AsyncioBackend(Backend):
         #: creation record and canceller, and each lookup would otherwise
         #: copy the whole task registry (tens of ms at 100k tasks).
         self._last_found: weakref.ref[asyncio.Task[Any]] | None = None
+        self._look: OneLook[set[asyncio.Task[Any]]] = OneLook()
         self.call_soon(self._record_thread)
 
     def console_namespace(self) -> dict[str, Any]:
@@ -208,7 +201,13 @@ class AsyncioBackend(Backend):
     def loop_thread_id(self) -> int | None:
         return self._thread_id
 
+    def one_look(self) -> contextlib.AbstractContextManager[None]:
+        return self._look.held(lambda: asyncio.all_tasks(self._loop))
+
     def _tasks(self) -> set[asyncio.Task[Any]]:
+        pinned = self._look.current()
+        if pinned is not None:
+            return pinned
         # all_tasks() is safe to call from another thread: it copies the
         # registry, retrying if the loop mutates it meanwhile.
         return asyncio.all_tasks(self._loop)
@@ -303,6 +302,7 @@ class AsyncioBackend(Backend):
                     waiters[id(waited)] = id(task)
         if waiters:
             edges.extend(_callback_edges(tasks, waiters))
+            release_gently(waiters)  # one per task waiting on a future: maybe 100k
         return edges
 
     def running_task(self) -> tuple[int, str] | None:
@@ -310,23 +310,20 @@ class AsyncioBackend(Backend):
         return None if current is None else (id(current), current.get_name())
 
     def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
-        tasks = self._tasks()
-        wanted = None if task_ids is None else set(task_ids)
-        found: list[tuple[asyncio.Task[Any], Any, TaskWait]] = []
-        for task in yielding(tasks):
-            if wanted is None or id(task) in wanted:
-                wait = task_wait(task)
-                if wait is not None:
-                    found.append((task, getattr(task, "_fut_waiter", None), wait))
-        taken = {id(w.target): w.target for _, _, w in found if isinstance(w.target, LOCK_LIKE) and is_held(w.target)}
-        holders: dict[int, list[Holder]] = {}
-        if taken:  # a second pass over every task: only when some task waits for a taken lock
-            chains = ((id(task), await_chain(_coro_of(task))) for task in yielding(tasks))
-            holders = holders_by_evidence(chains, taken)
-            # The loop ran on meanwhile: a waiter that got its lock during the
-            # pass would look like its own holder.  Only waits still the same are kept.
-            found = [entry for entry in found if getattr(entry[0], "_fut_waiter", None) is entry[1]]
-        return [_as_wait(id(task), wait, holders) for task, _, wait in found]
+        return waits_of(self._tasks(), task_ids)
+
+    def suspect_waits(self) -> list[Wait]:
+        return waits_of(self._tasks(), None, suspects_only=True)
+
+    def trace_facts(self) -> Iterator[tuple[int, FrameInfo | None, float | None, float | None]]:
+        foreign = self._tracer.foreign if self._tracer is not None else None
+        for task in yielding(self._tasks()):
+            record = getattr(task, "_aiomonitor_record", None)
+            if record is None and foreign:
+                record = foreign.get(task)
+            coro = getattr(task, "_coro", None)
+            longest = coro.stats.longest if type(coro) is TimedCoroutine else None
+            yield id(task), None if record is None else record[1], None if record is None else record[3], longest
 
     def cancelling(self) -> list[tuple[int, float | None]]:
         found: list[tuple[int, float | None]] = []

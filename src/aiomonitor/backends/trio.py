@@ -30,17 +30,15 @@ import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Collection, Iterator
-from time import perf_counter
 from typing import Any
 
 import trio
 
 from . import _trio_waits
-from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, Submission, UnknownTask
+from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
 from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
 from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
-from ._timing import StepStats
 from ._tracing import (
     History,
     RawRecord,
@@ -52,6 +50,7 @@ from ._tracing import (
     to_record,
     trace_fields,
 )
+from ._trio_timing import StepTimer
 
 log = logging.getLogger("aiomonitor")
 
@@ -159,26 +158,6 @@ def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
     return frames
 
 
-class _StepTimer(trio.abc.Instrument):
-    """trace_timing for trio: the Instrument API reports every task step."""
-
-    def __init__(self) -> None:
-        self.stats: dict[Any, StepStats] = {}
-        self._started = 0.0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        self._started = perf_counter()
-
-    def after_task_step(self, task: trio.lowlevel.Task) -> None:
-        stats = self.stats.get(task)
-        if stats is None:
-            stats = self.stats[task] = StepStats()
-        stats.add(perf_counter() - self._started)
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.stats.pop(task, None)
-
-
 class TrioBackend(Backend):
     framework = "trio"
 
@@ -191,6 +170,7 @@ class TrioBackend(Backend):
         assert root is not None
         self._root = root
         self._thread_id = threading.get_ident()
+        self._look: OneLook[tuple[list[trio.lowlevel.Task], list[int | None]]] = OneLook()
         self._instrument: _TaskTracer | None = None
         self.traced = trace
         self.keeps_history = trace and history_size > 0
@@ -200,9 +180,9 @@ class TrioBackend(Backend):
             tracer_class = _TaskTracer if wraps else _UnwrappedTaskTracer
             self._instrument = tracer_class(trace, history_size, cancellable_tasks)
             trio.lowlevel.add_instrument(self._instrument)
-        self._timer: _StepTimer | None = None
+        self._timer: StepTimer | None = None
         if timing:
-            self._timer = _StepTimer()
+            self._timer = StepTimer()
             self.timed = True
             trio.lowlevel.add_instrument(self._timer)
 
@@ -244,6 +224,9 @@ class TrioBackend(Backend):
     def loop_thread_id(self) -> int | None:
         return self._thread_id
 
+    def one_look(self) -> contextlib.AbstractContextManager[None]:
+        return self._look.held(lambda: self._walk(ordered=False))
+
     def _walk(self, ordered: bool = True) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
         """Every task, parents first, and each one's parent id.
 
@@ -252,6 +235,9 @@ class TrioBackend(Backend):
         siblings in id order, for output that does not reshuffle between two
         ``ps``; lookups skip it.
         """
+        pinned = None if ordered else self._look.current()
+        if pinned is not None:
+            return pinned
         for _ in range(_WALK_RETRIES):
             try:
                 return self._walk_once(ordered)
@@ -336,6 +322,17 @@ class TrioBackend(Backend):
 
     def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
         return _trio_waits.waits(self._walk(ordered=False)[0], _frames, task_ids)
+
+    def suspect_waits(self) -> list[Wait]:
+        return _trio_waits.waits(self._walk(ordered=False)[0], _frames, None, suspects_only=True)
+
+    def trace_facts(self) -> Iterator[tuple[int, FrameInfo | None, float | None, float | None]]:
+        records = self._instrument.records if self._instrument is not None else {}
+        timings = self._timer.stats if self._timer is not None else {}
+        for task in yielding(self._walk(ordered=False)[0]):
+            record, stats = records.get(task), timings.get(task)
+            created = (None, None) if record is None else (record[1], record[3])
+            yield id(task), *created, None if stats is None else stats.longest
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)
