@@ -123,7 +123,24 @@ async def asyncio_live(n: int) -> None:
     await asyncio.gather(*tasks)
 
 
+async def asyncio_idle(n: int) -> None:
+    """An app with nothing to do for n ms: what the monitor costs it in CPU."""
+    started = time.process_time()
+    await asyncio.sleep(n / 1000)
+    EXTRA_FIGURES["cpu_seconds"] = time.process_time() - started
+
+
+async def trio_idle(n: int) -> None:
+    import trio
+
+    started = time.process_time()
+    await trio.sleep(n / 1000)
+    EXTRA_FIGURES["cpu_seconds"] = time.process_time() - started
+
+
 WORKLOADS: dict[str, Callable[[int], Awaitable[None]]] = {
+    "idle": asyncio_idle,
+    "trio-idle": trio_idle,
     "live": asyncio_live,
     "tasks": asyncio_tasks,
     "queue": asyncio_queue,
@@ -152,6 +169,8 @@ def monitor_options(config: str) -> dict[str, Any]:
         return options
     if config.startswith("traced"):
         options.update(trace_options(config))
+    if config == "no-recorder":  # the monitor without its stall recorder
+        options["stall_threshold"] = None
     return options
 
 
@@ -193,6 +212,8 @@ async def run_trio_workload(name: str, n: int, config: str) -> float:
         return time.perf_counter() - started
     cancellable = config not in ("no-cancel", "traced-no-cancel")
     options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": cancellable}
+    if config == "no-recorder":
+        options["stall_threshold"] = None
     if config.startswith("traced"):
         options.update(trace_options(config.removesuffix("-no-cancel")))
     with aiomonitor.monitor_trio(**options) as monitor:

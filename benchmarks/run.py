@@ -2,7 +2,8 @@
 
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
-    python benchmarks/run.py --only scale    # idle, tracing, scale, commands, doctor, concurrency, trio, hostile
+    python benchmarks/run.py --only scale    # or: idle, recorder, tracing, commands, doctor, concurrency,
+                                             #     trio, hostile
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
@@ -337,6 +338,30 @@ def measure_commands(
     print_table(f"Every read-only command, {tasks:,} traced {framework} tasks, {runs} runs each", headers, rows)
 
 
+def stall_recorder_cost(python: str, runs: int) -> None:
+    """The always-on stall recorder: the monitor with it against without it,
+    on busy workloads, and the CPU an idle app spends on it."""
+    configs = ["baseline", "no-recorder", "monitor"]
+    for framework in ("asyncio", "uvloop"):
+        title = f"Stall recorder, busy ({framework}; no-recorder = stall_threshold=None)"
+        workload_comparison(python, framework, [("tasks", 200_000), ("queue", 200_000)], configs, runs, title)
+    rows = []
+    for framework, workload in (("asyncio", "idle"), ("uvloop", "idle"), ("trio", "trio-idle")):
+        samples: dict[str, list[float]] = {config: [] for config in configs}
+        for _ in range(runs):
+            for config in configs:
+                args = ["workload", workload, "--config", config, "--framework", framework, "-n", "5000"]
+                samples[config].append(run_app(python, *args)["cpu_seconds"] / 5.0)
+        for config in configs:
+            per_second = [s * 1000 for s in samples[config]]
+            rows.append([framework, config, spread(per_second, digits=2), f"{max(per_second):.2f}"])
+    print_table(
+        f"CPU of an idle app, ms per second, {runs} runs of 5 s",
+        ["framework", "config", "median (min-max)", "worst"],
+        rows,
+    )
+
+
 def concurrency(python: str, tasks: int, clients: int) -> None:
     with scale_app(python, tasks) as app:
         connected = [MonitorClient(app.port) for _ in range(clients)]
@@ -370,7 +395,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument(
-        "--only", default="idle,tracing,scale,commands,concurrency,trio,hostile", help="comma-separated scenarios"
+        "--only",
+        default="idle,recorder,tracing,scale,commands,doctor,concurrency,trio,hostile",
+        help="comma-separated scenarios",
     )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
     args = parser.parse_args()
@@ -409,6 +436,8 @@ def main() -> None:
     if "commands" in only:
         for framework in ("asyncio", "trio"):
             measure_commands(me, 10_000 if small else 100_000, framework, runs)
+    if "recorder" in only:
+        stall_recorder_cost(me, max(runs, 9))
     if "doctor" in only:
         for framework in ("asyncio", "trio"):
             measure_commands(me, 10_000 if small else 100_000, framework, runs, ("doctor", "where ID", "lag"))

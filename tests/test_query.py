@@ -35,6 +35,9 @@ class FakeBackend(Backend):
     def call_soon(self, callback: Callable[[], None]) -> None:
         pass  # a loop that never runs anything: a blocked one
 
+    def heartbeat(self, interval: float, beat: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None  # never beats: a blocked loop
+
     def loop_thread_id(self) -> int | None:
         return None
 

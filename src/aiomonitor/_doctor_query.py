@@ -90,7 +90,9 @@ def _diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -
     # The monitor's own tasks (console statements) are not the app's problems.
     findings = [f for f in findings if not any(names.get(t) == MONITOR_TASK_NAME for t in f.task_ids)]
     release_gently(edges, waits)  # a gather of 100k tasks: 100k edges, not freed in one go
-    return Diagnosis(backend.task_count(), tuple(_diagnosis.ranked(findings)))
+    return Diagnosis(
+        backend.task_count() - len(backend.ids_named(MONITOR_TASK_NAME)), tuple(_diagnosis.ranked(findings))
+    )
 
 
 #: Checks whose findings are read again a moment later before they are

@@ -4,23 +4,23 @@ The person paged for a stall connects after it is over; the watchdog, which
 pings only while a client is connected, saw nothing.  This recorder runs for
 as long as the monitor does:
 
-* Its thread posts a *beat* into the loop (``Backend.call_soon``) and, once
-  the beat has run, the next one: one beat outstanding at a time, so a stuck
-  loop never piles them up.  A beat is a callback that stores one float.
-* While a beat is late by more than a quarter of the threshold, the thread
-  samples the loop thread's stack (``sys._current_frames``) and, once per
-  stall, which task is running.  Those samples are the evidence: the beat
-  cannot say what blocked it, only for how long.
-* When the late beat finally runs, how late it was is the stall's length
-  (to within one check interval: the loop may have got stuck just before the
-  beat was posted).  Beyond the threshold, a :class:`Stall` is kept, with
-  the stack seen most often while it lasted; the last ``max_stalls`` are.
+* The loop beats: a callback on the loop's own timer every half threshold
+  (``Backend.heartbeat``) stores the time and, when it ran later than due by
+  the threshold or more, notes a stall of that length.  Lateness is a lower
+  bound (the loop may have got stuck up to one beat before the late one was
+  due): every stall noted is real, and every stall of 1.5 thresholds or more
+  is noted.
+* The recorder's thread looks every threshold whether the beat is overdue;
+  while it is, it samples the loop thread's stack (``sys._current_frames``)
+  every fifth of a threshold and, once, which task runs.  The beat cannot say
+  what blocked it; the samples can.  A stall over before the thread looked
+  is remembered without a stack.
 
-Cost contract: the monitored loop runs one tiny callback per check interval
-(25 ms by default), plus the wake-up of an idle loop that posting it causes;
-``benchmarks/`` measures the total against no monitor.  The thread sleeps
-between checks and samples only during a stall, when the loop is not running
-Python code of its own anyway, or is the thing being diagnosed.
+Cost contract, measured by ``python benchmarks/run.py --only recorder``: a
+busy loop runs one due timer per beat in an iteration it makes anyway; an
+idle loop wakes once per beat (20 a second by default) and the thread ten
+times a second.  No cross-thread wake-ups while the loop is healthy.  What
+that costs depends on the machine's wake-ups (README "Benchmarks").
 """
 
 from __future__ import annotations
@@ -33,16 +33,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .backends import Backend, FrameInfo, LoopUnresponsive
+from .backends import Backend, FrameInfo
 
 #: The default: a loop stuck this long (seconds) is a stall worth remembering.
 DEFAULT_THRESHOLD = 0.1
 #: The default number of stalls remembered (the newest).
 DEFAULT_MAX_STALLS = 50
-#: Checks per threshold: a stall of exactly the threshold is sampled ~3 times.
-CHECKS_PER_THRESHOLD = 4
-#: The check interval is never longer than this, whatever the threshold.
-MAX_CHECK_INTERVAL = 0.25
+#: Beats per threshold: lateness is measured to within half a threshold.
+BEATS_PER_THRESHOLD = 2
+#: Samples per threshold while the loop is stuck.
+SAMPLES_PER_THRESHOLD = 5
 #: The innermost frames kept of a sampled stack.
 STACK_DEPTH = 30
 
@@ -75,7 +75,6 @@ class StallRecorder:
         backend: Backend,
         threshold: float = DEFAULT_THRESHOLD,
         max_stalls: int = DEFAULT_MAX_STALLS,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not threshold > 0:
             raise ValueError(f"stall_threshold must be more than 0 seconds, not {threshold!r}")
@@ -83,13 +82,17 @@ class StallRecorder:
             raise ValueError(f"max_stalls must be 1 or more, not {max_stalls!r}")
         self._backend = backend
         self.threshold = threshold
-        self.check_interval = min(threshold / CHECKS_PER_THRESHOLD, MAX_CHECK_INTERVAL)
-        self._clock = clock
+        self.beat_interval = threshold / BEATS_PER_THRESHOLD
         self._stalls: collections.deque[Stall] = collections.deque(maxlen=max_stalls)
         self._count = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stop_beating: Callable[[], None] | None = None
+        #: Written by the loop's beat, read by the thread (a float and a
+        #: deque append: atomic under the GIL).
+        self._last_beat: float | None = None
+        self._late_beats: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_stalls)
         self.started_at: float | None = None
 
     # -- lifecycle (the Monitor's) ------------------------------------------------
@@ -97,12 +100,15 @@ class StallRecorder:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self.started_at = self._clock()
-        self._thread = threading.Thread(target=self._run, name="aiomonitor-stalls", daemon=True)
+        self.started_at = time.monotonic()
+        self._stop_beating = self._backend.heartbeat(self.beat_interval, self._beat)
+        self._thread = threading.Thread(target=self._watch, name="aiomonitor-stalls", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
+        if self._stop_beating is not None:
+            self._stop_beating()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -124,66 +130,67 @@ class StallRecorder:
         """How many stalls were seen since the start (more than are remembered)."""
         return self._count
 
+    @property
+    def beats(self) -> bool:
+        """Whether the loop has beaten at least once (it runs)."""
+        return self._last_beat is not None
+
+    # -- the loop's side ----------------------------------------------------------
+
+    def _beat(self) -> None:
+        """In the monitored loop, every beat interval: one clock read, one store."""
+        now = time.monotonic()
+        last = self._last_beat
+        self._last_beat = now
+        if last is not None and now - last - self.beat_interval >= self.threshold:
+            self._late_beats.append((last + self.beat_interval, now - last - self.beat_interval))
+
     # -- the thread ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        # A one-slot box per beat: the loop writes when it ran, the thread reads.
-        answered: list[float] = []
-        posted = self._post(answered)
+    def _watch(self) -> None:
         samples: collections.Counter[tuple[FrameInfo, ...]] = collections.Counter()
         task: tuple[int, str] | None = None
-        sampled_task = False
-        while not self._stop.wait(self.check_interval):
-            now = self._clock()
-            if posted is None:  # the loop could not take a beat (closed): keep trying
-                posted = self._post(answered)
+        stuck_since: float | None = None  # the overdue beat's due time, while it is overdue
+        pause = self.threshold
+        while not self._stop.wait(pause):
+            while self._late_beats:
+                due, lateness = self._late_beats.popleft()
+                sampled = stuck_since is not None and abs(stuck_since - due) < self.beat_interval
+                self._remember(due, lateness, task if sampled else None, samples if sampled else None)
+                if sampled:
+                    samples, task, stuck_since = collections.Counter(), None, None
+            last = self._last_beat
+            overdue = last is not None and time.monotonic() - last - self.beat_interval >= self.threshold / 2
+            if not overdue:
+                # The samples of a stall that just ended stay until its late
+                # beat is drained (the loop may beat between the two looks).
+                pause = self.threshold
                 continue
-            if not answered:
-                if now - posted >= self.check_interval:  # late: sample what the loop is doing
-                    if not sampled_task:
-                        task, sampled_task = self._running_task(), True
-                    stack = self._sample_stack()
-                    if stack:
-                        samples[stack] += 1
-                continue
-            lateness = answered[0] - posted
-            if lateness >= self.threshold:
-                self._remember(posted, lateness, task, samples)
-            samples = collections.Counter()
-            task, sampled_task = None, False
-            answered = []
-            posted = self._post(answered)
-
-    def _post(self, answered: list[float]) -> float | None:
-        clock = self._clock
-
-        def beat() -> None:  # runs in the monitored loop: one call, one append
-            answered.append(clock())
-
-        posted = clock()
-        try:
-            self._backend.call_soon(beat)
-        except LoopUnresponsive:
-            return None
-        return posted
+            assert last is not None
+            if stuck_since != last + self.beat_interval:  # a new stall: who runs, once
+                samples, stuck_since = collections.Counter(), last + self.beat_interval
+                task = self._running_task()
+            stack = self._sample_stack()
+            if stack:
+                samples[stack] += 1
+            pause = self.threshold / SAMPLES_PER_THRESHOLD
 
     def _remember(
         self,
-        posted: float,
+        due: float,
         lateness: float,
         task: tuple[int, str] | None,
-        samples: collections.Counter[tuple[FrameInfo, ...]],
+        samples: collections.Counter[tuple[FrameInfo, ...]] | None,
     ) -> None:
         stack, matching = samples.most_common(1)[0] if samples else ((), 0)
-        started_wall = time.time() - (self._clock() - posted)
         stall = Stall(
-            started_at=started_wall,
-            started_monotonic=posted,
+            started_at=time.time() - (time.monotonic() - due),
+            started_monotonic=due,
             duration=lateness,
             task_id=None if task is None else task[0],
             task_name=None if task is None else task[1],
             stack=stack,
-            samples=sum(samples.values()),
+            samples=0 if samples is None else sum(samples.values()),
             matching_samples=matching,
         )
         with self._lock:

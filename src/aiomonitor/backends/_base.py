@@ -205,6 +205,17 @@ class Backend(abc.ABC):
         """
 
     @abc.abstractmethod
+    def heartbeat(self, interval: float, beat: Callable[[], None]) -> Callable[[], None]:
+        """Call *beat* in the loop's thread every *interval* seconds, from the
+        loop's own timers, once the loop runs; return a stop function (any
+        thread, idempotent).
+
+        The loop's own timers, not posts from another thread: a busy loop
+        runs a due timer as part of an iteration it makes anyway, and an idle
+        one wakes once per beat, not twice.  *beat* must not raise.
+        """
+
+    @abc.abstractmethod
     def loop_thread_id(self) -> int | None:
         """The ident of the thread running the monitored loop, if known yet."""
 

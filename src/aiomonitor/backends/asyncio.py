@@ -11,18 +11,18 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import functools
 import heapq
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
+from ._asyncio_edges import await_edges_of
 from ._asyncio_tracer import AsyncioTracer
 from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
-from ._gil import release_gently, sorted_by_id, yielding
+from ._gil import sorted_by_id, yielding
 from ._records import (
     Canceller,
     CancelOutcome,
@@ -41,81 +41,6 @@ def _coro_of(task: asyncio.Task[Any]) -> Any:
     # Task.get_coro() segfaults on eagerly finished tasks in CPython
     # 3.12.0-3.12.4 (gh-122332); the attribute read is safe everywhere.
     return getattr(task, "_coro", None)
-
-
-_TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
-
-
-def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
-    """Tasks of the asyncio.TaskGroup whose ``async with`` *task* is leaving."""
-    if _TASK_GROUP_EXIT is None:  # Python 3.10
-        return []
-    for frame in await_chain(getattr(task, "_coro", None)):
-        if frame.f_code is _TASK_GROUP_EXIT.__code__:
-            group = frame.f_locals.get("self")
-            return [id(member) for member in list(getattr(group, "_tasks", ()))]
-    return []
-
-
-#: Done callbacks by which asyncio's helpers wake a waiting task, and the edge
-#: each stands for; any other callback that wakes a waiter is a "callback".
-_HELPER_CALLBACKS = {
-    "_wait.<locals>._on_completion": "wait",
-    "_release_waiter": "wait_for",
-    "shield.<locals>._inner_done_callback": "shield",
-    "as_completed.<locals>._on_completion": "as_completed",
-    "_AsCompletedIterator._handle_completion": "as_completed",
-}
-
-
-def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int]) -> Iterator[tuple[int, int, str]]:
-    """(waiter, task, how) for tasks whose done callback wakes a waiting task:
-    ``asyncio.wait``, ``wait_for`` (3.11), ``shield``, or the app's own
-    callback.  Found by what each callback holds (closure cells, a partial's
-    arguments, a bound method's object) being the future the waiter awaits."""
-    # Per callback object, the waiters it may wake: 100k tasks gathered
-    # together share one callback, examined once.
-    woken_by: dict[int, list[tuple[int, str]]] = {}
-    for task in yielding(tasks):
-        for callback, _context in getattr(task, "_callbacks", None) or ():
-            woken = woken_by.get(id(callback))
-            if woken is None:
-                woken = woken_by[id(callback)] = _woken_by(callback, waiters)
-            for waiter, how in woken:
-                if waiter != id(task):
-                    yield (waiter, id(task), how)
-                    break
-
-
-def _woken_by(callback: Any, waiters: dict[int, int]) -> list[tuple[int, str]]:
-    """The waiting tasks *callback* may wake, and how, in the order found."""
-    function = callback.func if isinstance(callback, functools.partial) else callback
-    held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
-    held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
-    held.append(getattr(function, "__self__", None))
-    how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
-    return [(waiters[id(obj)], how) for obj in _wakeable(held) if id(obj) in waiters]
-
-
-def _wakeable(held: list[Any]) -> Iterator[Any]:
-    """What a callback holding *held* may wake: the objects themselves, and the
-    futures waiting on a queue among them (``as_completed`` hands finished
-    tasks to its consumer through a queue; on 3.13 the queue is ``_done`` of
-    the iterator whose method is the callback)."""
-    for obj in held:
-        yield obj
-        for queue in (obj, getattr(obj, "_done", None)):
-            getters = getattr(queue, "_getters", None) if isinstance(queue, asyncio.Queue) else None
-            if getters:
-                yield from list(getters)
-
-
-def _filled(cell: Any) -> bool:
-    try:
-        cell.cell_contents  # noqa: B018 - an empty cell raises
-    except ValueError:
-        return False
-    return True
 
 
 def _coro_name(coro: Any) -> str:
@@ -197,6 +122,31 @@ class AsyncioBackend(Backend):
             self._loop.call_soon_threadsafe(callback)
         except RuntimeError as exc:  # loop closed
             raise LoopUnresponsive(f"the event loop is closed ({exc})") from None
+
+    def heartbeat(self, interval: float, beat: Callable[[], None]) -> Callable[[], None]:
+        loop = self._loop
+        handle: asyncio.TimerHandle | None = None
+        stopped = False
+
+        def tick() -> None:
+            nonlocal handle
+            if not stopped:
+                beat()
+                handle = loop.call_later(interval, tick)
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True  # a tick already queued does nothing and schedules nothing
+            if handle is not None:
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nothing to cancel
+                    loop.call_soon_threadsafe(handle.cancel)
+
+        if loop.is_running() and threading.get_ident() == self._thread_id:
+            tick()  # started from the app's own code: the first beat is now
+        else:  # from elsewhere, or before the loop runs: when the loop gets to it
+            with contextlib.suppress(LoopUnresponsive):
+                self.call_soon(tick)
+        return stop
 
     def loop_thread_id(self) -> int | None:
         return self._thread_id
@@ -283,27 +233,7 @@ class AsyncioBackend(Backend):
             )
 
     def await_edges(self) -> list[tuple[int, int, str]]:
-        edges: list[tuple[int, int, str]] = []
-        tasks = self._tasks()
-        #: Plain futures tasks are suspended on -> the waiting task's id.
-        waiters: dict[int, int] = {}
-        for task in yielding(tasks):
-            waited = getattr(task, "_fut_waiter", None)  # what the task is suspended on
-            if waited is None:
-                continue
-            if isinstance(waited, asyncio.Task):
-                edges.append((id(task), id(waited), "await"))
-            elif (children := getattr(waited, "_children", None)) is not None:  # gather
-                edges.extend((id(task), id(child), "gather") for child in children if isinstance(child, asyncio.Task))
-            else:
-                members = _task_group_members(task)
-                edges.extend((id(task), member, "taskgroup") for member in members)
-                if not members:
-                    waiters[id(waited)] = id(task)
-        if waiters:
-            edges.extend(_callback_edges(tasks, waiters))
-            release_gently(waiters)  # one per task waiting on a future: maybe 100k
-        return edges
+        return await_edges_of(self._tasks())
 
     def running_task(self) -> tuple[int, str] | None:
         current = asyncio.current_task(self._loop)  # a dict read: cheap while the loop is stuck

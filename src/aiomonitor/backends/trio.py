@@ -28,7 +28,6 @@ import functools
 import logging
 import threading
 import time
-import types
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any
 
@@ -36,126 +35,17 @@ import trio
 
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
-from ._frames import await_chain, describe_chain
+from ._frames import describe_chain
 from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
 from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
-from ._tracing import (
-    History,
-    RawRecord,
-    caller_frame,
-    exception_summary,
-    framework_files,
-    keepable,
-    raw_record,
-    to_record,
-    trace_fields,
-)
+from ._tracing import to_record, trace_fields
 from ._trio_timing import StepTimer
+from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
 
 log = logging.getLogger("aiomonitor")
 
 _WALK_RETRIES = 100
 _ONE_SORT_MAX = 4096  # siblings sorted by one C call; more are sorted in GIL-friendly chunks
-
-
-async def _run_task(coro: Any, tracer: _TaskTracer, scope: trio.CancelScope | None) -> Any:
-    """Run a task's coroutine inside a cancel scope that belongs to it alone
-    (if *scope*), noting how it ends for the history."""
-    task = trio.lowlevel.current_task()
-    cancelled = False
-    value: object = None
-    if scope is not None:
-        tracer.scopes[task] = scope
-    try:
-        with scope if scope is not None else contextlib.nullcontext():
-            result = await coro
-            value = keepable(result)
-            return result
-    except trio.Cancelled:
-        cancelled = True
-        raise
-    except BaseException as exc:
-        value = exception_summary(exc)
-        raise
-    finally:
-        # After the with block: only then does the scope know cancelled_caught.
-        cancelled = cancelled or (scope is not None and scope.cancelled_caught)
-        tracer.ended(task, scope, cancelled, value)
-
-
-#: Our wrapper's code: its frame and coroutine are not the app's.
-_WRAPPER_CODE = _run_task.__code__
-
-
-class _TaskTracer(trio.abc.Instrument):
-    """Wraps every task spawned from now on in a cancel scope of its own and,
-    when tracing, remembers where and by whom it was spawned and how it ended.
-
-    Without per-task scopes only the history needs a wrapper (trio tells an
-    Instrument that a task exited, not how); creation records alone need
-    none, see :class:`_UnwrappedTaskTracer`.
-    """
-
-    def __init__(self, trace: bool, history_size: int, cancellable: bool = True) -> None:
-        self.scopes: dict[Any, trio.CancelScope] = {}
-        self.waiters: dict[Any, Callable[[trio.CancelScope], None]] = {}
-        self.trace = trace
-        self.records: dict[Any, RawRecord] = {}
-        self.history = History(history_size if trace else 0)
-        self._skip = framework_files(trio)
-        self._cancellable = cancellable
-
-    def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        # Runs in the spawner, before the task's first step (which is sent to task.coro).
-        if self.trace:
-            frame = caller_frame(self._skip, depth=2)
-            try:
-                parent = self.records.get(trio.lowlevel.current_task())
-            except RuntimeError:  # trio's own start-up tasks have no spawner
-                parent = None
-            created = None if frame is None else FrameInfo.from_frame(frame)
-            self.records[task] = raw_record(id(task), created, parent, time.monotonic())
-        self._wrap(task)
-
-    def _wrap(self, task: trio.lowlevel.Task) -> None:
-        scope = trio.CancelScope() if self._cancellable else None
-        task.coro = _run_task(task.coro, self, scope)  # type: ignore[assignment]
-
-    def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope | None, cancelled: bool, value: Any) -> None:
-        if scope is not None:
-            self.scopes.pop(task, None)
-            notify = self.waiters.pop(task, None)
-            if notify is not None:
-                notify(scope)
-        record = self.records.pop(task, None)
-        if self.trace:
-            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
-            self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
-
-
-class _UnwrappedTaskTracer(_TaskTracer):
-    """Creation records only (no per-task scopes, no history): tasks run as
-    spawned, and a record is dropped when trio says its task exited."""
-
-    def _wrap(self, task: trio.lowlevel.Task) -> None:
-        pass
-
-    def task_exited(self, task: trio.lowlevel.Task) -> None:
-        self.records.pop(task, None)
-
-
-def _user_coro(task: trio.lowlevel.Task) -> Any:
-    coro = task.coro
-    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
-        return coro.cr_await  # None before the first step: reported by name
-    return coro
-
-
-def _frames(task: trio.lowlevel.Task) -> list[types.FrameType]:
-    frames = await_chain(task.coro)
-    if frames and frames[0].f_code is _WRAPPER_CODE:  # our wrapper: not the app's
-        del frames[0]
-    return frames
 
 
 class TrioBackend(Backend):
@@ -171,13 +61,13 @@ class TrioBackend(Backend):
         self._root = root
         self._thread_id = threading.get_ident()
         self._look: OneLook[tuple[list[trio.lowlevel.Task], list[int | None]]] = OneLook()
-        self._instrument: _TaskTracer | None = None
+        self._instrument: TaskTracer | None = None
         self.traced = trace
         self.keeps_history = trace and history_size > 0
         if cancellable_tasks or trace:
             # Tasks need a wrapper only for their own scope or for the history.
             wraps = cancellable_tasks or self.keeps_history
-            tracer_class = _TaskTracer if wraps else _UnwrappedTaskTracer
+            tracer_class = TaskTracer if wraps else UnwrappedTaskTracer
             self._instrument = tracer_class(trace, history_size, cancellable_tasks)
             trio.lowlevel.add_instrument(self._instrument)
         self._timer: StepTimer | None = None
@@ -220,6 +110,29 @@ class TrioBackend(Backend):
             self._token.run_sync_soon(guarded)
         except trio.RunFinishedError:
             raise LoopUnresponsive("the trio run has finished") from None
+
+    def heartbeat(self, interval: float, beat: Callable[[], None]) -> Callable[[], None]:
+        scope = trio.CancelScope()
+
+        async def beating() -> None:  # a system task: it must never raise, or the run dies
+            with scope:
+                while True:
+                    await trio.sleep(interval)
+                    beat()
+
+        def start() -> None:
+            beat()  # the first beat is now, not when the beating task is first scheduled
+            trio.lowlevel.spawn_system_task(beating, name=MONITOR_TASK_NAME)
+
+        if threading.get_ident() == self._thread_id:
+            start()
+        else:
+            self.call_soon_quietly(start)
+        return lambda: self.call_soon_quietly(scope.cancel)
+
+    def call_soon_quietly(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(LoopUnresponsive):
+            self.call_soon(callback)
 
     def loop_thread_id(self) -> int | None:
         return self._thread_id
@@ -306,9 +219,9 @@ class TrioBackend(Backend):
         records = self._instrument.records if self._instrument is not None else {}
         timings = self._timer.stats if self._timer is not None else {}
         for task, parent in zip(yielding(tasks), parents, strict=False):
-            coro = _user_coro(task)
+            coro = user_coro(task)
             running = getattr(task.coro, "cr_running", False)
-            frames = _frames(task)
+            frames = frames_of(task)
             record = records.get(task)
             stats = timings.get(task)
             name, location = describe_chain(frames, getattr(coro, "__qualname__", None) or task.name)
@@ -321,10 +234,10 @@ class TrioBackend(Backend):
         return _trio_waits.running_task(self._loop_thread_frames())
 
     def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
-        return _trio_waits.waits(self._walk(ordered=False)[0], _frames, task_ids)
+        return _trio_waits.waits(self._walk(ordered=False)[0], frames_of, task_ids)
 
     def suspect_waits(self) -> list[Wait]:
-        return _trio_waits.waits(self._walk(ordered=False)[0], _frames, None, suspects_only=True)
+        return _trio_waits.waits(self._walk(ordered=False)[0], frames_of, None, suspects_only=True)
 
     def trace_facts(self) -> Iterator[tuple[int, FrameInfo | None, float | None, float | None]]:
         records = self._instrument.records if self._instrument is not None else {}
@@ -336,7 +249,7 @@ class TrioBackend(Backend):
 
     def stack(self, task_id: int) -> list[FrameInfo]:
         task = self._find(task_id)
-        frames = _frames(task)
+        frames = frames_of(task)
         stack = [FrameInfo.from_frame(frame) for frame in frames]
         if frames and getattr(task.coro, "cr_running", False):
             stack.extend(self._callees_of(frames[-1]))

@@ -1,0 +1,116 @@
+"""The await graph of asyncio tasks: who waits for which task, and how.
+
+A task suspended on another task awaits it; on a gather's future, waits for
+its children; in ``TaskGroup.__aexit__``, for the group's members.  A task
+suspended on a plain future may be woken by another task's done callback
+(``asyncio.wait``, ``wait_for``, ``shield``, ``as_completed``, the app's
+own callbacks): found by what each callback holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
+
+from ._frames import await_chain
+from ._gil import release_gently, yielding
+
+_TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
+
+
+def _task_group_members(task: asyncio.Task[Any]) -> list[int]:
+    """Tasks of the asyncio.TaskGroup whose ``async with`` *task* is leaving."""
+    if _TASK_GROUP_EXIT is None:  # Python 3.10
+        return []
+    for frame in await_chain(getattr(task, "_coro", None)):
+        if frame.f_code is _TASK_GROUP_EXIT.__code__:
+            group = frame.f_locals.get("self")
+            return [id(member) for member in list(getattr(group, "_tasks", ()))]
+    return []
+
+
+#: Done callbacks by which asyncio's helpers wake a waiting task, and the edge
+#: each stands for; any other callback that wakes a waiter is a "callback".
+_HELPER_CALLBACKS = {
+    "_wait.<locals>._on_completion": "wait",
+    "_release_waiter": "wait_for",
+    "shield.<locals>._inner_done_callback": "shield",
+    "as_completed.<locals>._on_completion": "as_completed",
+    "_AsCompletedIterator._handle_completion": "as_completed",
+}
+
+
+def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int]) -> Iterator[tuple[int, int, str]]:
+    """(waiter, task, how) for tasks whose done callback wakes a waiting task:
+    ``asyncio.wait``, ``wait_for`` (3.11), ``shield``, or the app's own
+    callback.  Found by what each callback holds (closure cells, a partial's
+    arguments, a bound method's object) being the future the waiter awaits."""
+    # Per callback object, the waiters it may wake: 100k tasks gathered
+    # together share one callback, examined once.
+    woken_by: dict[int, list[tuple[int, str]]] = {}
+    for task in yielding(tasks):
+        for callback, _context in getattr(task, "_callbacks", None) or ():
+            woken = woken_by.get(id(callback))
+            if woken is None:
+                woken = woken_by[id(callback)] = _woken_by(callback, waiters)
+            for waiter, how in woken:
+                if waiter != id(task):
+                    yield (waiter, id(task), how)
+                    break
+
+
+def _woken_by(callback: Any, waiters: dict[int, int]) -> list[tuple[int, str]]:
+    """The waiting tasks *callback* may wake, and how, in the order found."""
+    function = callback.func if isinstance(callback, functools.partial) else callback
+    held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
+    held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
+    held.append(getattr(function, "__self__", None))
+    how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
+    return [(waiters[id(obj)], how) for obj in _wakeable(held) if id(obj) in waiters]
+
+
+def _wakeable(held: list[Any]) -> Iterator[Any]:
+    """What a callback holding *held* may wake: the objects themselves, and the
+    futures waiting on a queue among them (``as_completed`` hands finished
+    tasks to its consumer through a queue; on 3.13 the queue is ``_done`` of
+    the iterator whose method is the callback)."""
+    for obj in held:
+        yield obj
+        for queue in (obj, getattr(obj, "_done", None)):
+            getters = getattr(queue, "_getters", None) if isinstance(queue, asyncio.Queue) else None
+            if getters:
+                yield from list(getters)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def await_edges_of(tasks: Collection[asyncio.Task[Any]]) -> list[tuple[int, int, str]]:
+    """(waiter id, awaited task id, how) among *tasks* (``Backend.await_edges``)."""
+    edges: list[tuple[int, int, str]] = []
+    #: Plain futures tasks are suspended on -> the waiting task's id.
+    waiters: dict[int, int] = {}
+    for task in yielding(tasks):
+        waited = getattr(task, "_fut_waiter", None)  # what the task is suspended on
+        if waited is None:
+            continue
+        if isinstance(waited, asyncio.Task):
+            edges.append((id(task), id(waited), "await"))
+        elif (children := getattr(waited, "_children", None)) is not None:  # gather
+            edges.extend((id(task), id(child), "gather") for child in children if isinstance(child, asyncio.Task))
+        else:
+            members = _task_group_members(task)
+            edges.extend((id(task), member, "taskgroup") for member in members)
+            if not members:
+                waiters[id(waited)] = id(task)
+    if waiters:
+        edges.extend(_callback_edges(tasks, waiters))
+        release_gently(waiters)  # one per task waiting on a future: maybe 100k
+    return edges

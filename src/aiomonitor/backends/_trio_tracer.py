@@ -1,0 +1,127 @@
+"""What trio tasks are traced with: an Instrument that wraps each spawned
+task in a cancel scope of its own (``cancel``), and, when tracing, records
+where and by whom it was spawned and how it ended (see the trio backend's
+notes on why a per-task scope is the one sound way to cancel one task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import types
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ._frames import await_chain
+from ._records import FrameInfo
+from ._tracing import (
+    History,
+    RawRecord,
+    caller_frame,
+    exception_summary,
+    framework_files,
+    keepable,
+    raw_record,
+)
+
+
+async def _run_task(coro: Any, tracer: TaskTracer, scope: trio.CancelScope | None) -> Any:
+    """Run a task's coroutine inside a cancel scope that belongs to it alone
+    (if *scope*), noting how it ends for the history."""
+    task = trio.lowlevel.current_task()
+    cancelled = False
+    value: object = None
+    if scope is not None:
+        tracer.scopes[task] = scope
+    try:
+        with scope if scope is not None else contextlib.nullcontext():
+            result = await coro
+            value = keepable(result)
+            return result
+    except trio.Cancelled:
+        cancelled = True
+        raise
+    except BaseException as exc:
+        value = exception_summary(exc)
+        raise
+    finally:
+        # After the with block: only then does the scope know cancelled_caught.
+        cancelled = cancelled or (scope is not None and scope.cancelled_caught)
+        tracer.ended(task, scope, cancelled, value)
+
+
+#: Our wrapper's code: its frame and coroutine are not the app's.
+_WRAPPER_CODE = _run_task.__code__
+
+
+class TaskTracer(trio.abc.Instrument):
+    """Wraps every task spawned from now on in a cancel scope of its own and,
+    when tracing, remembers where and by whom it was spawned and how it ended.
+
+    Without per-task scopes only the history needs a wrapper (trio tells an
+    Instrument that a task exited, not how); creation records alone need
+    none, see :class:`_UnwrappedTaskTracer`.
+    """
+
+    def __init__(self, trace: bool, history_size: int, cancellable: bool = True) -> None:
+        self.scopes: dict[Any, trio.CancelScope] = {}
+        self.waiters: dict[Any, Callable[[trio.CancelScope], None]] = {}
+        self.trace = trace
+        self.records: dict[Any, RawRecord] = {}
+        self.history = History(history_size if trace else 0)
+        self._skip = framework_files(trio)
+        self._cancellable = cancellable
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        # Runs in the spawner, before the task's first step (which is sent to task.coro).
+        if self.trace:
+            frame = caller_frame(self._skip, depth=2)
+            try:
+                parent = self.records.get(trio.lowlevel.current_task())
+            except RuntimeError:  # trio's own start-up tasks have no spawner
+                parent = None
+            created = None if frame is None else FrameInfo.from_frame(frame)
+            self.records[task] = raw_record(id(task), created, parent, time.monotonic())
+        self._wrap(task)
+
+    def _wrap(self, task: trio.lowlevel.Task) -> None:
+        scope = trio.CancelScope() if self._cancellable else None
+        task.coro = _run_task(task.coro, self, scope)  # type: ignore[assignment]
+
+    def ended(self, task: trio.lowlevel.Task, scope: trio.CancelScope | None, cancelled: bool, value: Any) -> None:
+        if scope is not None:
+            self.scopes.pop(task, None)
+            notify = self.waiters.pop(task, None)
+            if notify is not None:
+                notify(scope)
+        record = self.records.pop(task, None)
+        if self.trace:
+            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
+            self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
+
+
+class UnwrappedTaskTracer(TaskTracer):
+    """Creation records only (no per-task scopes, no history): tasks run as
+    spawned, and a record is dropped when trio says its task exited."""
+
+    def _wrap(self, task: trio.lowlevel.Task) -> None:
+        pass
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        self.records.pop(task, None)
+
+
+def user_coro(task: trio.lowlevel.Task) -> Any:
+    coro = task.coro
+    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
+        return coro.cr_await  # None before the first step: reported by name
+    return coro
+
+
+def frames_of(task: trio.lowlevel.Task) -> list[types.FrameType]:
+    frames = await_chain(task.coro)
+    if frames and frames[0].f_code is _WRAPPER_CODE:  # our wrapper: not the app's
+        del frames[0]
+    return frames
