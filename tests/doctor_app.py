@@ -1,7 +1,7 @@
 """A sick app for doctor's tests: ``python tests/doctor_app.py asyncio|uvloop|trio [healthy]``.
 
-It blocks its loop for 0.4 s in a named task before any client can have
-connected (the stall recorder must remember it), then two tasks take two
+It blocks its loop for 0.4 s in a named task 2 s before any client can
+connect (the stall recorder must remember it), then two tasks take two
 locks in opposite order and deadlock, and one task waits forever on a lock
 the other holds.  With ``healthy`` it only runs busy, well-behaved tasks.
 Prints ``monitor on 127.0.0.1:PORT`` once the stall is over and the
@@ -16,6 +16,9 @@ import time
 from typing import Any
 
 import aiomonitor
+
+#: How long after the stall the app lets anyone connect: it must be remembered.
+QUIET_AFTER_STALL = 2.0
 
 
 def blocking_call() -> None:
@@ -57,7 +60,7 @@ async def asyncio_main(healthy: bool) -> None:
             blocking_call()
 
         await asyncio.create_task(stall_maker(), name="stall-maker")
-        await asyncio.sleep(0.3)  # the recorder notices the stall's end
+        await asyncio.sleep(QUIET_AFTER_STALL)
         accounts = Accounts(asyncio.Lock)
         both = asyncio.Event()
         holding: list[str] = []
@@ -142,7 +145,7 @@ async def trio_main(healthy: bool) -> None:
                 blocking_call()
 
             nursery.start_soon(stall_maker, name="stall-maker")
-            await trio.sleep(0.7)
+            await trio.sleep(QUIET_AFTER_STALL)
             accounts = Accounts(trio.Lock)
             both = trio.Event()
             holding: list[str] = []

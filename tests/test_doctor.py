@@ -17,7 +17,7 @@ import pytest
 
 from aiomonitor import _diagnosis
 
-from .apps import running_app
+from .apps import ROOT, running_app
 from .conftest import open_monitor
 from .helpers import Client, in_thread, poll
 
@@ -29,6 +29,21 @@ FRAMEWORKS = [
     ),
     "trio",
 ]
+
+
+def app_line(text: str) -> int:
+    """The line of doctor_app.py that is exactly *text* (stripped)."""
+    lines = (ROOT / "tests" / "doctor_app.py").read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if line.strip() == text)
+
+
+BLOCKING = app_line("time.sleep(0.4)  # the stall doctor must name")
+TRANSFER_WAITS = app_line("async with accounts.audit_lock:")  # the first: inside transfer, nested
+AUDIT_WAITS = next(
+    number
+    for number, line in enumerate((ROOT / "tests" / "doctor_app.py").read_text().splitlines(), 1)
+    if line == "        async with accounts.ledger_lock:"
+)
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
@@ -45,14 +60,15 @@ def test_doctor_finds_the_deadlock_with_both_tasks_and_their_lines(sick_app: Cli
     deadlock = report.split("[critical]")[1].split("Why it matters")[0]
     assert "'transfer'" in deadlock and "'audit'" in deadlock
     assert "`accounts.ledger_lock`" in deadlock and "`accounts.audit_lock`" in deadlock
-    assert "doctor_app.py:35 in transfer" in deadlock and "doctor_app.py:43 in audit" in deadlock
+    assert f"doctor_app.py:{TRANSFER_WAITS} in transfer" in deadlock
+    assert f"doctor_app.py:{AUDIT_WAITS} in audit" in deadlock
 
 
 def test_doctor_remembers_a_stall_from_before_anyone_connected(sick_app: Client) -> None:
     report = sick_app.command("doctor")
     stall = report.split("The event loop was blocked once")[1].split("Why it matters")[0]
     assert "in 'stall-maker'" in stall
-    assert "doctor_app.py:22 in blocking_call" in stall
+    assert f"doctor_app.py:{BLOCKING} in blocking_call" in stall
     match = re.search(r"\n  (\d+\.\d+) s, \d+ s ago", stall)
     assert match is not None, stall
     seconds = float(match.group(1))
@@ -62,7 +78,7 @@ def test_doctor_remembers_a_stall_from_before_anyone_connected(sick_app: Client)
 
 def test_where_names_the_lock_and_its_holder(sick_app: Client) -> None:
     answer = sick_app.command("where transfer")
-    assert "Waits at " in answer and "doctor_app.py:35 in transfer for " in answer
+    assert "Waits at " in answer and f"doctor_app.py:{TRANSFER_WAITS} in transfer for " in answer
     assert "Lock `accounts.audit_lock` (locked, 1 waiting)" in answer
     assert "Held by 'audit'" in answer
 
@@ -313,6 +329,89 @@ async def test_stall_threshold_none_turns_the_recorder_off(anyio_backend_name: s
                 return client.command("lag")
 
         assert "Stalls are not recorded" in await in_thread(ask)
+
+
+def test_a_loop_that_starts_after_the_monitor_is_not_a_stall() -> None:
+    import aiomonitor
+
+    loop = asyncio.new_event_loop()
+    try:
+        with aiomonitor.Monitor(loop, port=0, console_port=0, stall_threshold=0.05) as monitor:
+            recorder = monitor._context.stall_recorder
+            time.sleep(0.3)  # the app's set-up before its loop runs (the scenario, not a wait for something)
+
+            async def beaten_thrice() -> None:
+                while recorder.beats < 3:
+                    await asyncio.sleep(0.01)
+
+            loop.run_until_complete(asyncio.wait_for(beaten_thrice(), 15))
+            assert recorder.stalls() == ()
+    finally:
+        loop.close()
+
+
+async def _trio_hold(lock: Any, sem: Any, limiter: Any, started: Any) -> None:
+    import trio
+
+    async with lock, sem, limiter:
+        started.set()
+        await trio.sleep(3600)
+
+
+async def _trio_on(primitive: Any) -> None:
+    async with primitive:
+        pass
+
+
+async def _trio_on_event(event: Any) -> None:
+    await event.wait()
+
+
+async def _trio_on_receive(receive: Any) -> None:
+    await receive.receive()
+
+
+TRIO_WAITERS = {
+    "on-lock": "trio.Lock `primitive` (locked, 1 waiting)",
+    "on-sem": "trio.Semaphore `primitive` (0 of 1 free, 1 waiting)",
+    "on-limiter": "trio.CapacityLimiter `primitive` (1 of 1 borrowed, 1 waiting)",
+    "on-event": "trio.Event `event` (not set)",
+    "on-receive": "trio.MemoryReceiveChannel.receive `receive` (0 of 0 buffered)",
+}
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_where_names_each_trio_primitive(anyio_backend: str) -> None:
+    import trio
+    import trio.testing
+
+    lock, sem, limiter, event = trio.Lock(), trio.Semaphore(1, max_value=1), trio.CapacityLimiter(1), trio.Event()
+    _send, receive = trio.open_memory_channel[int](0)
+    with open_monitor("trio") as monitor:
+        async with trio.open_nursery() as nursery:
+            started = trio.Event()
+            nursery.start_soon(_trio_hold, lock, sem, limiter, started, name="holder")
+            await started.wait()
+            nursery.start_soon(_trio_on, lock, name="on-lock")
+            nursery.start_soon(_trio_on, sem, name="on-sem")
+            nursery.start_soon(_trio_on, limiter, name="on-limiter")
+            nursery.start_soon(_trio_on_event, event, name="on-event")
+            nursery.start_soon(_trio_on_receive, receive, name="on-receive")
+            await trio.testing.wait_all_tasks_blocked()
+
+            def ask() -> dict[str, str]:
+                with Client(monitor.port) as client:
+                    client.start()
+                    return {name: client.command(f"where {name}") for name in TRIO_WAITERS}
+
+            answers = await in_thread(ask)
+            nursery.cancel_scope.cancel()
+    for name, expected in TRIO_WAITERS.items():
+        assert f" for {expected}" in answers[name], answers[name]
+    for name in ("on-lock", "on-limiter"):  # trio records these owners
+        assert "Held by 'holder' (" in answers[name] and "(its owner at " in answers[name]
+    assert "Held by 'holder' (" in answers["on-sem"]  # a semaphore's holders are inferred
+    assert "(probably: inside `async with sem` at " in answers["on-sem"]
 
 
 @pytest.mark.parametrize("options", [{"stall_threshold": 0}, {"stall_threshold": -1.0}, {"max_stalls": 0}])

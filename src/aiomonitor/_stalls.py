@@ -92,6 +92,7 @@ class StallRecorder:
         #: Written by the loop's beat, read by the thread (a float and a
         #: deque append: atomic under the GIL).
         self._last_beat: float | None = None
+        self._beats = 0
         self._late_beats: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_stalls)
         self.started_at: float | None = None
 
@@ -131,9 +132,9 @@ class StallRecorder:
         return self._count
 
     @property
-    def beats(self) -> bool:
-        """Whether the loop has beaten at least once (it runs)."""
-        return self._last_beat is not None
+    def beats(self) -> int:
+        """How many times the loop has beaten (0 until it runs)."""
+        return self._beats
 
     # -- the loop's side ----------------------------------------------------------
 
@@ -142,6 +143,7 @@ class StallRecorder:
         now = time.monotonic()
         last = self._last_beat
         self._last_beat = now
+        self._beats += 1
         if last is not None and now - last - self.beat_interval >= self.threshold:
             self._late_beats.append((last + self.beat_interval, now - last - self.beat_interval))
 

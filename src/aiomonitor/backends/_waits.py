@@ -209,7 +209,17 @@ def primitive_in_chain(
     if owner is None:  # a function (a sleep): nothing to find
         return frames, (suffix, None)
     primitive = next((value for value in _held_values(holder) if isinstance(value, owner)), None)
+    if primitive is None:  # ``self`` in a cell: the method has a closure that uses it (trio's Event.wait)
+        cells = (value for value in _held_values(holder) if type(value) is types.CellType)
+        primitive = next((cell.cell_contents for cell in cells if isinstance(_cell_value(cell), owner)), None)
     return frames, (None if primitive is None else (suffix, primitive))
+
+
+def _cell_value(cell: types.CellType) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:  # empty
+        return None
 
 
 def _held_values(coro: Any) -> list[Any]:
