@@ -177,6 +177,11 @@ class TaskDetail:
 
 def task_detail(backend: Backend, task_id: int) -> TaskDetail:
     """Raises ``UnknownTask`` if no live task has this id."""
+    with backend.one_look():
+        return _task_detail(backend, task_id)
+
+
+def _task_detail(backend: Backend, task_id: int) -> TaskDetail:
     stack = tuple(backend.stack(task_id))
     record = backend.record(task_id)
     wait = task_wait(backend, task_id)

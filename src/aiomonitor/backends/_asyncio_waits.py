@@ -26,7 +26,7 @@ import asyncio
 import functools
 import sys
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any, NamedTuple
 
@@ -224,11 +224,15 @@ def _measure_baselines() -> dict[str, int]:
 
 
 def waits_of(
-    tasks: Collection[asyncio.Task[Any]], task_ids: Collection[int] | None, suspects_only: bool = False
+    tasks: Collection[asyncio.Task[Any]],
+    task_ids: Collection[int] | None,
+    everyone: Callable[[], Collection[asyncio.Task[Any]]],
+    suspects_only: bool = False,
 ) -> list[Wait]:
     """What *tasks* (those of *task_ids*, or all) wait for, with the inferred
-    holders of the locks they wait for (``Backend.waits``); or only the
-    waits a diagnosis could report (``Backend.suspect_waits``)."""
+    holders of the locks they wait for (``Backend.waits``), sought among
+    *everyone*; or only the waits a diagnosis could report
+    (``Backend.suspect_waits``)."""
     wanted = None if task_ids is None else set(task_ids)
     found: list[tuple[asyncio.Task[Any], Any, TaskWait]] = []
     for task in yielding(tasks):
@@ -239,7 +243,7 @@ def waits_of(
     taken = {id(w.target): w.target for _, _, w in found if isinstance(w.target, LOCK_LIKE) and is_held(w.target)}
     holders: dict[int, list[Holder]] = {}
     if taken:  # a second pass over every task: only when some task waits for a taken lock
-        chains = ((id(task), await_chain(getattr(task, "_coro", None))) for task in yielding(tasks))
+        chains = ((id(task), await_chain(getattr(task, "_coro", None))) for task in yielding(everyone()))
         holders = holders_by_evidence(chains, taken)
         # The loop ran on meanwhile: a waiter that got its lock during the
         # pass would look like its own holder.  Only waits still the same are kept.

@@ -125,19 +125,26 @@ class OneLook(Generic[T]):
         self._local = threading.local()
 
     def current(self) -> T | None:
+        """The listing of the look this thread is in (taken now if not yet), or None."""
         listing: T | None = getattr(self._local, "listing", None)
+        take: Callable[[], T] | None = getattr(self._local, "take", None)
+        if listing is None and take is not None:
+            self._local.take = None  # taking it lists afresh (a backend's reads call current())
+            listing = self._local.listing = take()
         return listing
 
     @contextlib.contextmanager
     def held(self, take: Callable[[], T]) -> Iterator[None]:
-        if self.current() is not None:  # nested: the outer look stands
-            yield
+        """A look for this thread; the listing is taken when first needed (a
+        ``where`` answered from a cached task never lists them at all)."""
+        if getattr(self._local, "take", None) is not None or self.current() is not None:
+            yield  # nested: the outer look stands
             return
-        self._local.listing = take()
+        self._local.take, self._local.listing = take, None
         try:
             yield
         finally:
-            self._local.listing = None
+            self._local.take = self._local.listing = None
 
 
 class Backend(abc.ABC):

@@ -60,6 +60,10 @@ def _state(task: asyncio.Task[Any], current: asyncio.Task[Any] | None) -> str:
     return "pending"
 
 
+#: Up to this many tasks are looked up one by one rather than listed.
+_FEW = 8
+
+
 class AsyncioBackend(Backend):
     framework = "asyncio"
 
@@ -240,10 +244,16 @@ class AsyncioBackend(Backend):
         return None if current is None else (id(current), current.get_name())
 
     def waits(self, task_ids: Collection[int] | None = None) -> list[Wait]:
-        return waits_of(self._tasks(), task_ids)
+        if task_ids is not None and len(task_ids) <= _FEW:  # ``where``: found without a listing
+            found = []
+            for task_id in task_ids:
+                with contextlib.suppress(UnknownTask):
+                    found.append(self._find(task_id))
+            return waits_of(found, None, everyone=self._tasks)
+        return waits_of(self._tasks(), task_ids, everyone=self._tasks)
 
     def suspect_waits(self) -> list[Wait]:
-        return waits_of(self._tasks(), None, suspects_only=True)
+        return waits_of(self._tasks(), None, everyone=self._tasks, suspects_only=True)
 
     def trace_facts(self) -> Iterator[tuple[int, FrameInfo | None, float | None, float | None]]:
         foreign = self._tracer.foreign if self._tracer is not None else None
