@@ -5,6 +5,7 @@ apps for each primitive.  The checks' pure logic is in test_diagnosis_logic."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import re
@@ -424,3 +425,85 @@ def test_absurd_recorder_options_are_refused(options: dict[str, Any]) -> None:
             aiomonitor.Monitor(loop, port=0, console_port=0, **options)
     finally:
         loop.close()
+
+
+# -- what tracing and timing add ---------------------------------------------------------
+
+
+def _doctor(monitor: Any) -> str:
+    with Client(monitor.port) as client:
+        client.start()
+        return client.command("doctor")
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_exception_nobody_awaited_is_reported(anyio_backend: str) -> None:
+    import gc
+
+    async def fails() -> None:
+        raise ValueError("nobody listens")
+
+    async def fine() -> None:
+        raise KeyError("handled")
+
+    loop = asyncio.get_running_loop()
+    handler = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, _context: None)  # asyncio's own report: expected here
+    with open_monitor("asyncio", trace_tasks=True, max_termination_history=10) as monitor:
+        awaited = asyncio.create_task(fine(), name="awaited")
+        with contextlib.suppress(KeyError):
+            await awaited
+        del awaited
+        asyncio.create_task(fails(), name="forgotten")  # noqa: RUF006 - the point: nobody keeps it
+        await asyncio.sleep(0.01)
+        gc.collect()  # asyncio reports (and our history learns) when the task is freed
+        loop.set_exception_handler(handler)
+        report = await in_thread(_doctor, monitor)
+    assert "1 task ended with an exception nobody awaited" in report.replace("A task", "1 task")
+    assert "'forgotten'" in report and "ValueError('nobody listens') (never retrieved)" in report
+    assert "'awaited'" not in report
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tasks_piling_up_at_one_line_are_a_leak(anyio_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real thresholds (1,000 tasks, a minute) are scaled down, not waited for.
+    monkeypatch.setattr(_diagnosis, "LEAK_MIN_TASKS", 50)
+    monkeypatch.setattr(_diagnosis, "LEAK_WINDOW", 0.2)
+    release = asyncio.Event()
+
+    async def never_done() -> None:
+        await release.wait()
+
+    def spawn(count: int) -> list[asyncio.Task[None]]:
+        return [asyncio.create_task(never_done()) for _ in range(count)]  # one creation site
+
+    with open_monitor("asyncio", trace_tasks=True) as monitor:
+        old = spawn(50)
+        quiet = await in_thread(_doctor, monitor)
+        await asyncio.sleep(0.3)  # the scaled-down minute: these are old now
+        new = spawn(10)
+        await asyncio.sleep(0)
+        leaking = await in_thread(_doctor, monitor)
+        release.set()
+        await asyncio.gather(*old, *new)
+    assert "and counting" not in quiet  # all new: not (yet) a pile
+    assert "60 live tasks created at " in leaking and "test_doctor.py" in leaking and "and counting" in leaking
+
+
+async def test_a_slow_step_is_reported_with_timing(anyio_backend_name: str) -> None:
+    import anyio
+
+    def chew() -> None:
+        time.sleep(0.15)
+
+    async def slow() -> None:
+        chew()
+        await anyio.sleep(3600)
+
+    with open_monitor(anyio_backend_name, trace_timing=True) as monitor:
+        async with anyio.create_task_group() as group:
+            group.start_soon(slow, name="slowpoke")
+            await anyio.sleep(0.05)
+            report = await in_thread(_doctor, monitor)
+            group.cancel_scope.cancel()
+    assert "held the loop over 100 ms in one step" in report and "'slowpoke'" in report

@@ -118,7 +118,11 @@ class TrioBackend(Backend):
             with scope:
                 while True:
                     await trio.sleep(interval)
-                    beat()
+                    try:
+                        beat()
+                    except Exception:
+                        log.exception("aiomonitor: the stall recorder's heartbeat failed")
+                        return
 
         def start() -> None:
             beat()  # the first beat is now, not when the beating task is first scheduled
