@@ -151,7 +151,7 @@ async def test_colours_only_for_a_client_that_named_its_terminal(monitor: aiomon
 
 async def test_abrupt_disconnects_leak_nothing(anyio_backend_name: str) -> None:
     def hammer(port: int) -> None:
-        for round_ in range(120):  # (connections are set up at a paced rate: see _pacing)
+        for round_ in range(60):  # (connections are set up at a paced rate: see _pacing)
             sock = socket.create_connection(("127.0.0.1", port))
             if round_ % 3 == 0:
                 sock.sendall(b"ps\r\nwhere 1\r\n")  # vanish mid-command
@@ -169,7 +169,8 @@ async def test_abrupt_disconnects_leak_nothing(anyio_backend_name: str) -> None:
             # A worker frees its slot a moment before anyio counts it idle again, so a job
             # arriving just then may get a fresh thread: a little slack, never growth.
             ours = [t.name for t in threading.enumerate() if t.name.startswith("aiomonitor")]
-            assert len(ours) <= 1 + _COMMAND_THREADS + 2, collections.Counter(ours)
+            # The server thread, the stall recorder's, the workers and that slack.
+            assert len(ours) <= 2 + _COMMAND_THREADS + 2, collections.Counter(ours)
         with Client(monitor.port) as client:  # and it still serves
             await in_thread(client.start)
             assert (await in_thread(client.command, "help ps")).startswith("ps ")
