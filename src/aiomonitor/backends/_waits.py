@@ -183,6 +183,8 @@ def primitive_in_chain(
     Python 3.13 that makes a dict the frame keeps as long as it lives, and
     100k waiting tasks would each keep one (memory, and a long collection).
     """
+    # The walk is ``_frames.await_chain``'s, written out again rather than
+    # shared through a generator: both run once per task over 100k tasks.
     frames: list[FrameType] = []
     innermost: tuple[Any, tuple[CodeType, str, type | None]] | None = None
     while coro is not None and len(frames) < _MAX_CHAIN:

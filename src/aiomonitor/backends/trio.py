@@ -191,7 +191,7 @@ class TrioBackend(Backend):
         return tasks, parents
 
     def await_edges(self) -> list[tuple[int, int, str]]:
-        tasks, parents = self._walk()
+        tasks, parents = self._walk(ordered=False)  # (pstree orders children itself)
         return [
             (parent, id(task), "nursery") for task, parent in zip(tasks, parents, strict=True) if parent is not None
         ]
