@@ -4,6 +4,7 @@ swallowed cancels, stalls; with no sockets, and no false positives."""
 from __future__ import annotations
 
 import asyncio.base_events
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -122,3 +123,25 @@ def test_findings_rank_by_severity() -> None:
     info = _diagnosis.Finding("info", "x", "", (), (), "")
     critical = _diagnosis.Finding("critical", "y", "", (), (), "")
     assert _diagnosis.ranked([info, critical]) == [critical, info]
+
+
+def _decorated(function: Any) -> Any:
+    return function
+
+
+@_decorated
+async def _holds_two(box: Any) -> None:
+    async with box.first:
+        async with box.second, box.third:
+            pass
+
+
+def test_async_with_blocks_are_found_for_decorated_functions_and_nested_blocks() -> None:
+    from aiomonitor.backends._waits import async_with_blocks
+
+    blocks = async_with_blocks(_holds_two.__code__)
+    assert sorted(block.text for block in blocks) == ["box.first", "box.second", "box.third"]
+    outer = next(block for block in blocks if block.text == "box.first")
+    inner = next(block for block in blocks if block.text == "box.second")
+    assert outer.first_line < inner.first_line <= inner.last_line <= outer.last_line
+    assert async_with_blocks(test_async_with_blocks_are_found_for_decorated_functions_and_nested_blocks.__code__) == ()

@@ -49,7 +49,10 @@ class Block(NamedTuple):
 
 
 _BLOCKS: dict[int, tuple[CodeType, tuple[Block, ...]]] = {}
-_TREES: dict[str, ast.Module | None] = {}
+#: Per source file, its ``async def`` functions' blocks by (name, first
+#: line): a file is parsed once, and only this small index is kept, not its
+#: syntax tree (an app's modules' trees would be megabytes).
+_FILES: dict[str, dict[tuple[str, int], tuple[Block, ...]]] = {}
 
 
 def async_with_blocks(code: CodeType) -> tuple[Block, ...]:
@@ -57,38 +60,40 @@ def async_with_blocks(code: CodeType) -> tuple[Block, ...]:
     known = _BLOCKS.get(id(code))
     if known is not None:
         return known[1]
-    blocks = _find_blocks(code) if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR) else ()
+    blocks: tuple[Block, ...] = ()
+    if code.co_flags & (inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR):
+        functions = _functions_in(code.co_filename)
+        blocks = functions.get((code.co_name, code.co_firstlineno), ())
     if len(_BLOCKS) >= _MEMO_SIZE:
         _BLOCKS.clear()
     _BLOCKS[id(code)] = (code, blocks)  # the entry keeps the code alive: its id is not reused
     return blocks
 
 
-def _find_blocks(code: CodeType) -> tuple[Block, ...]:
-    tree = _module_tree(code.co_filename)
-    if tree is None:
-        return ()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.AsyncFunctionDef) and node.name == code.co_name:
-            first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-            if code.co_firstlineno in (first, node.lineno):
-                return tuple(_blocks_in(node))
-    return ()
-
-
-def _module_tree(filename: str) -> ast.Module | None:
-    if filename in _TREES:
-        return _TREES[filename]
+def _functions_in(filename: str) -> dict[tuple[str, int], tuple[Block, ...]]:
+    """(name, first line) -> blocks, for every ``async def`` of the file that has
+    an ``async with``; keyed by both the ``def`` line and the first decorator's
+    (``co_firstlineno`` is the latter)."""
+    known = _FILES.get(filename)
+    if known is not None:
+        return known
+    functions: dict[tuple[str, int], tuple[Block, ...]] = {}
     lines = linecache.getlines(filename)
-    tree: ast.Module | None
     try:
         tree = ast.parse("".join(lines)) if lines else None
     except (SyntaxError, ValueError):  # not the source the code came from
         tree = None
-    if len(_TREES) >= _MEMO_SIZE:
-        _TREES.clear()
-    _TREES[filename] = tree
-    return tree
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.AsyncFunctionDef):
+            blocks = tuple(_blocks_in(node))
+            if blocks:
+                functions[(node.name, node.lineno)] = blocks
+                if node.decorator_list:
+                    functions[(node.name, node.decorator_list[0].lineno)] = blocks
+    if len(_FILES) >= _MEMO_SIZE:
+        _FILES.clear()
+    _FILES[filename] = functions
+    return functions
 
 
 def _blocks_in(function: ast.AsyncFunctionDef) -> Iterator[Block]:
