@@ -31,18 +31,35 @@ class Accounts:
         self.audit_lock = lock_type()
 
 
-async def transfer(accounts: Accounts, ready: Any, sleep: Any) -> None:
+class Meeting:
+    """An event set once both deadlocking tasks have arrived (asyncio's or trio's Event)."""
+
+    def __init__(self, event_type: Any) -> None:
+        self.all_here = event_type()
+        self._arrived = 0
+
+    def arrive(self) -> None:
+        self._arrived += 1
+        if self._arrived == 2:
+            self.all_here.set()
+
+
+async def transfer(accounts: Accounts, holding: Meeting, reaching: Meeting) -> None:
     async with accounts.ledger_lock:
-        ready()
-        await sleep(0.05)
+        holding.arrive()
+        await holding.all_here.wait()
+        # Arriving and parking on the lock happen in one step (no checkpoint
+        # between): once both have arrived, both are parked for good.
+        reaching.arrive()
         async with accounts.audit_lock:
             pass
 
 
-async def audit(accounts: Accounts, ready: Any, sleep: Any) -> None:
+async def audit(accounts: Accounts, holding: Meeting, reaching: Meeting) -> None:
     async with accounts.audit_lock:
-        ready()
-        await sleep(0.05)
+        holding.arrive()
+        await holding.all_here.wait()
+        reaching.arrive()
         async with accounts.ledger_lock:
             pass
 
@@ -62,20 +79,12 @@ async def asyncio_main(healthy: bool) -> None:
         await asyncio.create_task(stall_maker(), name="stall-maker")
         await asyncio.sleep(QUIET_AFTER_STALL)
         accounts = Accounts(asyncio.Lock)
-        both = asyncio.Event()
-        holding: list[str] = []
-
-        def ready() -> None:
-            holding.append("x")
-            if len(holding) == 2:
-                both.set()
-
+        holding, reaching = Meeting(asyncio.Event), Meeting(asyncio.Event)
         stuck = [
-            asyncio.create_task(transfer(accounts, ready, asyncio.sleep), name="transfer"),
-            asyncio.create_task(audit(accounts, ready, asyncio.sleep), name="audit"),
+            asyncio.create_task(transfer(accounts, holding, reaching), name="transfer"),
+            asyncio.create_task(audit(accounts, holding, reaching), name="audit"),
         ]
-        await both.wait()
-        await asyncio.sleep(0.2)
+        await reaching.all_here.wait()  # both parked on each other's lock
         print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
         await asyncio.gather(*stuck)
 
@@ -147,18 +156,10 @@ async def trio_main(healthy: bool) -> None:
             nursery.start_soon(stall_maker, name="stall-maker")
             await trio.sleep(QUIET_AFTER_STALL)
             accounts = Accounts(trio.Lock)
-            both = trio.Event()
-            holding: list[str] = []
-
-            def ready() -> None:
-                holding.append("x")
-                if len(holding) == 2:
-                    both.set()
-
-            nursery.start_soon(transfer, accounts, ready, trio.sleep, name="transfer")
-            nursery.start_soon(audit, accounts, ready, trio.sleep, name="audit")
-            await both.wait()
-            await trio.sleep(0.2)
+            holding, reaching = Meeting(trio.Event), Meeting(trio.Event)
+            nursery.start_soon(transfer, accounts, holding, reaching, name="transfer")
+            nursery.start_soon(audit, accounts, holding, reaching, name="audit")
+            await reaching.all_here.wait()  # both parked on each other's lock
             print(f"monitor on 127.0.0.1:{monitor.port}", flush=True)
             await trio.sleep(3600)
 

@@ -186,7 +186,7 @@ async def test_where_names_each_asyncio_primitive(anyio_backend: str) -> None:
         asyncio.create_task(_on_cond(box), name="on-cond"),
         asyncio.create_task(_on_task(holder), name="on-task"),
     ]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one pass of the loop: each new task parks in its first step
     try:
         with open_monitor("asyncio") as monitor:
 
@@ -228,7 +228,7 @@ async def test_doctor_reports_a_lost_future_and_not_a_kept_one(anyio_backend: st
         asyncio.create_task(kept_waiter(), name="kept"),
         asyncio.create_task(lost_event(), name="lost-event"),
     ]
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one pass of the loop: each new task parks in its first step
     try:
         with open_monitor("asyncio") as monitor:
 
@@ -265,7 +265,7 @@ async def test_a_task_that_swallows_cancellation_is_reported(
     task = asyncio.create_task(stubborn(), name="stubborn")
     await asyncio.sleep(0)
     task.cancel()
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0)  # one pass: it catches the cancellation and parks again
     try:
         with open_monitor("asyncio", trace_tasks=True) as monitor:
             # Cancelled before tracing began: when is unknown, so the first
@@ -455,7 +455,7 @@ async def test_an_exception_nobody_awaited_is_reported(anyio_backend: str) -> No
             await awaited
         del awaited
         asyncio.create_task(fails(), name="forgotten")  # noqa: RUF006 - the point: nobody keeps it
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one pass: it raises in its first step
         gc.collect()  # asyncio reports (and our history learns) when the task is freed
         loop.set_exception_handler(handler)
         report = await in_thread(_doctor, monitor)
@@ -496,14 +496,17 @@ async def test_a_slow_step_is_reported_with_timing(anyio_backend_name: str) -> N
     def chew() -> None:
         time.sleep(0.15)
 
+    chewed = anyio.Event()
+
     async def slow() -> None:
         chew()
-        await anyio.sleep(3600)
+        chewed.set()
+        await anyio.sleep(3600)  # the step ends here, and is timed
 
     with open_monitor(anyio_backend_name, trace_timing=True) as monitor:
         async with anyio.create_task_group() as group:
             group.start_soon(slow, name="slowpoke")
-            await anyio.sleep(0.05)
+            await chewed.wait()
             report = await in_thread(_doctor, monitor)
             group.cancel_scope.cancel()
     assert "held the loop over 100 ms in one step" in report and "'slowpoke'" in report

@@ -131,10 +131,10 @@ class TrioBackend(Backend):
         if threading.get_ident() == self._thread_id:
             start()
         else:
-            self.call_soon_quietly(start)
-        return lambda: self.call_soon_quietly(scope.cancel)
+            self._call_soon_quietly(start)
+        return lambda: self._call_soon_quietly(scope.cancel)
 
-    def call_soon_quietly(self, callback: Callable[[], None]) -> None:
+    def _call_soon_quietly(self, callback: Callable[[], None]) -> None:
         with contextlib.suppress(LoopUnresponsive):
             self.call_soon(callback)
 
