@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def running_app(*argv: str, cwd: Path = ROOT) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
-    """Start ``python *argv``; yield it, the monitor port it prints, and that line."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def running_app(
+    *argv: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], int, str]]:
+    """Start ``python *argv`` (with *env* added); yield it, the monitor port it prints, and that line."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
         [sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -28,6 +29,19 @@ ALL_BACKENDS = [
     ),
     pytest.param(("trio", {}), id="trio"),
 ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The suite's monitors (and the apps it starts) register in a directory of
+    its own, never among the user's real ones, which ``aiomonitor ls`` lists."""
+    saved = os.environ.get("AIOMONITOR_RUNTIME_DIR")
+    os.environ["AIOMONITOR_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("registry"))
+    yield
+    if saved is None:
+        del os.environ["AIOMONITOR_RUNTIME_DIR"]
+    else:
+        os.environ["AIOMONITOR_RUNTIME_DIR"] = saved
 
 
 @pytest.fixture(params=ALL_BACKENDS)

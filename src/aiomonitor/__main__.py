@@ -1,8 +1,8 @@
-"""``python -m aiomonitor``: connect to a running monitor."""
+"""``python -m aiomonitor``: the ``aiomonitor`` program (see ``_cli``)."""
 
 import sys
 
-from ._client import main
+from ._cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -12,7 +12,6 @@ short-lived connection, so completing never disturbs the session (its
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -25,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ._version import __version__
+from ._registry import Address
 
 IAC, SB, SE, WILL, DO, IP = 255, 250, 240, 251, 253, 244
 NAWS, TTYPE = 31, 24
@@ -39,13 +38,19 @@ HISTORY_FILE = Path.home() / ".aiomonitor_history"
 TASK_ID_COMMANDS = {"where", "w", "cancel"}
 
 
-def connect(host: str, port: int, path: str | None, timeout: float = 5.0) -> socket.socket:
-    if path:
+def connect(address: Address, timeout: float = 5.0) -> socket.socket:
+    """A blocking socket connected to *address* (TCP or unix)."""
+    if address.path:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        sock.connect(path)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address.path)
+        except BaseException:
+            sock.close()
+            raise
     else:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        assert address.port is not None
+        sock = socket.create_connection((address.connectable_host(), address.port), timeout=timeout)
     sock.settimeout(None)
     return sock
 
@@ -155,14 +160,14 @@ class Connection:
 class ServerQueries:
     """Completion data, asked over a separate connection and cached briefly."""
 
-    def __init__(self, host: str, port: int, path: str | None) -> None:
-        self._address = (host, port, path)
+    def __init__(self, address: Address) -> None:
+        self._address = address
         self._cache: dict[str, tuple[float, list[str]]] = {}
         #: Task names by id, shown beside ids in the completion menu.
         self.task_names: dict[str, str] = {}
 
     def _ask(self, line: str) -> str:
-        with contextlib.closing(connect(*self._address, timeout=1.0)) as sock:
+        with contextlib.closing(connect(self._address, timeout=1.0)) as sock:
             sock.settimeout(2.0)
             sock.sendall(line.encode() + b"\r\nexit\r\n")
             chunks = []
@@ -286,36 +291,24 @@ def read_one_line(read_line: Callable[[str], str], prompt: str) -> str | None:
             return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="aiomonitor", description="Connect to a running aiomonitor.")
-    parser.add_argument("-H", "--host", default="127.0.0.1", help="host (default: %(default)s)")
-    parser.add_argument("-p", "--port", type=int, default=None, help="port (default: 50101, or 50102 with --console)")
-    parser.add_argument("-u", "--unix", metavar="PATH", help="connect to a unix socket instead")
-    parser.add_argument("-c", "--console", action="store_true", help="connect to the Python console port")
-    parser.add_argument("--no-history", action="store_true", help=f"do not read or write {HISTORY_FILE}")
-    parser.add_argument("--plain", action="store_true", help="use readline instead of prompt_toolkit")
-    parser.add_argument("--no-color", action="store_true", help="plain output (also when NO_COLOR is set)")
-    parser.add_argument("--version", action="version", version=f"aiomonitor {__version__}")
-    args = parser.parse_args(argv)
-    port = args.port if args.port is not None else (50102 if args.console else 50101)
-    where = args.unix or f"{args.host}:{port}"
+def session(address: Address, *, plain: bool, history: Path | None, no_colour: bool) -> int:
+    """An interactive session with the monitor (or console) at *address*."""
     try:
-        sock = connect(args.host, port, args.unix)
+        sock = connect(address)
     except OSError as exc:
-        print(f"aiomonitor: cannot connect to {where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"aiomonitor: cannot connect to {address}: {exc.strerror or exc}", file=sys.stderr)
         print("Is the app running with the monitor started (and on this address)?", file=sys.stderr)
         return 1
     if sys.stdout.isatty():
         size = shutil.get_terminal_size()
         sock.sendall(naws(size.columns, size.lines))
-    terminal_type = os.environ.get("TERM") if wants_colour(args.no_color) else None
+    terminal_type = os.environ.get("TERM") if wants_colour(no_colour) else None
     if terminal_type:
         sock.sendall(terminal_type_offer())
-    history = None if args.no_history else Path(os.environ.get("AIOMONITOR_HISTORY", HISTORY_FILE))
-    queries = ServerQueries(args.host, port, args.unix)
+    queries = ServerQueries(address)
     with contextlib.closing(sock):
         try:
-            return run(Connection(sock, terminal_type), make_reader(queries, history, args.plain))
+            return run(Connection(sock, terminal_type), make_reader(queries, history, plain))
         except (ConnectionError, BrokenPipeError):
             print("\naiomonitor: the connection was closed.", file=sys.stderr)
             return 0

@@ -5,7 +5,7 @@ The same program as ``python -m aiomonitor`` (``-H/--host``, ``-p/--port``, ...)
 
 from __future__ import annotations
 
-from ._client import main
+from ._cli import main
 
 __all__ = ("main",)
 

@@ -11,6 +11,7 @@ from a backend.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -22,7 +23,7 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from . import _listen
+from . import _listen, _registry
 from ._builtin_commands import BuiltinCommands
 from ._command_loop import CommandLoop
 from ._context import CommandCall, CommandContext
@@ -84,6 +85,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       default) is a stall, remembered with the blocking stack and task even
       when no client is connected (``lag``, ``doctor``); None turns the
       recorder off.  ``max_stalls``: how many are remembered (50).
+    * ``discoverable``: announce this monitor in the per-user registry
+      that ``aiomonitor ls`` and ``aiomonitor -P PID`` read (default True;
+      see ``_registry``).  The entry holds addresses, never the password.
     * ``backend``: monitor something other than an asyncio loop (see
       ``monitor_trio``).
     """
@@ -111,6 +115,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         trace_timing: bool = False,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
         max_stalls: int = DEFAULT_MAX_STALLS,
+        discoverable: bool = True,
         backend: Backend | None = None,
     ) -> None:
         self._host = host or MONITOR_HOST
@@ -142,6 +147,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             backend, stall_threshold if stall_threshold is not None else DEFAULT_STALL_THRESHOLD, max_stalls
         )
         self._records_stalls = stall_threshold is not None
+        self._discoverable = discoverable
+        self._registration: _registry.Registration | None = None
         self._server: MonitorServer | None = None
         self._unix_paths: list[str] = []
         self._started = False
@@ -187,6 +194,26 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._started = True
         for spec in listeners:
             log.info("aiomonitor: listening on %s", _listen.describe(spec.sock))
+        if self._discoverable:
+            self._register()
+
+    def _register(self) -> None:
+        """Announce this monitor for ``aiomonitor ls``; a failure costs only that."""
+        address = _registry.Address.of
+        entry = _registry.this_process(
+            framework=self._backend.framework,
+            monitor=address(self._host, self._port, self._path),
+            console=address(self._host, self._console_port, self._console_path) if self._console_enabled else None,
+            password=self._config.password is not None,
+            prompt=self.prompt,
+        )
+        try:
+            self._registration = _registry.register(entry)
+        except OSError as exc:
+            log.warning("aiomonitor: not listed for 'aiomonitor ls': %s", exc)
+            return
+        # Removed at exit too, for apps that never close their monitor.
+        atexit.register(self._registration.remove)
 
     def _bind(self) -> list[ListenSpec]:
         listeners: list[ListenSpec] = []
@@ -223,6 +250,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         if self._closed:
             return
         self._closed = True
+        if self._registration is not None:
+            self._registration.remove()
+            atexit.unregister(self._registration.remove)
         self._stall_recorder.stop()
         if self._server is not None:
             self._server.stop()
