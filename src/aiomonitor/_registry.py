@@ -51,17 +51,23 @@ def registry_dir() -> Path:
     elif os.environ.get("XDG_RUNTIME_DIR") and os.path.isdir(os.environ["XDG_RUNTIME_DIR"]):
         path = Path(os.environ["XDG_RUNTIME_DIR"]) / "aiomonitor"
     else:
-        path = Path(tempfile.gettempdir()) / f"aiomonitor-{os.getuid()}"
+        path = Path(tempfile.gettempdir()) / f"aiomonitor-{_uid()}"
     with contextlib.suppress(FileExistsError):
         path.mkdir(mode=0o700, parents=True)
     info = os.lstat(path)
     if not stat.S_ISDIR(info.st_mode):
         raise UnsafeRegistry(f"{path} is not a directory (a symlink?)")
+    if not hasattr(os, "getuid"):  # Windows: a per-user temp directory and its ACLs are all we have
+        return path
     if info.st_uid != os.getuid():
         raise UnsafeRegistry(f"{path} belongs to uid {info.st_uid}, not to us")
     if info.st_mode & 0o077:
         raise UnsafeRegistry(f"{path} can be read by others (mode {stat.S_IMODE(info.st_mode):o}); chmod 700 it")
     return path
+
+
+def _uid() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
 
 
 def process_start(pid: int) -> str | None:
