@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from aiomonitor import _query
 from aiomonitor.backends import (
+    MONITOR_TASK_NAME,
     Backend,
     CancelOutcome,
     FrameInfo,
@@ -198,16 +199,54 @@ def test_the_first_few_without_a_full_snapshot_are_the_same_tasks(trace: bool) -
             forever = asyncio.Event()
             tasks = [asyncio.create_task(forever.wait(), name=f"t{i}") for i in range(50)]
             await asyncio.sleep(0)
-            for sort in (None, "id", "age"):
-                for limit in (0, 1, 7, 60):
-                    query = _query.TaskQuery(sort=sort, limit=limit)
-                    fast = _query.select_tasks(backend, query)
-                    full = _query.TaskSelection(backend.snapshot(), query)
-                    assert [t.id for t in fast] == [t.id for t in full], (sort, limit)
-                    assert (fast.total, fast.matched, fast.shown) == (full.total, full.matched, full.shown)
+            same_first_few(backend)
             forever.set()
             await asyncio.gather(*tasks)
         finally:
             backend.detach()
 
     asyncio.run(scenario())
+
+
+def same_first_few(backend: Backend) -> None:
+    """Every fast path answer equals the full snapshot's, by order, limit and totals."""
+    for sort in (None, "id", "age"):
+        for limit in (0, 1, 7, 60):
+            query = _query.TaskQuery(sort=sort, limit=limit)
+            fast = _query.select_tasks(backend, query)
+            full = _query.TaskSelection(backend.snapshot(), query)
+            assert [(t.id, t.parent_id) for t in fast] == [(t.id, t.parent_id) for t in full], (sort, limit)
+            assert (fast.total, fast.matched, fast.shown) == (full.total, full.matched, full.shown)
+
+
+@pytest.mark.parametrize("trace", [False, True])
+def test_the_first_few_on_trio_are_those_of_the_tree_and_of_age(trace: bool) -> None:
+    import trio
+    import trio.testing
+
+    from aiomonitor.backends import trio_backend
+
+    async def scenario() -> None:
+        backend = trio_backend(trace=trace)
+        backend.attach()
+        try:
+            async with trio.open_nursery() as outer:
+                for i in range(20):
+                    outer.start_soon(trio.sleep_forever, name=f"t{i}")
+
+                async def nested() -> None:
+                    async with trio.open_nursery() as inner:
+                        for i in range(25):
+                            inner.start_soon(trio.sleep_forever, name=f"inner{i}")
+
+                outer.start_soon(nested, name="nested")
+                outer.start_soon(trio.sleep_forever, name=MONITOR_TASK_NAME)  # left out, as the monitor's own
+                await trio.testing.wait_all_tasks_blocked()
+                assert backend.snapshot_first(None, 3, MONITOR_TASK_NAME) is not None, "the fast path is taken"
+                assert backend.snapshot_first("age", 3, MONITOR_TASK_NAME) is not None
+                same_first_few(backend)
+                outer.cancel_scope.cancel()
+        finally:
+            backend.detach()
+
+    trio.run(scenario)

@@ -44,7 +44,8 @@ TASK_SORT_KEYS: Mapping[str, Callable[[TaskSnapshot], Any]] = {
     "id": lambda t: t.id,
     "name": lambda t: t.name,
     "state": lambda t: t.state,
-    "age": lambda t: t.created_at if t.created_at is not None else float("inf"),
+    # Ties (tasks made before tracing began) by id, as the fast paths order them.
+    "age": lambda t: (t.created_at if t.created_at is not None else float("inf"), t.id),
     "busy": lambda t: -(t.busy or 0.0),
 }
 
@@ -152,7 +153,7 @@ def select_tasks(backend: Backend, query: TaskQuery = TaskQuery()) -> TaskSelect
     """
     if query.limit is not None and not query.filters and query.sort in (None, "id", "age"):
         skip = None if query.include_own else MONITOR_TASK_NAME
-        first = backend.snapshot_first(query.sort or "id", query.limit, skip)
+        first = backend.snapshot_first(query.sort, query.limit, skip)
         if first is not None:
             chosen, total = first
             return TaskSelection(chosen, query, total=total)

@@ -236,9 +236,11 @@ class Backend(abc.ABC):
         held.  Produced and dropped one at a time, they balance.
         """
 
-    def snapshot_first(self, order: str, count: int, skip_name: str | None) -> tuple[list[TaskSnapshot], int] | None:
-        """The first *count* live tasks by *order* (``"id"``, or ``"age"`` oldest
-        first) not named *skip_name*, found from a cheap attribute per task and
+    def snapshot_first(
+        self, order: str | None, count: int, skip_name: str | None
+    ) -> tuple[list[TaskSnapshot], int] | None:
+        """The first *count* live tasks by *order* (``"id"``, ``"age"`` oldest
+        first, or None: the order of :meth:`snapshot`) not named *skip_name*, found from a cheap attribute per task and
         snapshotted alone, with how many such tasks live; or None when this
         backend can't (the caller then sorts a full snapshot).
 
