@@ -7,6 +7,7 @@ import gc
 import sys
 import threading
 from collections.abc import Iterator
+from typing import TextIO, cast
 
 import pytest
 
@@ -103,3 +104,36 @@ async def test_commands_change_settings_only_while_computing(anyio_backend_name:
         assert gc.isenabled()
         assert sys.getswitchinterval() == pytest.approx(0.005)
         assert not is_active()
+
+
+def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
+    """More stuck clients than turns: another session's output still goes through."""
+    from aiomonitor import _heavy
+    from aiomonitor._context import CommandBase
+    from aiomonitor._streams import HIGH_WATER, SessionOutput
+
+    class Writer(CommandBase):
+        def __init__(self, sout: SessionOutput) -> None:
+            self._sout = cast("TextIO", sout)
+
+    def stuck_output() -> SessionOutput:
+        output = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+        output.write_encoded(b"x" * (HIGH_WATER + 1))  # a client that reads nothing: full
+        return output
+
+    stuck = [stuck_output() for _ in range(_heavy.OUTPUT_TURNS + 1)]
+    writers = [threading.Thread(target=Writer(output)._write_all, args=((b"more",),)) for output in stuck]
+    for thread in writers:
+        thread.start()
+    try:
+        healthy = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+        done = threading.Thread(target=Writer(healthy)._write_all, args=((b"answer",),))
+        done.start()
+        done.join(timeout=10)
+        assert not done.is_alive(), "the healthy session waited for a turn held by a stuck one"
+        assert healthy.take() == b"answer"
+    finally:
+        for output in stuck:
+            output.shut()
+        for thread in writers:
+            thread.join(timeout=10)

@@ -20,9 +20,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from . import _query
 from ._format import DEFAULT_WIDTH
-from ._heavy import heavy_section, output_section
+from ._heavy import heavy_section, output_section, output_turn
 from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork
+from ._streams import HIGH_WATER
 from ._style import PLAIN, Style
 
 T = TypeVar("T")
@@ -165,9 +166,18 @@ class CommandBase:
     def _write_all(self, text: Text) -> None:
         """Write what ``_compute_text`` made (a worker thread: waits for a slow client)."""
         write_encoded = getattr(self._sout, "write_encoded", None)
+        wait_for_room = getattr(self._sout, "wait_for_room", None)
         with output_section():
             for chunk in text:
-                if write_encoded is not None:
+                if write_encoded is not None and wait_for_room is not None:
+                    # Pieces that fit under the high-water mark: after the wait
+                    # for room (where a slow client keeps us, holding no turn),
+                    # the write cannot block.
+                    for start in range(0, len(chunk), HIGH_WATER):
+                        wait_for_room()
+                        with output_turn():
+                            write_encoded(chunk[start : start + HIGH_WATER])
+                elif write_encoded is not None:
                     write_encoded(chunk)
                 else:  # a ``_sout`` replaced by the user: plain text, plain line ends
                     self._sout.write(chunk.decode().replace("\r\n", "\n"))

@@ -114,6 +114,26 @@ def _collector_paused() -> Iterator[None]:
                 gc.enable()
 
 
+#: Worker threads copying output at once (see output_turn).
+OUTPUT_TURNS = 2
+_output_turns = threading.BoundedSemaphore(OUTPUT_TURNS)
+
+
+@contextlib.contextmanager
+def output_turn() -> Iterator[None]:
+    """Take one of a few turns to copy output into a session's buffer.
+
+    Fifty clients sharing one ``ps`` woke fifty worker threads at once, all
+    wanting the GIL to copy their answer; the GIL goes to any waiting thread,
+    not in turn, so the app's loop waited behind many of them (23-47 ms worst
+    stall measured with ``benchmarks/run.py --only concurrency``).  Threads
+    waiting for a turn wait on a semaphore, without the GIL.  Take a turn only
+    around copying that cannot block: never while waiting for a client.
+    """
+    with _output_turns:
+        yield
+
+
 def is_active() -> bool:
     """Whether any section is open now (for tests)."""
     with _lock:

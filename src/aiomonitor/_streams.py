@@ -75,6 +75,16 @@ class SessionOutput(io.TextIOBase):
         for start in range(0, len(data), HIGH_WATER):
             self._put(data[start : start + HIGH_WATER], block=True)
 
+    def wait_for_room(self) -> None:
+        """Block until the buffer is below its high-water mark (or the client is gone).
+
+        After it, a write of at most ``HIGH_WATER`` bytes from this thread
+        does not wait: only the session's one command writes here, and the
+        server only drains.
+        """
+        with self._cond:
+            self._wait_for_room()
+
     def write_nowait(self, s: str) -> int:
         self._put(encode_output(s), block=False)
         return len(s)
