@@ -204,13 +204,15 @@ async def test_a_client_that_never_reads_stalls_nobody(anyio_backend_name: str) 
             stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             stuck.sendall(b"flood\r\n")
             stuck_peer = "{}:{}".format(*stuck.getsockname())
+            before = ticks
             with Client(monitor.port) as other:
                 await in_thread(other.start)
                 assert stuck_peer in await in_thread(other.command, "who")
-                before = ticks
                 for _ in range(5):
                     assert (await in_thread(other.command, "help ps")).startswith("ps ")
-                assert ticks > before  # the app kept running meanwhile
+                # The app's loop ticks on while the client is still stuck.
+                assert await in_thread(poll, lambda: ticks > before)
+                assert stuck_peer in await in_thread(other.command, "who")
 
                 def dropped() -> bool:  # cut off after write_timeout, without having read
                     return stuck_peer not in other.command("who")
