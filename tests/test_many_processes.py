@@ -117,6 +117,8 @@ def test_dash_p_runs_one_command_in_that_process_only() -> None:
         assert missing.returncode == 1 and "no monitor in process 99999999" in missing.stderr
         interactive = aiomonitor("-P", str(alpha.pid), "-c", "top")
         assert interactive.returncode == 1 and "interactive" in interactive.stderr
+        both = aiomonitor("-P", str(alpha.pid), "-p", "50101", "-c", "ps")
+        assert both.returncode == 2 and "give one of -P, -u and -p" in both.stderr
 
 
 def test_dash_p_over_a_unix_socket(tmp_path: Path) -> None:

@@ -106,6 +106,8 @@ def _connect(argv: list[str]) -> int:
         if args.pid or args.unix or args.console:
             parser.error("--all goes to every monitor: it takes no -P, -u or --console")
         return _everywhere(args.command, args.timeout, args.prefix)
+    if sum((args.pid is not None, args.unix is not None, args.port is not None)) > 1:
+        parser.error("give one of -P, -u and -p")
     if args.command and args.console:
         parser.error("-c runs monitor commands; the console is interactive (drop --console)")
     prompt = _oneshot.DEFAULT_PROMPT

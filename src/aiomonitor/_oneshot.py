@@ -32,6 +32,8 @@ _TASK_COUNT = re.compile(r"(\d+) tasks? running")
 #: whole, as ``ps -w`` does.  (Not 0xFFFF: a 255 byte inside a telnet
 #: subnegotiation would have to be doubled.)
 UNLIMITED_COLUMNS = 9999
+#: Commands after which no prompt comes: the session ends.
+SESSION_ENDING_COMMANDS = frozenset({"exit", "quit", "q"})
 #: Commands that wait for keys of their own: nothing would ever end them here.
 INTERACTIVE_COMMANDS = frozenset({"top", "console"})
 
@@ -170,7 +172,11 @@ def run_line(
         while not reader.closed:
             reader.more()
     output, found, _ = reader.text.rpartition(prompt)
-    return output if found else reader.text
+    if found:
+        return output
+    if words and words[0] in SESSION_ENDING_COMMANDS:
+        return reader.text
+    raise NoAnswer("the monitor closed the connection before the answer ended")
 
 
 def task_count(address: Address, *, prompt: str, password: str | None, timeout: float) -> int | None:

@@ -240,9 +240,10 @@ class Backend(abc.ABC):
         self, order: str | None, count: int, skip_name: str | None
     ) -> tuple[list[TaskSnapshot], int] | None:
         """The first *count* live tasks by *order* (``"id"``, ``"age"`` oldest
-        first, or None: the order of :meth:`snapshot`) not named *skip_name*, found from a cheap attribute per task and
-        snapshotted alone, with how many such tasks live; or None when this
-        backend can't (the caller then sorts a full snapshot).
+        first, or None: the order of :meth:`snapshot`) not named *skip_name*,
+        found from a cheap attribute per task and snapshotted alone, with how
+        many such tasks live; or None when this backend can't (the caller then
+        sorts a full snapshot).
 
         ``ps -n 20`` at 100k tasks needs 20 snapshots, not 100k.
         """

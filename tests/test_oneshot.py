@@ -1,0 +1,96 @@
+"""``aiomonitor -c`` against scripted servers: what a real monitor rarely does
+on demand (closing mid-answer, never answering, asking twice for a password)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from aiomonitor import _oneshot
+from aiomonitor._registry import Address
+
+PROMPT = b"monitor >>> "
+
+
+@contextmanager
+def scripted_server(script: Callable[[socket.socket], None]) -> Iterator[Address]:
+    """A one-connection server on a free port that runs *script* on the connection."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            script(connection)
+            done.wait(30)  # keep the connection open until the test has looked
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield Address("127.0.0.1", listener.getsockname()[1])
+    finally:
+        done.set()
+        thread.join(30)
+        listener.close()
+
+
+def read_line(connection: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = connection.recv(1)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_the_answer_is_what_lies_between_the_prompts_after_the_password() -> None:
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"Password: ")
+        assert read_line(connection) == b"s3cret\r\n"
+        connection.sendall(b"\r\nAsyncio Monitor: 3 tasks running\r\n\r\n" + PROMPT)
+        request = read_line(connection)
+        connection.sendall(b"answer to " + request.split(b"\xff\xf0")[-1].strip() + b"\r\n" + PROMPT)
+        read_line(connection)  # exit
+        connection.shutdown(socket.SHUT_WR)
+
+    with scripted_server(script) as address:
+        assert _oneshot.run_line(address, "ps", password="s3cret", timeout=10) == "answer to ps\n"
+
+
+def test_a_connection_closed_mid_answer_is_no_answer() -> None:
+    def script(connection: socket.socket) -> None:
+        connection.sendall(PROMPT)
+        read_line(connection)
+        connection.sendall(b"Task ID  State\r\n1234  pen")
+        connection.shutdown(socket.SHUT_WR)
+
+    with scripted_server(script) as address, pytest.raises(_oneshot.NoAnswer, match="before the answer ended"):
+        _oneshot.run_line(address, "ps", timeout=10)
+
+
+def test_a_silent_monitor_costs_the_timeout_and_says_so() -> None:
+    with scripted_server(lambda connection: None) as address:
+        with pytest.raises(_oneshot.TimedOut) as caught:
+            _oneshot.run_line(address, "ps", timeout=0.5)
+    assert _oneshot.reason(caught.value, 0.5) == "no answer within 0.5 s"
+
+
+def test_no_password_to_give_is_said_before_anything_is_sent() -> None:
+    received: list[bytes] = []
+
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"Password: ")
+        connection.settimeout(1)
+        try:
+            received.append(connection.recv(100))
+        except OSError:
+            received.append(b"")
+
+    with scripted_server(script) as address, pytest.raises(_oneshot.PasswordNeeded):
+        _oneshot.run_line(address, "ps", password=None, timeout=10)
+    assert received == [b""], "nothing, not even the command, was sent to a password prompt"
