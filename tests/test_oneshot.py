@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from aiomonitor import _oneshot
 from aiomonitor._registry import Address
@@ -94,3 +97,21 @@ def test_no_password_to_give_is_said_before_anything_is_sent() -> None:
     with scripted_server(script) as address, pytest.raises(_oneshot.PasswordNeeded):
         _oneshot.run_line(address, "ps", password=None, timeout=10)
     assert received == [b""], "nothing, not even the command, was sent to a password prompt"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=400), st.sampled_from([None, "pw"]))
+def test_whatever_a_server_sends_ends_in_an_answer_or_a_one_line_reason(sent: bytes, password: str | None) -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        theirs.sendall(sent)
+        theirs.shutdown(socket.SHUT_WR)  # then it hangs up
+        outcome: str | _oneshot.NoAnswer
+        try:
+            outcome = _oneshot._greeting(ours, _oneshot._Reader(ours, time.monotonic() + 5), "monitor >>> ", password)
+        except _oneshot.NoAnswer as exc:
+            outcome = exc
+    if isinstance(outcome, _oneshot.NoAnswer):  # said on one printable line, and not a timeout: it hung up
+        assert str(outcome).isprintable() and not isinstance(outcome, _oneshot.TimedOut)
+    else:
+        assert isinstance(outcome, str)

@@ -141,7 +141,8 @@ def _greeting(sock: socket.socket, reader: _Reader, prompt: str, password: str |
         reader.more()
         if reader.closed:
             said = reader.text.strip().splitlines()
-            raise NoAnswer(f"the monitor closed the connection: {said[-1] if said else 'nothing said'}")
+            last = "".join(c if c.isprintable() else "?" for c in said[-1][:200]) if said else "nothing said"
+            raise NoAnswer(f"the monitor closed the connection: {last}")
     return reader.take().rpartition(prompt)[0]
 
 
