@@ -62,7 +62,7 @@ def test_two_apps_are_listed_and_vanish_when_they_exit_or_are_killed(registry: P
         assert set(entries) == {first.pid, second.pid}
         assert entries[first.pid]["framework"] == "asyncio"
         assert entries[first.pid]["program"] == "monitored.py first"
-        assert entries[first.pid]["reachable"] is True
+        assert entries[first.pid]["reachable"] is True and entries[first.pid]["locked"] is False
         tasks = entries[first.pid]["tasks"]
         assert isinstance(tasks, int) and tasks >= 2
 
@@ -131,7 +131,8 @@ def test_dash_p_over_a_unix_socket(tmp_path: Path) -> None:
 
 def test_a_password_comes_from_the_environment_never_the_command_line() -> None:
     with running_app(str(PROGRAMS / "monitored.py"), "locked", env={"APP_PASSWORD": "s3cret"}) as (process, _, _):
-        assert listed()[process.pid]["password"] is True
+        entry = listed()[process.pid]
+        assert entry["password"] is True and entry["locked"] is True and entry["reachable"] is True
         assert "locked" in aiomonitor("ls").stdout.splitlines()[1].split()
 
         without = aiomonitor("-P", str(process.pid), "-c", "ps")

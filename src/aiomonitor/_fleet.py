@@ -68,7 +68,9 @@ def list_monitors(entries: list[Entry], *, password: str | None, timeout: float,
             record.update(
                 address=str(entry.monitor),
                 tasks=tasks if isinstance(tasks, int) else None,
-                reachable=not isinstance(tasks, _oneshot.NoAnswer),
+                # A monitor asking for a password we lack answers; it is locked, not gone.
+                reachable=isinstance(tasks, _oneshot.PasswordNeeded) or not isinstance(tasks, _oneshot.NoAnswer),
+                locked=isinstance(tasks, _oneshot.PasswordNeeded),
                 uptime=round(entry.uptime(now), 1),
             )
             out.write(json.dumps(record) + "\n")
