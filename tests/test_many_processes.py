@@ -121,6 +121,21 @@ def test_dash_p_runs_one_command_in_that_process_only() -> None:
         assert both.returncode == 2 and "give one of -P, -u and -p" in both.stderr
 
 
+def test_a_reader_that_leaves_early_is_no_error() -> None:
+    """``aiomonitor -c ps | head``: the pipe closes before the answer is written."""
+    with monitored("piped") as app:
+        reader = subprocess.Popen(
+            [sys.executable, "-m", "aiomonitor", "-P", str(app.pid), "-c", "ps"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert reader.stdout is not None
+        reader.stdout.close()  # before the interpreter it runs has even started
+        _, errors = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
 def test_dash_p_over_a_unix_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "app.sock")
     with monitored("unix", path) as process:

@@ -32,17 +32,24 @@ DEFAULT_CONSOLE_PORT = 50102
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["ls"]:
-        return _ls(argv[1:])
-    if argv[:1] == ["run"]:
+    if argv[:1] == ["run"]:  # the program's own errors are its own: nothing is caught around it
         from ._run import main as run_main
 
         return run_main(argv[1:])
-    if argv[:1] == ["attach"]:
-        from ._attach import main as attach_main
+    try:
+        if argv[:1] == ["ls"]:
+            return _ls(argv[1:])
+        if argv[:1] == ["attach"]:
+            from ._attach import main as attach_main
 
-        return attach_main(argv[1:])
-    return _connect(argv)
+            return attach_main(argv[1:])
+        return _connect(argv)
+    except BrokenPipeError:
+        # Whoever read our output left (``aiomonitor -c ps | head``): not a
+        # failure of ours.  Point stdout at nothing, so the flush at exit
+        # does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def password_for(needed: bool) -> str | None:
