@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _registry
+from ._cli import PASSWORD_ENV
 
 #: Monitors started in this process by ``attach``, kept alive here: nothing
 #: else in the process holds them.  Only ``start_in_running_loop`` adds to it.
@@ -75,7 +76,7 @@ def main(argv: list[str]) -> int:
         )
         return 2
     known = {entry.monitor for entry in _registry.live_entries() if entry.pid == args.pid}
-    options = {"port": args.port, "console_port": args.console_port, "password": os.environ.get("AIOMONITOR_PASSWORD")}
+    options = {"port": args.port, "console_port": args.console_port, "password": os.environ.get(PASSWORD_ENV)}
     with tempfile.NamedTemporaryFile("w", suffix=".py", prefix="aiomonitor-attach-", delete=False) as file:
         file.write(_script(options))  # mode 0600: only this user (and the target, the same user) reads it
     try:

@@ -167,8 +167,9 @@ def _output_columns() -> int:
 
 
 def _everywhere(line: str, timeout: float, prefix: bool) -> int:
-    if line.split()[:1] and line.split()[0] in _oneshot.INTERACTIVE_COMMANDS:
-        return _fail(f"{line.split()[0]} is interactive; run it in a session (aiomonitor -P PID)")
+    problem = _oneshot.refusal(line)
+    if problem is not None:
+        return _fail(problem)
     try:
         entries = _registry.live_entries()
     except OSError as exc:

@@ -46,6 +46,14 @@ class TimedOut(NoAnswer):
     """The monitor accepted the connection but did not answer in time (a stopped process does that)."""
 
 
+def refusal(line: str) -> str | None:
+    """Why *line* can't run without a person at the keyboard, or None when it can."""
+    words = line.split()
+    if words and words[0] in INTERACTIVE_COMMANDS:
+        return f"{words[0]} is interactive; run it in a session (aiomonitor -P PID)"
+    return None
+
+
 def reason(exc: NoAnswer, timeout: float) -> str:
     """What went wrong, for the user."""
     return f"no answer within {timeout:g} s" if isinstance(exc, TimedOut) else str(exc)
@@ -157,9 +165,10 @@ def run_line(
 ) -> str:
     """The output of *line* on the monitor at *address* (without prompts),
     with tables as wide as *columns* (by default never shortened)."""
+    problem = refusal(line)
+    if problem is not None:
+        raise ValueError(problem)
     words = line.split()
-    if words and words[0] in INTERACTIVE_COMMANDS:
-        raise ValueError(f"{words[0]} is interactive; run it in a session (aiomonitor -P PID)")
     deadline = time.monotonic() + timeout
     login = log_in(address, prompt=prompt, password=password, deadline=deadline)
     with contextlib.closing(login.sock) as sock:
