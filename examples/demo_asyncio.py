@@ -99,6 +99,8 @@ async def main(port: int, console_port: int, **options: Any) -> None:
     ) as monitor:
         print(f"Demo running. Connect with: python -m aiomonitor -p {monitor.port}", flush=True)
         print(f"  or: nc 127.0.0.1 {monitor.port}   (console: nc 127.0.0.1 {monitor.console_port})", flush=True)
+        if monitor.web_url is not None:
+            print(f"  or in a browser: {monitor.web_url}", flush=True)
         print(TRY_FIRST if options.get("trace_tasks") else TRY_FIRST_UNTRACED, flush=True)
         async with asyncio.TaskGroup() if hasattr(asyncio, "TaskGroup") else _Group() as group:
             for number in range(3):
@@ -134,10 +136,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--trace", action="store_true", help="trace tasks, time their steps and keep the last 500 ended ones"
     )
+    parser.add_argument(
+        "--web-port", type=int, default=None, help="also serve the web dashboard there (0: a free port; needs [web])"
+    )
     args = parser.parse_args()
     options: dict[str, Any] = {}
     if args.trace:
         options = {"trace_tasks": True, "trace_timing": True, "max_termination_history": 500}
+    if args.web_port is not None:
+        options["web_port"] = args.web_port
     runner = asyncio.run
     if args.uvloop:
         import uvloop

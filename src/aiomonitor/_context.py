@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from . import _query
 from ._format import DEFAULT_WIDTH
-from ._heavy import heavy_section, output_section, output_turn
+from ._heavy import output_section, output_turn
 from ._protocol.telnet import encode_output
-from ._shared_work import SharedWork
+from ._shared_work import SharedWork, compute
 from ._streams import HIGH_WATER
 from ._style import PLAIN, Style
 
@@ -147,12 +147,7 @@ class CommandBase:
         what to write and the caller writes it afterwards, so a slow reader
         never holds up the others.
         """
-
-        def in_heavy_section() -> T:
-            with heavy_section():
-                return func(*args)
-
-        return self._context.shared_work.run(in_heavy_section, share)
+        return compute(self._context.shared_work, func, *args, share=share)
 
     def _compute_text(self, func: Callable[..., Iterable[str]], *args: Any, share: Hashable | None = None) -> Text:
         """``_compute`` for a command's text: encoded for the client once, in

@@ -6,7 +6,6 @@ blocked app is diagnosed rather than waited for."""
 from __future__ import annotations
 
 import json
-import time
 
 from . import _diagnosis, _doctor_query, _json
 from ._context import CommandBase
@@ -33,12 +32,9 @@ class DoctorCommands(CommandBase):
             self._sout.write(f"doctor takes only -j, not {unknown[0]!r}\n")
             return
         context = self._context
-        inputs = (context.backend, context.stall_recorder, context.cancel_memory)
-        result = self._compute(_doctor_query.diagnose, *inputs, share=("doctor",))
-        if _doctor_query.needs_confirming(result):
-            time.sleep(_doctor_query.SETTLE_TIME)  # outside the heavy section: the loop runs on
-            again = self._compute(_doctor_query.diagnose, *inputs, share=("doctor", "again", id(result)))
-            result = _doctor_query.confirmed(result, again)
+        result = _doctor_query.diagnose_settled(
+            self._compute, context.backend, context.stall_recorder, context.cancel_memory
+        )
         if args:
             self._sout.write(json.dumps(_json.diagnosis(result)) + "\n")
             return

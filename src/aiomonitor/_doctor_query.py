@@ -11,8 +11,9 @@ from __future__ import annotations
 import heapq
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from . import _diagnosis, _graph
 from ._stalls import StallRecorder
@@ -99,6 +100,24 @@ def _diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -
 #: reported (see :func:`confirmed`), and how long that moment is.
 CONFIRMED_CHECKS = frozenset({"deadlock", "await-cycle", "orphaned-wait"})
 SETTLE_TIME = 0.05
+
+
+class Compute(Protocol):
+    """``_shared_work.compute`` bound to a monitor's work: runs a diagnosis."""
+
+    def __call__(self, func: Callable[..., Diagnosis], *args: Any, share: Hashable | None = None) -> Diagnosis: ...
+
+
+def diagnose_settled(compute: Compute, backend: Backend, recorder: StallRecorder, memory: CancelMemory) -> Diagnosis:
+    """A diagnosis, confirmed by a second look after ``SETTLE_TIME`` when a
+    finding could be a moment's coincidence (the loop runs on in between)."""
+    inputs = (backend, recorder, memory)
+    result = compute(diagnose, *inputs, share=("doctor",))
+    if needs_confirming(result):
+        time.sleep(SETTLE_TIME)  # outside the heavy section: the loop runs on
+        again = compute(diagnose, *inputs, share=("doctor", "again", id(result)))
+        result = confirmed(result, again)
+    return result
 
 
 def needs_confirming(result: Diagnosis) -> bool:

@@ -1,19 +1,25 @@
-"""Query results as JSON-ready dicts: what ``-j`` prints, and what a web API
-will serve.  Pure: plain values in, plain dicts out, no I/O."""
+"""Query results as JSON-ready dicts: what ``-j`` prints, and what the web API
+serves.  Pure: plain values in, plain dicts out, no I/O (but source lines
+read through ``linecache``, as tracebacks do)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import linecache
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from . import _graph
+from . import _format, _graph
 from ._diagnosis import Finding
 from ._doctor_query import Diagnosis
-from ._query import AwaitTree
+from ._query import AwaitTree, BlockedLoop, ClientInfo, TaskDetail
+from ._stalls import Stall
 from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
+
+#: Frames of a stack, and links of a creation chain, given at most (the innermost).
+MAX_FRAMES = 200
 
 
 def location(frame: FrameInfo | None) -> dict[str, Any] | None:
@@ -100,3 +106,62 @@ def finding(item: Finding) -> dict[str, Any]:
 
 def diagnosis(result: Diagnosis) -> dict[str, Any]:
     return {"tasks": result.tasks, "problems": len(result.findings), "findings": [finding(f) for f in result.findings]}
+
+
+def frames(stack: Sequence[FrameInfo]) -> list[dict[str, Any]]:
+    """Frames with their source lines, innermost last."""
+    return [
+        {
+            "file": frame.filename,
+            "line": frame.lineno,
+            "function": frame.name,
+            "source": linecache.getline(frame.filename, frame.lineno).strip(),
+        }
+        for frame in stack[-MAX_FRAMES:]
+    ]
+
+
+def task_detail(snapshot: TaskSnapshot, detail: TaskDetail) -> dict[str, Any]:
+    """A task as ``ps -j`` gives it, with what ``where`` adds: stack, wait,
+    canceller and creation chain."""
+    chain = detail.record.chain() if detail.record is not None else ()
+    canceller = detail.canceller
+    return {
+        **task(snapshot),
+        "stack": frames(detail.stack),
+        "wait": None if detail.wait is None else _format.wait_lines(detail.wait, detail.wait_names).splitlines(),
+        "canceller": None
+        if canceller is None
+        else {"task_id": canceller.task_id, "task_name": canceller.task_name, "stack": frames(canceller.stack)},
+        "creation_chain": [
+            {"task_id": link.task_id, "name": detail.chain_names.get(link.task_id), "created": location(link.created)}
+            for link in chain[-MAX_FRAMES:]
+        ],
+        "earlier_creators": chain[0].depth if chain else 0,
+    }
+
+
+def stall(item: Stall) -> dict[str, Any]:
+    return {
+        "started_at": item.started_at,
+        "duration": item.duration,
+        "task_id": item.task_id,
+        "task_name": item.task_name,
+        "stack": frames(item.stack),
+        "samples": item.samples,
+        "matching_samples": item.matching_samples,
+    }
+
+
+def blocked(item: BlockedLoop, names_of: Callable[[Collection[int]], dict[int, str]]) -> dict[str, Any]:
+    names = names_of([item.task_id]) if item.task_id is not None else {}
+    return {
+        "for": item.blocked_for,
+        "task_id": item.task_id,
+        "task_name": names.get(item.task_id) if item.task_id is not None else None,
+        "stack": frames(item.stack),
+    }
+
+
+def client(item: ClientInfo) -> dict[str, Any]:
+    return {"peer": item.peer, "kind": item.kind, "connected_for": item.connected_for, "running": item.running}

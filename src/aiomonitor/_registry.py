@@ -21,8 +21,10 @@ write in ``Monitor.start()``.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import logging
 import os
 import secrets
 import stat
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from ._version import __version__
+
+log = logging.getLogger("aiomonitor")
 
 ENV_DIR = "AIOMONITOR_RUNTIME_DIR"
 #: Bumped when a field changes meaning; readers skip entries of other versions.
@@ -226,6 +230,11 @@ class Registration:
         with contextlib.suppress(OSError):
             self.path.unlink()
 
+    def withdraw(self) -> None:
+        """Remove the entry now, and forget the removal at exit."""
+        self.remove()
+        atexit.unregister(self.remove)
+
 
 def register(entry: Entry) -> Registration:
     """Write *entry* atomically; ``OSError`` (``UnsafeRegistry`` included) if it can't be."""
@@ -242,6 +251,18 @@ def register(entry: Entry) -> Registration:
             os.unlink(temporary)
         raise
     return Registration(final)
+
+
+def announce(entry: Entry) -> Registration | None:
+    """``register``, removed again at exit (for apps that never close their
+    monitor); a failure is logged and costs only the listing."""
+    try:
+        registration = register(entry)
+    except OSError as exc:
+        log.warning("aiomonitor: not listed for 'aiomonitor ls': %s", exc)
+        return None
+    atexit.register(registration.remove)
+    return registration
 
 
 def live_entries() -> list[Entry]:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,6 +28,9 @@ from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
 from ._socket_stream import ClientSocket
 from ._watchdog import PING_INTERVAL, LoopWatchdog
 from ._workers import WorkerPool
+
+if TYPE_CHECKING:
+    from ._web_server import WebListener
 
 log = logging.getLogger("aiomonitor")
 
@@ -59,8 +62,10 @@ class MonitorServer:
         listeners: list[ListenSpec],
         watchdog: LoopWatchdog,
         name: str,
+        web: WebListener | None = None,
     ) -> None:
         self._host = host
+        self._web = web
         self._config = config
         self._listeners = listeners
         self._watchdog = watchdog
@@ -124,10 +129,14 @@ class MonitorServer:
             self._acceptor.close_in_forked_child()
         for conn in [*self._connections, *self._logins]:
             conn.close_in_forked_child()
+        if self._web is not None:
+            self._web.close_in_forked_child()
 
     def _close_sockets(self) -> None:
         for spec in self._listeners:
             spec.sock.close()
+        if self._web is not None:
+            self._web.sock.close()
 
     def _thread_main(self) -> None:
         try:
@@ -156,6 +165,8 @@ class MonitorServer:
                 for spec in self._listeners:
                     tg.start_soon(acceptor.accept_loop, spec.sock, spec.console_only)
                 tg.start_soon(acceptor.usher)
+                if self._web is not None:
+                    tg.start_soon(self._web.serve, tg, self._workers.run)
                 self._ready.set()
                 await self._stop_requested.wait()
                 await self._say_goodbye()

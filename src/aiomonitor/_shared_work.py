@@ -19,6 +19,8 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
+from ._heavy import heavy_section
+
 T = TypeVar("T")
 
 
@@ -31,6 +33,19 @@ class _Batch:
         self.done = threading.Event()
         self.result: Any = None
         self.error: BaseException | None = None
+
+
+def compute(work: SharedWork, func: Callable[..., T], *args: Any, share: Hashable | None = None) -> T:
+    """``func(*args)`` in *work*'s turn and in a heavy section (the collector
+    paused, the GIL handed over often: see ``_heavy``), shared with identical
+    requests (same *share* key) waiting together.  What telnet commands and
+    the web API compute goes through here."""
+
+    def in_heavy_section() -> T:
+        with heavy_section():
+            return func(*args)
+
+    return work.run(in_heavy_section, share)
 
 
 class SharedWork:

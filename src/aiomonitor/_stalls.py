@@ -16,6 +16,11 @@ as long as the monitor does:
   what blocked it; the samples can.  A stall over before the thread looked
   is remembered without a stack.
 
+The loop's lag over the last minutes (the web dashboard's chart, the
+``aiomonitor_loop_lag_peak_seconds`` metric) comes from the same beats: each
+beat keeps the worst lateness seen (one compare), and the thread, once a
+second, moves that peak into a history of ``LAG_HISTORY`` seconds.
+
 Cost contract, measured by ``python benchmarks/run.py --only recorder``: a
 busy loop runs one due timer per beat in an iteration it makes anyway; an
 idle loop wakes once per beat (20 a second by default) and the thread ten
@@ -45,6 +50,8 @@ BEATS_PER_THRESHOLD = 2
 SAMPLES_PER_THRESHOLD = 5
 #: The innermost frames kept of a sampled stack.
 STACK_DEPTH = 30
+#: Seconds of per-second lag peaks remembered (five minutes).
+LAG_HISTORY = 300
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,12 @@ class StallRecorder:
         self._last_beat: float | None = None
         self._beats = 0
         self._late_beats: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_stalls)
+        #: The worst lateness of a beat since the thread last looked (the
+        #: loop raises it, the thread takes and resets it: a beat landing
+        #: between the two is lost, a few microseconds' window once a second).
+        self._lag_peak = 0.0
+        self._lag_history: collections.deque[tuple[float, float]] = collections.deque(maxlen=LAG_HISTORY)
+        self._next_lag_second = 0.0
         self.started_at: float | None = None
 
     # -- lifecycle (the Monitor's) ------------------------------------------------
@@ -131,6 +144,20 @@ class StallRecorder:
         """How many stalls were seen since the start (more than are remembered)."""
         return self._count
 
+    def lag_history(self) -> tuple[tuple[float, float], ...]:
+        """(wall-clock second, worst beat lateness in it), oldest first, for the
+        last ``LAG_HISTORY`` seconds the recorder ran."""
+        with self._lock:
+            return tuple(self._lag_history)
+
+    def heartbeat_age(self) -> float | None:
+        """How overdue the loop's next beat is now (0.0 while it beats on
+        time; None before its first beat): how long a stuck loop has been stuck."""
+        last = self._last_beat
+        if last is None:
+            return None
+        return max(0.0, time.monotonic() - last - self.beat_interval)
+
     @property
     def beats(self) -> int:
         """How many times the loop has beaten (0 until it runs)."""
@@ -144,8 +171,12 @@ class StallRecorder:
         last = self._last_beat
         self._last_beat = now
         self._beats += 1
-        if last is not None and now - last - self.beat_interval >= self.threshold:
-            self._late_beats.append((last + self.beat_interval, now - last - self.beat_interval))
+        if last is not None:
+            lateness = now - last - self.beat_interval
+            if lateness > self._lag_peak:
+                self._lag_peak = lateness
+            if lateness >= self.threshold:
+                self._late_beats.append((last + self.beat_interval, lateness))
 
     # -- the thread ------------------------------------------------------------------
 
@@ -155,6 +186,7 @@ class StallRecorder:
         stuck_since: float | None = None  # the overdue beat's due time, while it is overdue
         pause = self.threshold
         while not self._stop.wait(pause):
+            self._keep_lag_peak()
             while self._late_beats:
                 due, lateness = self._late_beats.popleft()
                 sampled = stuck_since is not None and abs(stuck_since - due) < self.beat_interval
@@ -176,6 +208,23 @@ class StallRecorder:
             if stack:
                 samples[stack] += 1
             pause = self.threshold / SAMPLES_PER_THRESHOLD
+
+    def _keep_lag_peak(self) -> None:
+        """Once a second: the past second's worst lateness into the history.
+
+        A loop stuck right now has not beaten late yet; its overdue time
+        counts as lateness so far, so the chart shows a stall as it happens.
+        """
+        now = time.monotonic()
+        if now < self._next_lag_second:
+            return
+        self._next_lag_second = now + 1.0
+        peak, self._lag_peak = self._lag_peak, 0.0
+        overdue = self.heartbeat_age()
+        if overdue is not None:
+            peak = max(peak, overdue)
+        with self._lock:
+            self._lag_history.append((time.time(), max(peak, 0.0)))
 
     def _remember(
         self,

@@ -11,17 +11,15 @@ from a backend.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import logging
 import os
 import socket
-import warnings
 import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _listen, _registry
 from ._builtin_commands import BuiltinCommands
@@ -37,7 +35,11 @@ from ._stalls import DEFAULT_MAX_STALLS, StallRecorder
 from ._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
 from ._trace_commands import TraceCommands
 from ._watchdog import LoopWatchdog
+from ._web_endpoint import WebEndpoint
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, asyncio_backend, trio_backend
+
+if TYPE_CHECKING:
+    from ._web_server import WebListener
 
 log = logging.getLogger("aiomonitor")
 
@@ -88,6 +90,11 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
     * ``discoverable``: announce this monitor in the per-user registry
       that ``aiomonitor ls`` and ``aiomonitor -P PID`` read (default True;
       see ``_registry``).  The entry holds addresses, never the password.
+    * ``web_port``: also serve the web dashboard, its JSON API and
+      ``/metrics`` there (0: a free port; None, the default: off; needs
+      ``aiomonitor[web]``).  ``web_host`` (default ``host``), ``web_token``
+      (default: random per start), ``web_metrics_public``: see ``web_url``
+      and the README.
     * ``backend``: monitor something other than an asyncio loop (see
       ``monitor_trio``).
     """
@@ -116,6 +123,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
         max_stalls: int = DEFAULT_MAX_STALLS,
         discoverable: bool = True,
+        web_port: int | None = None,
+        web_host: str | None = None,
+        web_token: str | None = None,
+        web_metrics_public: bool = False,
         backend: Backend | None = None,
     ) -> None:
         self._host = host or MONITOR_HOST
@@ -137,7 +148,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._hop_timeout = hop_timeout
         if backend is None:
             backend = asyncio_backend(
-                _resolve_loop(loop), trace=trace_tasks, history_size=max_termination_history, timing=trace_timing
+                loop, trace=trace_tasks, history_size=max_termination_history, timing=trace_timing
             )
         self._backend = backend
         self._backend.hop_timeout = hop_timeout
@@ -165,6 +176,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),
         )
+        self._web = WebEndpoint(web_port, web_host, web_token, web_metrics_public, self._context, self._records_stalls)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self._host}:{self._port}>"
@@ -180,8 +192,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             raise RuntimeError("this Monitor was closed; create a new one")
         if self._started:
             raise RuntimeError("this Monitor is already started")
-        listeners = self._bind()
-        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server")
+        listeners, web = self._bind()  # (web: the dashboard's listener, if on)
+        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server", web=web)
         self._server.start()
         # A child forked without exec must not keep our sockets: it would hold
         # the port after the parent closes, and answer nobody.  The hook can't
@@ -207,27 +219,21 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             password=self._config.password is not None,
             prompt=self.prompt,
         )
-        try:
-            self._registration = _registry.register(entry)
-        except OSError as exc:
-            log.warning("aiomonitor: not listed for 'aiomonitor ls': %s", exc)
-            return
-        # Removed at exit too, for apps that never close their monitor.
-        atexit.register(self._registration.remove)
+        self._registration = _registry.announce(entry)
 
-    def _bind(self) -> list[ListenSpec]:
+    def _bind(self) -> tuple[list[ListenSpec], WebListener | None]:
         listeners: list[ListenSpec] = []
         try:
             listeners.append(ListenSpec(self._bind_one(self._path, self._port, console=False), console_only=False))
             if self._console_enabled:
                 sock = self._bind_one(self._console_path, self._console_port, console=True)
                 listeners.append(ListenSpec(sock, console_only=True))
+            return listeners, self._web.bind(self._host, self._config.write_timeout)
         except BaseException:
             for spec in listeners:
                 spec.sock.close()
             self._remove_unix_paths()
             raise
-        return listeners
 
     def _bind_one(self, path: str | None, port: int, *, console: bool) -> socket.socket:
         if path:
@@ -251,8 +257,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             return
         self._closed = True
         if self._registration is not None:
-            self._registration.remove()
-            atexit.unregister(self._registration.remove)
+            self._registration.withdraw()
         self._stall_recorder.stop()
         if self._server is not None:
             self._server.stop()
@@ -287,6 +292,16 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
     def console_port(self) -> int:
         return self._console_port
 
+    @property
+    def web_port(self) -> int | None:
+        """The web dashboard's TCP port (the real one once started), or None."""
+        return self._web.port
+
+    @property
+    def web_url(self) -> str | None:
+        """The dashboard's address with its token (a secret), once started; None when off."""
+        return self._web.url(self._host)
+
     def __enter__(self) -> Monitor:
         if not self._started:
             self.start()
@@ -310,17 +325,6 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         namespace = self._backend.console_namespace()
         namespace.update(self._locals or {})
         return ConsoleSpec(namespace, self._backend.framework, self._backend.submit, self._hop_timeout)
-
-
-def _resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
-    if loop is not None:
-        return loop
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return asyncio.get_event_loop_policy().get_event_loop()
 
 
 def start_monitor(

@@ -8,6 +8,7 @@ package: the monitor depends on backends, never the other way round.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from ._base import (
@@ -22,7 +23,7 @@ from ._base import (
 )
 from ._frames import is_library
 from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, yielding
-from ._records import Canceller, CancelOutcome, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
+from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
     import asyncio
@@ -34,6 +35,7 @@ __all__ = (
     "Backend",
     "CancelOutcome",
     "Canceller",
+    "Census",
     "EndedTask",
     "FrameInfo",
     "Holder",
@@ -56,11 +58,21 @@ __all__ = (
 
 
 def asyncio_backend(
-    loop: asyncio.AbstractEventLoop, *, trace: bool = False, history_size: int = 0, timing: bool = False
+    loop: asyncio.AbstractEventLoop | None, *, trace: bool = False, history_size: int = 0, timing: bool = False
 ) -> Backend:
-    """A backend for an asyncio (or uvloop) loop."""
+    """A backend for an asyncio (or uvloop) loop; None: the running loop, else
+    the policy's (the classic API's "current loop")."""
+    import asyncio
+
     from .asyncio import AsyncioBackend
 
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                loop = asyncio.get_event_loop_policy().get_event_loop()
     return AsyncioBackend(loop, trace=trace, history_size=history_size, timing=timing)
 
 

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._records import CancelOutcome, FrameInfo, TaskSnapshot, Wait
+from ._records import CancelOutcome, Census, FrameInfo, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
     from ._records import Canceller, EndedTask, TaskRecord
@@ -248,6 +248,24 @@ class Backend(abc.ABC):
         ``ps -n 20`` at 100k tasks needs 20 snapshots, not 100k.
         """
         return None
+
+    def snapshot_one(self, task_id: int) -> TaskSnapshot:
+        """One live task's snapshot; raises UnknownTask.  Backends that can
+        find a task without snapshotting all of them override this."""
+        for task in self.snapshot():
+            if task.id == task_id:
+                return task
+        raise UnknownTask(f"no task with id {task_id}")
+
+    def census(self) -> Census:
+        """Live tasks counted by state and coroutine (``/metrics``); backends
+        override this with a pass that builds no snapshot."""
+        by_state: dict[str, int] = {}
+        by_coro: dict[str, int] = {}
+        for task in self.snapshot():
+            by_state[task.state] = by_state.get(task.state, 0) + 1
+            by_coro[task.coro] = by_coro.get(task.coro, 0) + 1
+        return Census(by_state, by_coro)
 
     @abc.abstractmethod
     def task_count(self) -> int:

@@ -6,6 +6,7 @@ the GIL; these give it back often enough that the app keeps its pace.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,32 @@ def yielding(items: Iterable[T], every: int = GIL_YIELD_EVERY) -> Iterator[T]:
         if index % every == every - 1:
             time.sleep(0)
         yield item
+
+
+#: Items per C-level pass in count_gently: 100k in one pass held the GIL ~25 ms.
+COUNT_CHUNK = 4096
+
+
+def count_gently(
+    items: list[Any], key: Callable[[Any], Any], fallback: Callable[[Any], Any] | None = None
+) -> dict[Any, int]:
+    """``Counter(map(key, items))`` in C-level passes of ``COUNT_CHUNK``,
+    handing the GIL over between them.
+
+    A C *key* (``operator.attrgetter``) keeps each pass in C; where it raises
+    for an item of a chunk, that chunk is counted again with *fallback*.
+    """
+    counter: collections.Counter[Any] = collections.Counter()
+    for start in range(0, len(items), COUNT_CHUNK):
+        chunk = items[start : start + COUNT_CHUNK]
+        try:
+            counter.update(collections.Counter(map(key, chunk)))
+        except Exception:
+            if fallback is None:
+                raise
+            counter.update(map(fallback, chunk))
+        time.sleep(0)
+    return dict(counter)
 
 
 #: Items sorted by one C call; more are sorted in chunks (see sorted_gently).

@@ -39,8 +39,8 @@ import trio
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._frames import describe_chain
-from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
-from ._records import CancelOutcome, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
+from ._gil import GIL_YIELD_EVERY, count_gently, sorted_by_id, yielding
+from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
 from ._tracing import to_record, trace_fields
 from ._trio_timing import StepTimer
 from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
@@ -277,6 +277,20 @@ class TrioBackend(Backend):
         shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
         return shown, len(tasks) - len(skipped)
 
+    def snapshot_one(self, task_id: int) -> TaskSnapshot:
+        tasks, parents = self._walk(ordered=False)
+        for index, task in enumerate(tasks):
+            if id(task) == task_id:
+                return next(self._snapshots_of([task], [parents[index]]))
+        raise UnknownTask(f"no task with id {task_id}")
+
+    def census(self) -> Census:
+        tasks = self._walk(ordered=False)[0]
+        running = sum(1 for task in yielding(tasks) if getattr(task.coro, "cr_running", False))
+        by_state = {"waiting": len(tasks) - running, "running": running}
+        by_coro = count_gently(tasks, _coro_qualname)
+        return Census({state: n for state, n in by_state.items() if n}, by_coro)
+
     def _snapshots_of(self, tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> Iterator[TaskSnapshot]:
         records = self._instrument.records if self._instrument is not None else {}
         timings = self._timer.stats if self._timer is not None else {}
@@ -313,8 +327,11 @@ class TrioBackend(Backend):
         task = self._find(task_id)
         frames = frames_of(task)
         stack = [FrameInfo.from_frame(frame) for frame in frames]
-        if frames and getattr(task.coro, "cr_running", False):
-            stack.extend(self._callees_of(frames[-1]))
+        if getattr(task.coro, "cr_running", False):
+            # A running task's chain ends where it runs; with only our wrapper
+            # in it (removed above), the app's frames are all its callees.
+            innermost = frames[-1] if frames else getattr(task.coro, "cr_frame", None)
+            stack.extend(self._callees_of(innermost))
         return stack
 
     def cancel(self, task_id: int, grace: float) -> CancelOutcome:
@@ -370,3 +387,8 @@ class TrioBackend(Backend):
 
         self.call_soon(start)
         return submission
+
+
+def _coro_qualname(task: trio.lowlevel.Task) -> str:
+    """The name ``ps`` shows in its coroutine column when the task has no await chain."""
+    return getattr(user_coro(task), "__qualname__", None) or task.name
