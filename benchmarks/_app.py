@@ -294,6 +294,8 @@ async def scale_main(args: argparse.Namespace) -> None:
 
     heartbeat = Heartbeat()
     options = monitor_options("traced-history" if args.trace else "monitor")
+    if args.web:
+        options["web_port"] = 0
     with aiomonitor.start_monitor(asyncio.get_running_loop(), **options) as monitor:
         # Created after the monitor started, so tracing sees them.
         parked = [asyncio.create_task(asyncio.sleep(3600), name=f"parked-{i}") for i in range(args.tasks)]
@@ -308,7 +310,8 @@ async def scale_main(args: argparse.Namespace) -> None:
 
         beater = asyncio.create_task(beat())
         port = getattr(monitor, "port", None) or options["port"]
-        info = {"port": port, "task_id": id(parked[len(parked) // 2]), "ended_id": ended_id}
+        info: dict[str, Any] = {"port": port, "task_id": id(parked[len(parked) // 2]), "ended_id": ended_id}
+        info["web_url"] = getattr(monitor, "web_url", None)
         print(json.dumps(info), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, heartbeat.side_channel)
     beater.cancel()
@@ -330,6 +333,8 @@ async def trio_scale_main(args: argparse.Namespace) -> None:
     options: dict[str, Any] = {"port": 0, "console_port": 0}
     if args.trace:
         options.update(trace_options("traced-history"))
+    if args.web:
+        options["web_port"] = 0
     async with trio.open_nursery() as nursery:
         with aiomonitor.monitor_trio(**options) as monitor:
             # Spawned after the monitor started, so each one is individually
@@ -346,7 +351,8 @@ async def trio_scale_main(args: argparse.Namespace) -> None:
             async with trio.open_nursery() as short_lived:
                 short_lived.start_soon(short, name="short-lived")
             nursery.start_soon(beat)
-            info = {"port": monitor.port, "task_id": id(parked[len(parked) // 2]), "ended_id": ended[0]}
+            info: dict[str, Any] = {"port": monitor.port, "task_id": id(parked[len(parked) // 2])}
+            info.update(ended_id=ended[0], web_url=monitor.web_url)
             print(json.dumps(info), flush=True)
             await trio.to_thread.run_sync(heartbeat.side_channel)
         nursery.cancel_scope.cancel()
@@ -364,6 +370,7 @@ def main() -> None:
     scale.add_argument("--tasks", type=int, default=10_000)
     scale.add_argument("--framework", default="asyncio", choices=["asyncio", "trio"])
     scale.add_argument("--trace", action="store_true", help="trace_tasks with a history of 1000")
+    scale.add_argument("--web", action="store_true", help="also the web dashboard, on a free port")
     args = parser.parse_args()
     if args.mode == "workload":
         workload_main(args)

@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
     python benchmarks/run.py --only scale    # or: idle, recorder, tracing, commands, doctor, concurrency,
-                                             #     trio, hostile
+                                             #     trio, hostile, web
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
 
 Every figure is measured against a baseline in the same run: each sample is
@@ -15,6 +15,7 @@ The app's loop stall is the longest gap its own 1 ms heartbeat saw.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -167,9 +169,10 @@ class MonitorClient:
 class ScaleApp:
     """An app process with N parked tasks and a stall side channel."""
 
-    def __init__(self, python: str, tasks: int, framework: str, trace: bool = False) -> None:
+    def __init__(self, python: str, tasks: int, framework: str, trace: bool = False, web: bool = False) -> None:
+        flags = (["--trace"] if trace else []) + (["--web"] if web else [])
         self.process = subprocess.Popen(
-            [python, APP, "scale", "--tasks", str(tasks), "--framework", framework, *(["--trace"] if trace else [])],
+            [python, APP, "scale", "--tasks", str(tasks), "--framework", framework, *flags],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -179,6 +182,7 @@ class ScaleApp:
         self.port: int = info["port"]
         self.task_id: int = info["task_id"]
         self.ended_id: int = info["ended_id"]
+        self.web_url: str | None = info.get("web_url")
 
     def ask(self, command: str) -> str:
         assert self.process.stdin is not None
@@ -206,8 +210,10 @@ class ScaleApp:
 
 
 @contextmanager
-def scale_app(python: str, tasks: int, framework: str = "asyncio", trace: bool = False) -> Iterator[ScaleApp]:
-    app = ScaleApp(python, tasks, framework, trace)
+def scale_app(
+    python: str, tasks: int, framework: str = "asyncio", trace: bool = False, web: bool = False
+) -> Iterator[ScaleApp]:
+    app = ScaleApp(python, tasks, framework, trace, web)
     try:
         yield app
     finally:
@@ -338,6 +344,58 @@ def measure_commands(
     print_table(f"Every read-only command, {tasks:,} traced {framework} tasks, {runs} runs each", headers, rows)
 
 
+#: Web requests as the dashboard (or a scraper) makes them (ID: a task's id).
+WEB_REQUESTS = (
+    "/api/v1/tasks?limit=100",
+    "/api/v1/tasks?limit=100&offset=1000",
+    "/api/v1/tasks?sort=age&limit=20",
+    "/api/v1/tasks/ID",
+    "/api/v1/status",
+    "/metrics",
+    "/api/v1/lag",
+    "/api/v1/tasks?filter=parked-5&limit=100",
+)
+
+
+def measure_web(python: str, tasks: int, framework: str, runs: int) -> None:
+    """The web API and /metrics at *tasks* traced tasks: answer time and the
+    app's loop stall, median and worst, over one kept-alive connection."""
+    rows = []
+    with scale_app(python, tasks, framework, trace=True, web=True) as app:
+        assert app.web_url is not None
+        parts = urllib.parse.urlsplit(app.web_url)
+        token = urllib.parse.parse_qs(parts.query)["token"][0]
+        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def fetch(path: str) -> tuple[float, int]:
+            started = time.perf_counter()
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            assert response.status == 200, (path, response.status, body[:200])
+            return time.perf_counter() - started, len(body)
+
+        for template in WEB_REQUESTS:
+            path = template.replace("ID", str(app.task_id))
+            samples = [app.measure_during(lambda p=path: fetch(p)) for _ in range(runs)]
+            seconds = [timing for (timing, _), _ in samples]
+            stalls = [figures["stall_ms"] for _, figures in samples]
+            rows.append(
+                [
+                    template,
+                    spread(seconds),
+                    f"{max(seconds):.3f}",
+                    f"{samples[0][0][1] / 1000:.1f}",
+                    f"{statistics.median(stalls):.1f}",
+                    f"{max(stalls):.1f}",
+                ]
+            )
+        conn.close()
+    headers_row = ["request", "seconds median (min-max)", "worst s", "kB", "stall ms median", "stall ms worst"]
+    print_table(f"Web API at {tasks:,} traced {framework} tasks, {runs} runs each", headers_row, rows)
+
+
 def stall_recorder_cost(python: str, runs: int) -> None:
     """The always-on stall recorder: the monitor with it against without it,
     on busy workloads, and the CPU an idle app spends on it."""
@@ -419,7 +477,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument(
         "--only",
-        default="idle,recorder,tracing,scale,commands,doctor,concurrency,trio,hostile",
+        default="idle,recorder,tracing,scale,commands,doctor,concurrency,trio,hostile,web",
         help="comma-separated scenarios",
     )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
@@ -466,6 +524,9 @@ def main() -> None:
             measure_commands(me, 10_000 if small else 100_000, framework, runs, ("doctor", "where ID", "lag"))
     if "concurrency" in only:
         concurrency(me, 10_000, 50, runs)
+    if "web" in only:
+        for framework in ("asyncio", "trio"):
+            measure_web(me, 10_000 if small else 100_000, framework, runs)
     if "trio" in only:
         workloads = [("trio-tasks", 200_000), ("trio-channel", 100_000)]
         configs = ["baseline", "monitor", "no-cancel", "client"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import aiomonitor
 
+from .apps import ROOT
 from .helpers import Client, poll
 from .web_helpers import one_line_error, request, web_app
 
@@ -161,7 +163,7 @@ def test_metrics_are_prometheus_text_from_a_registry_of_the_monitor_s_own() -> N
         assert status == 200 and headers["content-type"].startswith("text/plain; version=")
         families = {family.name: family for family in text_string_to_metric_families(body.decode())}
         states = {s.labels["state"]: s.value for s in families["aiomonitor_tasks"].samples}
-        assert sum(states.values()) == app.get_json("/api/v1/status")["tasks"]
+        assert sum(states.values()) == app.get_json("/api/v1/tasks?limit=0")["total"]
         coroutines = {s.labels["coroutine"]: s.value for s in families["aiomonitor_tasks_by_coroutine"].samples}
         assert coroutines["park_here"] == 41  # parked-job and the 40 extra
         (info,) = families["aiomonitor_info"].samples
@@ -169,6 +171,10 @@ def test_metrics_are_prometheus_text_from_a_registry_of_the_monitor_s_own() -> N
         assert "aiomonitor_loop_lag_peak_seconds" in families
         assert "aiomonitor_loop_stalls" in families
         assert "python_gc_objects_collected" not in families, "never the process-global registry"
+        served = {sample.name for family in families.values() for sample in family.samples}
+        dashboard = (ROOT / "examples" / "grafana-dashboard.json").read_text()
+        wanted = set(re.findall(r"aiomonitor_[a-z_]+", dashboard))
+        assert wanted and wanted <= served, "the example dashboard asks only for metrics we serve"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -8,13 +8,13 @@ import itertools
 import json
 import linecache
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from . import _format, _graph
 from ._diagnosis import Finding
 from ._doctor_query import Diagnosis
-from ._query import AwaitTree, BlockedLoop, ClientInfo, TaskDetail
+from ._query import AwaitTree, ClientInfo, MonitorStatus, TaskDetail
 from ._stalls import Stall
 from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
 
@@ -153,13 +153,21 @@ def stall(item: Stall) -> dict[str, Any]:
     }
 
 
-def blocked(item: BlockedLoop, names_of: Callable[[Collection[int]], dict[int, str]]) -> dict[str, Any]:
-    names = names_of([item.task_id]) if item.task_id is not None else {}
+def status(item: MonitorStatus) -> dict[str, Any]:
+    blocked = item.blocked
     return {
-        "for": item.blocked_for,
-        "task_id": item.task_id,
-        "task_name": names.get(item.task_id) if item.task_id is not None else None,
-        "stack": frames(item.stack),
+        "framework": item.framework,
+        "traced": item.traced,
+        "timed": item.timed,
+        "keeps_history": item.keeps_history,
+        "blocked": None
+        if blocked is None
+        else {
+            "for": blocked.blocked_for,
+            "task_id": blocked.task_id,
+            "task_name": item.blocked_task_name,
+            "stack": frames(blocked.stack),
+        },
     }
 
 

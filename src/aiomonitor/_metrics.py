@@ -28,6 +28,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from . import _query
 from ._heavy import heavy_section
 from ._stalls import StallRecorder
 from ._version import __version__
@@ -68,7 +69,7 @@ class MonitorCollector:
         info.add_metric([], {"version": __version__, "framework": backend.framework, "pid": str(os.getpid())})
         yield info
         with heavy_section():
-            census = backend.census()
+            census = _query.census(backend)
         by_state = GaugeMetricFamily("aiomonitor_tasks", "Live tasks by state.", labels=["state"])
         for state, count in sorted(census.by_state.items()):
             by_state.add_metric([state], count)

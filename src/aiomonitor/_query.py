@@ -26,6 +26,7 @@ from .backends import (
     MONITOR_TASK_NAME,
     Backend,
     Canceller,
+    Census,
     EndedTask,
     FrameInfo,
     TaskRecord,
@@ -176,6 +177,18 @@ class TaskDetail:
     wait_names: Mapping[int, str] = field(default_factory=dict)
 
 
+def task_with_detail(backend: Backend, task_id: int) -> tuple[TaskSnapshot, TaskDetail]:
+    """One live task's row (as ``ps`` has it) and its detail, from one look;
+    raises ``UnknownTask``."""
+    with backend.one_look():
+        return backend.snapshot_one(task_id), _task_detail(backend, task_id)
+
+
+def census(backend: Backend) -> Census:
+    """Live tasks counted by state and coroutine, without a snapshot (metrics)."""
+    return backend.census()
+
+
 def task_detail(backend: Backend, task_id: int) -> TaskDetail:
     """Raises ``UnknownTask`` if no live task has this id."""
     with backend.one_look():
@@ -298,6 +311,30 @@ def blocked_loop(backend: Backend, watchdog: LoopWatchdog) -> BlockedLoop | None
     current = backend.current_task_id()
     stack = backend.stack(current) if current is not None else backend.loop_thread_stack()
     return BlockedLoop(blocked_for, current, tuple(stack))
+
+
+@dataclass(frozen=True)
+class MonitorStatus:
+    """The web page's header line: what is monitored, and whether its loop answers."""
+
+    framework: str
+    traced: bool
+    timed: bool
+    keeps_history: bool
+    blocked: BlockedLoop | None
+    #: The blocking task's name, when a task blocks.
+    blocked_task_name: str | None
+
+
+def monitor_status(backend: Backend, watchdog: LoopWatchdog) -> MonitorStatus:
+    """Blocks up to a moment, as :func:`blocked_loop` does."""
+    blocked = blocked_loop(backend, watchdog)
+    name = None
+    if blocked is not None and blocked.task_id is not None:
+        name = backend.names_of([blocked.task_id]).get(blocked.task_id)
+    # No task count: listing 100k tasks costs 45-80 ms of the GIL, too much
+    # for a page that asks every 2 s (the task table has the count).
+    return MonitorStatus(backend.framework, backend.traced, backend.timed, backend.keeps_history, blocked, name)
 
 
 def worst_lag(watchdog: LoopWatchdog) -> float:

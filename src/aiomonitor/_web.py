@@ -178,20 +178,14 @@ class WebApp:
 
     def _status_now(self) -> dict[str, Any]:
         context = self._context
-        backend = context.backend
-        blocked = _query.blocked_loop(backend, context.watchdog)
+        status = _query.monitor_status(context.backend, context.watchdog)
         recorder = context.stall_recorder
         return {
-            "framework": backend.framework,
-            "version": __version__,
+            **_json.status(status),
             "pid": os.getpid(),
-            "tasks": backend.task_count(),
-            "traced": backend.traced,
-            "timed": backend.timed,
-            "keeps_history": backend.keeps_history,
+            "version": __version__,
             "stalls": recorder.count if self._settings.records_stalls else None,
             "sessions": len(context.clients()) + self._settings.web_connections(),
-            "blocked": None if blocked is None else _json.blocked(blocked, backend.names_of),
         }
 
     async def _tasks(self, request: Request) -> Response:
@@ -222,11 +216,7 @@ class WebApp:
         return _json_response(detail)
 
     def _task_detail(self, task_id: int) -> dict[str, Any]:
-        backend = self._context.backend
-        with backend.one_look():
-            snapshot = backend.snapshot_one(task_id)
-            detail = _query.task_detail(backend, task_id)
-        return _json.task_detail(snapshot, detail)
+        return _json.task_detail(*_query.task_with_detail(self._context.backend, task_id))
 
     async def _ended(self, request: Request) -> Response:
         page = _web_params.ended_page(request.query)

@@ -56,6 +56,12 @@ function place(location) {
   return Array.isArray(location) ? `${location[0]}:${location[1]}` : `${location.file}:${location.line}`;
 }
 
+function shortPlace(location) {
+  // The file's name in a table cell; the whole path on hover.
+  const full = place(location);
+  return el("span", { title: full, text: full.split("/").pop() });
+}
+
 function say(text, isError) {
   const box = document.getElementById("message");
   box.textContent = text;
@@ -115,7 +121,7 @@ const tasksView = {
     this.next = el("button", { id: "next", onclick: () => { s.offset += s.limit; this.update(); } }, "next ›");
     this.summary = el("span", { id: "summary", class: "muted" });
     this.table = el("table", { id: "tasks" });
-    container.append(el("h2", { text: "Live tasks" }), el("div", { class: "toolbar" }, filter, sort, size, this.prev, this.next, this.summary), this.table);
+    container.append(el("h2", { text: "Live tasks" }), el("div", { class: "toolbar" }, filter, sort, size, this.prev, this.next, this.summary), el("div", { class: "scroll" }, this.table));
   },
   async update() {
     const s = this.state;
@@ -134,9 +140,9 @@ const tasksView = {
     if (page.timed) head.push("steps", "busy");
     head.push("");
     const rows = page.tasks.map((t) => el("tr", { "data-task-id": t.id },
-      el("td", { class: "code" }, taskLink(t.id)), stateCell(t.state), el("td", { class: "name" }, taskLink(t.id, t.name)),
-      el("td", { class: "code", text: t.coro }), el("td", { class: "code", text: place(t.location) }),
-      page.traced ? [el("td", { class: "num", text: seconds(t.age) }), el("td", { class: "code", text: place(t.created) })] : null,
+      el("td", { class: "code id" }, taskLink(t.id)), stateCell(t.state), el("td", { class: "name" }, taskLink(t.id, t.name)),
+      el("td", { class: "code", text: t.coro }), el("td", { class: "code" }, shortPlace(t.location)),
+      page.traced ? [el("td", { class: "num", text: seconds(t.age) }), el("td", { class: "code" }, shortPlace(t.created))] : null,
       page.timed ? [el("td", { class: "num", text: t.steps === null ? "-" : t.steps }), el("td", { class: "num", text: seconds(t.busy) })] : null,
       el("td", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel"))));
     this.table.replaceChildren(el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
@@ -384,7 +390,6 @@ async function refresh(first) {
 async function updateBanner() {
   const status = await api("/api/v1/status");
   const banner = document.getElementById("banner");
-  document.getElementById("live").title = `${status.tasks} tasks · refreshes every 2 s while this tab is visible`;
   if (!status.blocked) { banner.hidden = true; return; }
   const b = status.blocked;
   banner.replaceChildren(el("strong", { text: `The app's loop has been blocked for ${seconds(b.for)}` }),
