@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -10,14 +11,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import aiomonitor
 
 from .apps import ROOT
-from .helpers import Client, poll
+from .helpers import Client, classic_loop_thread, poll
 from .web_helpers import one_line_error, request, web_app
 
 FRAMEWORKS = ["asyncio", "uvloop", "trio"]
@@ -169,6 +173,9 @@ def test_metrics_are_prometheus_text_from_a_registry_of_the_monitor_s_own() -> N
         (info,) = families["aiomonitor_info"].samples
         assert info.labels["framework"] == "asyncio" and info.labels["version"] == aiomonitor.__version__
         assert "aiomonitor_loop_lag_peak_seconds" in families
+        (created,) = families["aiomonitor_tasks_created"].samples
+        assert created.name == "aiomonitor_tasks_created_total" and created.value >= 43
+        assert "aiomonitor_tasks_ended" in families, "tracing with a history counts endings"
         assert "aiomonitor_loop_stalls" in families
         assert "python_gc_objects_collected" not in families, "never the process-global registry"
         served = {sample.name for family in families.values() for sample in family.samples}
@@ -270,3 +277,41 @@ def test_two_monitors_in_one_process_serve_their_own_metrics_and_close_cleanly()
         assert poll(lambda: threading.active_count() <= threads_before)
     finally:
         loop.close()
+
+
+@pytest.fixture(scope="module")
+def web_monitor() -> Iterator[aiomonitor.Monitor]:
+    """A monitor with the web on, in this process (a loop run in a thread)."""
+
+    def make(loop: asyncio.AbstractEventLoop) -> aiomonitor.Monitor:
+        return aiomonitor.Monitor(loop, port=0, console_port=0, web_port=0, discoverable=False)
+
+    with classic_loop_thread(make) as (monitor, _):
+        yield monitor
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.binary(max_size=300)
+        | st.sampled_from([b"GET / HTTP/1.1\r\n", b"Host: x\r\n", b"\r\n", b"Content-Length: 5\r\n", b"\x00\xff"]),
+        max_size=8,
+    )
+)
+def test_any_bytes_get_an_http_answer_or_a_close_and_the_server_goes_on(
+    web_monitor: aiomonitor.Monitor, pieces: list[bytes]
+) -> None:
+    port = web_monitor.web_port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(b"".join(pieces))
+        sock.shutdown(socket.SHUT_WR)  # the end of what it says: the server must not wait for more
+        answer = bytearray()
+        while chunk := sock.recv(65536):
+            answer += chunk
+    if answer:
+        status_line = bytes(answer).split(b"\r\n", 1)[0]
+        assert re.fullmatch(rb"HTTP/1\.1 [1-5]\d\d .*", status_line), status_line
+    url = web_monitor.web_url
+    assert url is not None
+    assert request("GET", url.replace("/?token=", "/api/v1/lag?token="))[0] == 200

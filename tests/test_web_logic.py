@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import aiomonitor
 from aiomonitor import _http, _metrics, _web_params
 from aiomonitor._query import TASK_SORT_KEYS
 from aiomonitor._web_params import BadParameter, Denied
@@ -163,8 +164,10 @@ def test_the_coroutine_label_is_bounded_and_the_counts_add_up(counts: dict[str, 
     shown = _metrics.top_with_other(counts, 5)
     assert len(shown) <= 6
     assert sum(n for _, n in shown) == sum(counts.values())
-    named = [n for name, n in shown if name != "other" or "other" in counts]
-    assert named == sorted(named, reverse=True)
+    names = [name for name, _ in shown]
+    assert len(set(names)) == len(names), "one sample per label value"
+    ranked = [n for name, n in shown if name != "other"]
+    assert ranked == sorted(ranked, reverse=True) and len(ranked) <= 5
 
 
 @given(st.lists(st.floats(0, 20), max_size=300))
@@ -206,3 +209,24 @@ def test_the_census_counts_what_a_snapshot_shows(timing: bool) -> None:
 
             asyncio.run_coroutine_threadsafe(end(tasks), loop).result(10)
             backend.detach()
+
+
+@pytest.mark.parametrize("token", ["", "has space", "semi;colon", "naïve", "line\nbreak"])
+def test_a_web_token_that_could_not_travel_in_a_header_url_and_cookie_is_refused(token: str) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="web_token"):
+            aiomonitor.Monitor(loop, web_port=0, web_token=token, discoverable=False)
+    finally:
+        loop.close()
+
+
+def test_a_chosen_web_token_is_used_as_given() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with aiomonitor.Monitor(
+            loop, port=0, console_port=0, web_port=0, web_token="A-b_c.9~+/=", discoverable=False
+        ) as m:
+            assert m.web_url is not None and m.web_url.endswith("/?token=A-b_c.9~+/=")
+    finally:
+        loop.close()

@@ -23,7 +23,11 @@ MAX_FRAMES = 200
 
 
 def location(frame: FrameInfo | None) -> dict[str, Any] | None:
-    return None if frame is None else {"file": frame.filename, "line": frame.lineno, "function": frame.name}
+    return None if frame is None else _place(frame)
+
+
+def _place(frame: FrameInfo) -> dict[str, Any]:
+    return {"file": frame.filename, "line": frame.lineno, "function": frame.name}
 
 
 def task(snapshot: TaskSnapshot) -> dict[str, Any]:
@@ -111,12 +115,7 @@ def diagnosis(result: Diagnosis) -> dict[str, Any]:
 def frames(stack: Sequence[FrameInfo]) -> list[dict[str, Any]]:
     """Frames with their source lines, innermost last."""
     return [
-        {
-            "file": frame.filename,
-            "line": frame.lineno,
-            "function": frame.name,
-            "source": linecache.getline(frame.filename, frame.lineno).strip(),
-        }
+        {**_place(frame), "source": linecache.getline(frame.filename, frame.lineno).strip()}
         for frame in stack[-MAX_FRAMES:]
     ]
 

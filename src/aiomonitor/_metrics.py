@@ -40,6 +40,8 @@ TOP_COROUTINES = 20
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The label value of the coroutines past the top ones.
+OTHER = "other"
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,18 @@ class MonitorCollector:
         for name, count in top_with_other(census.by_coro, TOP_COROUTINES):
             by_coro.add_metric([name], count)
         yield by_coro
+        totals = _query.trace_totals(backend)
+        if totals is not None:
+            created, ended = totals
+            created_total = CounterMetricFamily("aiomonitor_tasks_created", "Tasks created since tracing began.")
+            created_total.add_metric([], created)
+            yield created_total
+            if ended is not None:
+                ended_total = CounterMetricFamily(
+                    "aiomonitor_tasks_ended", "Tasks seen ending since tracing began (asyncio: when released)."
+                )
+                ended_total.add_metric([], ended)
+                yield ended_total
         sessions = GaugeMetricFamily("aiomonitor_sessions", "Telnet sessions and web connections open now.")
         sessions.add_metric([], source.sessions())
         yield sessions
@@ -114,12 +128,16 @@ class MonitorCollector:
 
 
 def top_with_other(counts: dict[str, int], top: int) -> list[tuple[str, int]]:
-    """The *top* largest counts by name (ties by name), then the rest summed as ``other``."""
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    """The *top* largest counts by name (ties by name), then the rest summed as ``other``.
+
+    A coroutine that is itself named ``other`` joins the rest: two samples
+    with one label set would make Prometheus reject the whole scrape.
+    """
+    ranked = sorted(((n, c) for n, c in counts.items() if n != OTHER), key=lambda item: (-item[1], item[0]))
     shown = ranked[:top]
-    rest = sum(count for _, count in ranked[top:])
+    rest = sum(count for _, count in ranked[top:]) + counts.get(OTHER, 0)
     if rest:
-        shown.append(("other", rest))
+        shown.append((OTHER, rest))
     return shown
 
 

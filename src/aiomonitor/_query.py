@@ -184,6 +184,11 @@ def task_with_detail(backend: Backend, task_id: int) -> tuple[TaskSnapshot, Task
         return backend.snapshot_one(task_id), _task_detail(backend, task_id)
 
 
+def trace_totals(backend: Backend) -> tuple[int, int | None] | None:
+    """Tasks created since tracing began and tasks seen ending (see ``Backend.trace_totals``)."""
+    return backend.trace_totals()
+
+
 def census(backend: Backend) -> Census:
     """Live tasks counted by state and coroutine, without a snapshot (metrics)."""
     return backend.census()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ log = logging.getLogger("aiomonitor")
 
 #: Random bytes in a generated token (24 characters of URL-safe base64).
 TOKEN_BYTES = 18
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")
 
 
 class WebEndpoint:
@@ -40,8 +42,9 @@ class WebEndpoint:
     ) -> None:
         if port is not None:
             require_web_extra()
-        if token is not None and not token:
-            raise ValueError("web_token must not be empty")
+        if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
+            # It travels in a header, a URL and a cookie: RFC 6750's token68 fits all three.
+            raise ValueError("web_token must be letters, digits and -._~+/= only, and not empty")
         self.port = port
         self._host = host
         self._token_setting = token

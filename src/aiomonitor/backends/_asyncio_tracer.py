@@ -32,7 +32,6 @@ from ._tracing import (
     CHAIN_CUT,
     NEVER_RETRIEVED,
     History,
-    RawEnding,
     RawRecord,
     exception_summary,
     framework_files,
@@ -79,7 +78,7 @@ TracedTask.__name__ = "Task"
 _TASK_DEL = asyncio.Task.__del__  # called directly: super() costs ~0.4 us per task here
 
 
-def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTask]:
+def history_task_class(history: History) -> type[TracedTask]:
     """A TracedTask class whose tasks enter one tracer's history when released.
 
     One class per tracer, so two monitors never write into each other's
@@ -92,6 +91,8 @@ def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTas
     directly (read-only): ``task.exception()`` would mark the app's exception
     as retrieved and silence asyncio's own report.
     """
+
+    add_ended = history.add
 
     class HistoryTracedTask(TracedTask):
         __slots__ = ()
@@ -132,6 +133,7 @@ def history_task_class(add_ended: Callable[[RawEnding], None]) -> type[TracedTas
                     self._aiomonitor_canceller,
                 )
             )
+            history.added += 1
             if report:
                 _TASK_DEL(self)  # asyncio's own "destroyed but pending" / "never retrieved" reports
 
@@ -157,6 +159,8 @@ class AsyncioTracer:
         self.foreign: weakref.WeakKeyDictionary[asyncio.Task[Any], RawRecord] = weakref.WeakKeyDictionary()
         #: (created, parent's record, time) of tasks the app's factory is making now.
         self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
+        #: Tasks created since tracing began (in a list: see the factory).
+        self.created = [0]
         self.previous = loop.get_task_factory()
         self.factory = self._make_factory(framework_files(asyncio), self.history if self.keeps_history else None)
         self.factory.aiomonitor_previous = self.previous  # type: ignore[attr-defined]
@@ -183,7 +187,8 @@ class AsyncioTracer:
         # Everything inlined into locals: this runs once per task the app
         # creates, where a trivial task costs ~3 us in all (see benchmarks).
         previous = self.previous
-        traced = TracedTask if history is None else history_task_class(history.add)
+        traced = TracedTask if history is None else history_task_class(history)
+        counts = self.created  # a one-item list: the cheapest counter a closure can bump
         getframe, current_task, monotonic = sys._getframe, asyncio.current_task, time.monotonic
         # On asyncio's own loops depth 1 is always BaseEventLoop.create_task
         # (Python); uvloop's create_task is C, so there depth 1 may be the app.
@@ -197,6 +202,7 @@ class AsyncioTracer:
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
             nonlocal last_code, last_lasti, last_created
+            counts[0] += 1
             if timing:
                 coro = TimedCoroutine(coro)
             # sys._getframe(depth) materialises one frame object, where walking

@@ -257,6 +257,11 @@ class Backend(abc.ABC):
                 return task
         raise UnknownTask(f"no task with id {task_id}")
 
+    def trace_totals(self) -> tuple[int, int | None] | None:
+        """With tracing: tasks created since it began, and tasks seen ending
+        (None where they are not counted: without a history); else None."""
+        return None
+
     def census(self) -> Census:
         """Live tasks counted by state and coroutine (``/metrics``); backends
         override this with a pass that builds no snapshot."""

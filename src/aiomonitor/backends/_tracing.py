@@ -187,6 +187,9 @@ class History:
         # alive so its id is not reused while it is numbered).
         self._numbers: dict[int, tuple[int, RawEnding]] = {}
         self._next_number = 1
+        #: Ended tasks seen since the start, kept or not (the loop thread
+        #: increments it after ``add``; ``/metrics`` reads it).
+        self.added = 0
 
     def items(self) -> list[EndedTask]:
         with self._lock:

@@ -73,10 +73,13 @@ class TaskTracer(trio.abc.Instrument):
         self.history = History(history_size if trace else 0)
         self._skip = framework_files(trio)
         self._cancellable = cancellable
+        #: Tasks spawned since tracing began.
+        self.created = 0
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         # Runs in the spawner, before the task's first step (which is sent to task.coro).
         if self.trace:
+            self.created += 1
             frame = caller_frame(self._skip, depth=2)
             try:
                 parent = self.records.get(trio.lowlevel.current_task())
@@ -100,6 +103,7 @@ class TaskTracer(trio.abc.Instrument):
         if self.trace:
             coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
             self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
+            self.history.added += 1
 
 
 class UnwrappedTaskTracer(TaskTracer):

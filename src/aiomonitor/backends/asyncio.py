@@ -51,6 +51,10 @@ def _coro_name(coro: Any) -> str:
     return getattr(coro, "__qualname__", None) or type(coro).__qualname__
 
 
+def _task_coro_name(task: asyncio.Task[Any]) -> str:
+    return _coro_name(_coro_of(task))
+
+
 def _cancelling_of(task: asyncio.Task[Any]) -> int:
     cancelling = getattr(task, "cancelling", None)
     return cancelling() if cancelling is not None else 0
@@ -227,6 +231,13 @@ class AsyncioBackend(Backend):
         chosen = [task for task in chosen if task not in skipped][:count]
         return list(self._snapshots_of(chosen)), len(tasks) - len(skipped)
 
+    def trace_totals(self) -> tuple[int, int | None] | None:
+        tracer = self._tracer
+        if tracer is None:
+            return None
+        # Ended tasks are heard of when released (the history's __del__), so only with a history.
+        return tracer.created[0], tracer.history.added if tracer.keeps_history else None
+
     def snapshot_one(self, task_id: int) -> TaskSnapshot:
         return next(self._snapshots_of([self._find(task_id)]))
 
@@ -244,14 +255,9 @@ class AsyncioBackend(Backend):
             if running and current is not None and _cancelling_of(current):
                 cancelling -= 1
         by_state = {"pending": len(tasks) - running - cancelling, "cancelling": cancelling, "running": running}
-        try:
-            coros = list(map(operator.attrgetter("_coro"), tasks))  # see _coro_of
-        except AttributeError:  # a Task class of the app's own
-            coros = list(map(_coro_of, tasks))
-        del tasks
-        # Wrapped (trace_timing) or odd coroutines have no __qualname__:
-        # their chunks take the full rule, in Python.
-        by_coro = count_gently(coros, operator.attrgetter("__qualname__"), _coro_name)
+        # One C pass through task._coro.__qualname__ (see _coro_of); chunks
+        # with a wrapped (trace_timing) or odd coroutine take the full rule.
+        by_coro = count_gently(tasks, operator.attrgetter("_coro.__qualname__"), _task_coro_name)
         return Census({state: n for state, n in by_state.items() if n}, by_coro)
 
     def _snapshots_of(self, tasks: Iterable[asyncio.Task[Any]]) -> Iterator[TaskSnapshot]:

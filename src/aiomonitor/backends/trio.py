@@ -277,6 +277,14 @@ class TrioBackend(Backend):
         shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
         return shown, len(tasks) - len(skipped)
 
+    def trace_totals(self) -> tuple[int, int | None] | None:
+        instrument = self._instrument
+        if instrument is None or not self.traced:
+            return None
+        # Endings are seen through the task wrapper, which a tracer without scopes or history lacks.
+        counted = not isinstance(instrument, UnwrappedTaskTracer)
+        return instrument.created, instrument.history.added if counted else None
+
     def snapshot_one(self, task_id: int) -> TaskSnapshot:
         tasks, parents = self._walk(ordered=False)
         for index, task in enumerate(tasks):
