@@ -278,12 +278,10 @@ class TrioBackend(Backend):
         return shown, len(tasks) - len(skipped)
 
     def trace_totals(self) -> tuple[int, int | None] | None:
-        instrument = self._instrument
-        if instrument is None or not self.traced:
+        tracer = self._instrument  # endings are seen by the task wrapper, which UnwrappedTaskTracer lacks
+        if tracer is None or not self.traced:
             return None
-        # Endings are seen through the task wrapper, which a tracer without scopes or history lacks.
-        counted = not isinstance(instrument, UnwrappedTaskTracer)
-        return instrument.created, instrument.history.added if counted else None
+        return tracer.created, None if isinstance(tracer, UnwrappedTaskTracer) else tracer.history.added
 
     def snapshot_one(self, task_id: int) -> TaskSnapshot:
         tasks, parents = self._walk(ordered=False)
@@ -296,8 +294,7 @@ class TrioBackend(Backend):
         tasks = self._walk(ordered=False)[0]
         running = sum(1 for task in yielding(tasks) if getattr(task.coro, "cr_running", False))
         by_state = {"waiting": len(tasks) - running, "running": running}
-        by_coro = count_gently(tasks, _coro_qualname)
-        return Census({state: n for state, n in by_state.items() if n}, by_coro)
+        return Census({state: n for state, n in by_state.items() if n}, count_gently(tasks, _coro_qualname))
 
     def _snapshots_of(self, tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> Iterator[TaskSnapshot]:
         records = self._instrument.records if self._instrument is not None else {}
