@@ -184,6 +184,18 @@ def test_metrics_are_prometheus_text_from_a_registry_of_the_monitor_s_own() -> N
         assert wanted and wanted <= served, "the example dashboard asks only for metrics we serve"
 
 
+def test_trio_metrics_count_every_task_by_its_own_coroutine() -> None:
+    with web_app("trio", extra_tasks=40) as app:
+        status, _, body = request("GET", f"{app.base}/metrics", headers=app.auth)
+        assert status == 200
+        families = {family.name: family for family in text_string_to_metric_families(body.decode())}
+        states = {s.labels["state"]: s.value for s in families["aiomonitor_tasks"].samples}
+        assert sum(states.values()) == app.get_json("/api/v1/tasks?limit=0&all=1")["total"]
+        coroutines = {s.labels["coroutine"]: s.value for s in families["aiomonitor_tasks_by_coroutine"].samples}
+        parked = {name: count for name, count in coroutines.items() if name.endswith("trio_park_here")}
+        assert list(parked.values()) == [41], coroutines  # parked-job and the 40 extra, not our wrapper
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_api_answers_while_the_loop_is_blocked_and_shows_the_blocking_stack(framework: str) -> None:
     with web_app(framework) as app:

@@ -39,9 +39,10 @@ import trio
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._frames import describe_chain
-from ._gil import GIL_YIELD_EVERY, count_gently, sorted_by_id, yielding
+from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
 from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
 from ._tracing import to_record, trace_fields
+from ._trio_census import count_coroutines
 from ._trio_timing import StepTimer
 from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
 
@@ -291,10 +292,9 @@ class TrioBackend(Backend):
         raise UnknownTask(f"no task with id {task_id}")
 
     def census(self) -> Census:
-        tasks = self._walk(ordered=False)[0]
-        running = sum(1 for task in yielding(tasks) if getattr(task.coro, "cr_running", False))
-        by_state = {"waiting": len(tasks) - running, "running": running}
-        return Census({state: n for state, n in by_state.items() if n}, count_gently(tasks, _coro_qualname))
+        running, by_coro = count_coroutines(self._walk(ordered=False)[0])
+        by_state = {"waiting": sum(by_coro.values()) - running, "running": running}
+        return Census({state: n for state, n in by_state.items() if n}, by_coro)
 
     def _snapshots_of(self, tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> Iterator[TaskSnapshot]:
         records = self._instrument.records if self._instrument is not None else {}
@@ -392,8 +392,3 @@ class TrioBackend(Backend):
 
         self.call_soon(start)
         return submission
-
-
-def _coro_qualname(task: trio.lowlevel.Task) -> str:
-    """The name ``ps`` shows in its coroutine column when the task has no await chain."""
-    return getattr(user_coro(task), "__qualname__", None) or task.name
