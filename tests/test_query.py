@@ -186,6 +186,20 @@ def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit
     assert result == (expected if limit is None else expected[:limit])
 
 
+@given(st.integers(0, 200), st.randoms(use_true_random=False))
+def test_sorting_by_id_in_merged_runs_is_a_sort_by_id(count: int, random: Any) -> None:
+    from aiomonitor.backends import _gil
+
+    items = [object() for _ in range(count)]
+    random.shuffle(items)
+    _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small runs: every merge level, odd run counts included
+    try:
+        result = list(_gil.sorted_by_id(items))
+    finally:
+        _gil.SORT_CHUNK = saved
+    assert result == sorted(items, key=id)
+
+
 @pytest.mark.parametrize("trace", [False, True])
 def test_the_first_few_without_a_full_snapshot_are_the_same_tasks(trace: bool) -> None:
     import asyncio
