@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -263,6 +265,24 @@ def test_run_a_module_with_dash_m() -> None:
         assert "(plain-parked) created at tests/programs/plain_asyncio.py:12 in main" in result.stdout, result.stdout
         _, errors = watched.communicate("bye\n", timeout=60)
     assert watched.returncode == 5 and errors == ""
+
+
+def test_run_with_a_web_port_serves_the_program_s_tasks() -> None:
+    with talking_to("-m", "aiomonitor", "run", "-v", "--web-port", "0", "-m", "tests.programs.plain_asyncio", "0") as (
+        watched,
+        first_line,
+    ):
+        assert first_line == "argv ['0'] __main__\n"
+        assert watched.stderr is not None
+        announced = watched.stderr.readline()
+        match = re.search(r"web dashboard at (http://\S+)", announced)
+        assert match, announced
+        base, token = match.group(1).split("/?token=")
+        with urllib.request.urlopen(f"{base}/api/v1/tasks?filter=plain-parked&token={token}", timeout=15) as answer:
+            page = json.loads(answer.read())
+        assert [task["name"] for task in page["tasks"]] == ["plain-parked"]
+        watched.communicate("bye\n", timeout=60)
+    assert watched.returncode == 0
 
 
 def test_run_without_a_program_says_what_it_needs() -> None:

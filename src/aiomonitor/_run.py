@@ -20,7 +20,7 @@ from ._cli import PASSWORD_ENV
 from .monitor import Monitor
 
 #: Options that take a value, for finding where the program's own arguments begin.
-_VALUE_OPTIONS = frozenset({"--host", "--port", "--console-port", "--history", "--stall-threshold"})
+_VALUE_OPTIONS = frozenset({"--host", "--port", "--console-port", "--history", "--stall-threshold", "--web-port"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--history", type=int, default=0, metavar="N", help="remember the last N ended tasks")
     parser.add_argument("--timing", action="store_true", help="trace_timing=True: steps and busy time per task")
     parser.add_argument("--stall-threshold", type=float, default=0.1, metavar="S", help="seconds (default: 0.1)")
+    parser.add_argument(
+        "--web-port", type=int, default=None, metavar="PORT", help="also the web dashboard there (0: a free port; [web])"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr where the monitor listens")
     return parser
 
@@ -78,6 +81,8 @@ def main(argv: list[str]) -> int:
         "trace_timing": args.timing,
         "stall_threshold": args.stall_threshold,
     }
+    if args.web_port is not None:
+        options["web_port"] = args.web_port
     auto = AutoMonitor(options, announce=_announce if args.verbose else None)
     auto.install()
     try:
@@ -100,4 +105,5 @@ def main(argv: list[str]) -> int:
 
 def _announce(monitor: Monitor) -> None:
     console = f", console on port {monitor.console_port}" if monitor.console_port else ""
-    print(f"aiomonitor: pid {os.getpid()}: monitor on port {monitor.port}{console}", file=sys.stderr, flush=True)
+    web = f", web dashboard at {monitor.web_url}" if monitor.web_url else ""
+    print(f"aiomonitor: pid {os.getpid()}: monitor on port {monitor.port}{console}{web}", file=sys.stderr, flush=True)
