@@ -86,12 +86,12 @@ def test_connections_know_no_commands_consoles_or_frameworks() -> None:
         assert name not in {"asyncio", "trio", "aiomonitor.monitor"}, name
 
 
-@pytest.mark.parametrize("module", ["_cli", "_client", "_oneshot", "_fleet", "_registry"])
+@pytest.mark.parametrize("module", ["_cli", "_client", "_client_telnet", "_oneshot", "_fleet", "_registry"])
 def test_the_client_side_never_imports_the_monitor(module: str) -> None:
     """``aiomonitor ls``, ``-P`` and ``-c`` talk to monitors over sockets only:
     nothing of the server, the commands or a framework comes with them.  Only
     ``run`` and ``attach`` start a monitor, and ``_cli`` imports them lazily."""
-    allowed = {"_client", "_client_ptk", "_oneshot", "_fleet", "_registry", "_version"}
+    allowed = {"_client", "_client_ptk", "_client_telnet", "_oneshot", "_fleet", "_registry", "_version"}
     if module == "_cli":
         allowed |= {"_run", "_attach"}
     for name in imported_modules(PACKAGE / f"{module}.py"):

@@ -3,6 +3,8 @@ on demand (closing mid-answer, never answering, asking twice for a password)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
 import threading
 import time
@@ -13,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomonitor import _oneshot
+import aiomonitor
+from aiomonitor import _client, _oneshot
 from aiomonitor._registry import Address
 
 PROMPT = b"monitor >>> "
@@ -115,3 +118,20 @@ def test_whatever_a_server_sends_ends_in_an_answer_or_a_one_line_reason(sent: by
         assert str(outcome).isprintable() and not isinstance(outcome, _oneshot.TimedOut)
     else:
         assert isinstance(outcome, str)
+
+
+def test_completion_against_a_locked_monitor_spends_no_failed_login(caplog: pytest.LogCaptureFixture) -> None:
+    """Tab asks the monitor over a second connection: without the password it
+    must give up at the prompt, never send its question as a password."""
+    loop = asyncio.new_event_loop()
+    try:
+        with aiomonitor.Monitor(loop, port=0, console_port=0, password="sesame", discoverable=False) as monitor:
+            address = Address("127.0.0.1", monitor.port)
+            with caplog.at_level(logging.WARNING, logger="aiomonitor"):
+                assert _client.ServerQueries(address).command_names() == []
+            assert "failed password" not in caplog.text
+            names = _client.ServerQueries(address, password="sesame").command_names()
+            assert "ps" in names and "where" in names
+            assert _client.ServerQueries(address, enabled=False).command_names() == [], "a console asks nothing"
+    finally:
+        loop.close()

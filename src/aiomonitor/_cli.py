@@ -136,7 +136,10 @@ def _connect(argv: list[str]) -> int:
     if args.command:
         return _one_command(address, args.command, prompt, needs_password, args.timeout)
     history = None if args.no_history else Path(os.environ.get("AIOMONITOR_HISTORY", _client.HISTORY_FILE))
-    return _client.session(address, plain=args.plain, history=history, no_colour=args.no_color)
+    completion = None
+    if not args.console:  # Tab asks the monitor itself, with the password only from the environment
+        completion = _client.ServerQueries(address, password=os.environ.get(PASSWORD_ENV), prompt=prompt)
+    return _client.session(address, plain=args.plain, history=history, no_colour=args.no_color, completion=completion)
 
 
 def _one_command(address: _registry.Address, line: str, prompt: str, needs_password: bool, timeout: float) -> int:

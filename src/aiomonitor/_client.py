@@ -18,19 +18,26 @@ import os
 import select
 import shutil
 import socket
-import struct
 import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from . import _oneshot
+from ._client_telnet import (
+    DO,
+    IAC,
+    IP,
+    TTYPE,
+    TTYPE_SEND,
+    connect,
+    naws,
+    split_telnet,
+    terminal_type_offer,
+    terminal_type_reply,
+)
 from ._registry import Address
 
-IAC, SB, SE, WILL, DO, IP = 255, 250, 240, 251, 253, 244
-NAWS, TTYPE = 31, 24
-TTYPE_IS, TTYPE_SEND = 0, 1
-#: A subnegotiation longer than this is not one we asked for: dropped.
-_MAX_SUBNEGOTIATION = 1024
 #: After output stops without a newline for this long, what is left is a prompt.
 PROMPT_SETTLE = 0.05
 HISTORY_FILE = Path.home() / ".aiomonitor_history"
@@ -38,81 +45,11 @@ HISTORY_FILE = Path.home() / ".aiomonitor_history"
 TASK_ID_COMMANDS = {"where", "w", "cancel"}
 
 
-def connect(address: Address, timeout: float = 5.0) -> socket.socket:
-    """A blocking socket connected to *address* (TCP or unix)."""
-    if address.path:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(timeout)
-            sock.connect(address.path)
-        except BaseException:
-            sock.close()
-            raise
-    else:
-        assert address.port is not None
-        sock = socket.create_connection((address.connectable_host(), address.port), timeout=timeout)
-    sock.settimeout(None)
-    return sock
-
-
-def naws(columns: int, rows: int) -> bytes:
-    return bytes([IAC, WILL, NAWS, IAC, SB, NAWS]) + struct.pack(">HH", columns, rows) + bytes([IAC, SE])
-
-
-def terminal_type_offer() -> bytes:
-    return bytes([IAC, WILL, TTYPE])
-
-
-def terminal_type_reply(name: str) -> bytes:
-    return bytes([IAC, SB, TTYPE, TTYPE_IS]) + name.encode("ascii", errors="replace") + bytes([IAC, SE])
-
-
 def wants_colour(no_colour_flag: bool) -> bool:
     """Colours only on a terminal, and never against the user's wish (NO_COLOR)."""
     if no_colour_flag or os.environ.get("NO_COLOR") or not sys.stdout.isatty():
         return False
     return os.environ.get("TERM", "dumb") not in ("", "dumb")
-
-
-def split_telnet(data: bytes) -> tuple[bytes, bytes, list[bytes]]:
-    """The server's bytes as (text, an unfinished telnet sequence to prepend to
-    the next chunk, payloads of the subnegotiations it sent).
-
-    Option replies (IAC DO NAWS, WILL TIMING-MARK) are dropped.  Our text is
-    UTF-8, which never contains the byte IAC, so every IAC starts a sequence.
-    """
-    out = bytearray()
-    subnegotiations: list[bytes] = []
-    index, size = 0, len(data)
-    while index < size:
-        found = data.find(IAC, index)
-        if found < 0:
-            out += data[index:]
-            break
-        out += data[index:found]
-        index = found
-        if index + 1 >= size:
-            return bytes(out), data[index:], subnegotiations
-        verb = data[index + 1]
-        if verb == SB:
-            end = data.find(bytes([IAC, SE]), index + 2)
-            if end < 0:
-                unfinished = data[index:] if size - index <= _MAX_SUBNEGOTIATION else b""
-                return bytes(out), unfinished, subnegotiations
-            subnegotiations.append(data[index + 2 : end])
-            index = end + 2
-        elif 251 <= verb <= 254:
-            if index + 2 >= size:
-                return bytes(out), data[index:], subnegotiations
-            index += 3
-        else:
-            index += 2
-    return bytes(out), b"", subnegotiations
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """The text of a complete reply, without telnet sequences."""
-    return split_telnet(data)[0]
 
 
 class Connection:
@@ -158,22 +95,34 @@ class Connection:
 
 
 class ServerQueries:
-    """Completion data, asked over a separate connection and cached briefly."""
+    """Completion data, asked over a separate connection and cached briefly.
 
-    def __init__(self, address: Address) -> None:
+    Each question is ``_oneshot.run_line``'s exchange: it answers the
+    password prompt only with the password it was given (the environment's),
+    so completing against a locked monitor costs nothing, where sending the
+    question blindly spent a failed login on every Tab.
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        password: str | None = None,
+        prompt: str = _oneshot.DEFAULT_PROMPT,
+        enabled: bool = True,
+    ) -> None:
+        """*enabled* False: a console session, which has no commands to complete."""
         self._address = address
+        self._enabled = enabled
+        self._password = password
+        self._prompt = prompt
         self._cache: dict[str, tuple[float, list[str]]] = {}
         #: Task names by id, shown beside ids in the completion menu.
         self.task_names: dict[str, str] = {}
 
     def _ask(self, line: str) -> str:
-        with contextlib.closing(connect(self._address, timeout=1.0)) as sock:
-            sock.settimeout(2.0)
-            sock.sendall(line.encode() + b"\r\nexit\r\n")
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        return strip_telnet(b"".join(chunks)).decode("utf-8", errors="replace")
+        if not self._enabled:
+            return ""
+        return _oneshot.run_line(self._address, line, prompt=self._prompt, password=self._password, timeout=2.0)
 
     def _cached(self, key: str, fetch: Callable[[], list[str]], ttl: float) -> list[str]:
         now = time.monotonic()
@@ -181,7 +130,7 @@ class ServerQueries:
             return self._cache[key][1]
         try:
             values = fetch()
-        except OSError:
+        except (OSError, _oneshot.NoAnswer):
             values = []
         self._cache[key] = (now, values)
         return values
@@ -291,8 +240,16 @@ def read_one_line(read_line: Callable[[str], str], prompt: str) -> str | None:
             return None
 
 
-def session(address: Address, *, plain: bool, history: Path | None, no_colour: bool) -> int:
-    """An interactive session with the monitor (or console) at *address*."""
+def session(
+    address: Address,
+    *,
+    plain: bool,
+    history: Path | None,
+    no_colour: bool,
+    completion: ServerQueries | None = None,
+) -> int:
+    """An interactive session with the monitor (or console) at *address*;
+    Tab completes from *completion*'s answers (none for a console)."""
     try:
         sock = connect(address)
     except OSError as exc:
@@ -305,7 +262,7 @@ def session(address: Address, *, plain: bool, history: Path | None, no_colour: b
     terminal_type = os.environ.get("TERM") if wants_colour(no_colour) else None
     if terminal_type:
         sock.sendall(terminal_type_offer())
-    queries = ServerQueries(address)
+    queries = completion if completion is not None else ServerQueries(address, enabled=False)
     with contextlib.closing(sock):
         try:
             return run(Connection(sock, terminal_type), make_reader(queries, history, plain))

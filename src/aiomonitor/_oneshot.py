@@ -20,7 +20,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from ._client import connect, naws, split_telnet
+from ._client_telnet import connect, naws, split_telnet
 from ._registry import Address
 
 DEFAULT_PROMPT = "monitor >>> "

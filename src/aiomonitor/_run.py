@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--timing", action="store_true", help="trace_timing=True: steps and busy time per task")
     parser.add_argument("--stall-threshold", type=float, default=0.1, metavar="S", help="seconds (default: 0.1)")
     parser.add_argument(
-        "--web-port", type=int, default=None, metavar="PORT", help="also the web dashboard there (0: a free port; [web])"
+        "--web-port", type=int, default=None, metavar="PORT", help="the web dashboard there too (0: a free port)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr where the monitor listens")
     return parser
