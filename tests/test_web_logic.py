@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import string
+import urllib.request
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -227,6 +228,8 @@ def test_a_chosen_web_token_is_used_as_given() -> None:
         with aiomonitor.Monitor(
             loop, port=0, console_port=0, web_port=0, web_token="A-b_c.9~+/=", discoverable=False
         ) as m:
-            assert m.web_url is not None and m.web_url.endswith("/?token=A-b_c.9~+/=")
+            assert m.web_url is not None
+            with urllib.request.urlopen(m.web_url.replace("/?", "/api/v1/lag?"), timeout=15) as answer:
+                assert answer.status == 200, "the address works as given, '+' and '/' included"
     finally:
         loop.close()

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import re
 import secrets
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,8 @@ class WebEndpoint:
             return None
         host = _registry.Address(self._host or default_host, self.port).connectable_host()
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/?token={self.token}"
+        # Quoted: a chosen token may hold "+", which a query would read as a space.
+        return f"http://{host}:{self.port}/?token={urllib.parse.quote(self.token, safe='')}"
 
     def connection_count(self) -> int:
         return self.listener.connection_count() if self.listener is not None else 0

@@ -123,12 +123,15 @@ const tasksView = {
     this.table = el("table", { id: "tasks" });
     container.append(el("h2", { text: "Live tasks" }), el("div", { class: "toolbar" }, filter, sort, size, this.prev, this.next, this.summary), el("div", { class: "scroll" }, this.table));
   },
+  seq: 0,
   async update() {
     const s = this.state;
     const params = new URLSearchParams({ limit: s.limit, offset: s.offset });
     if (s.filter.trim()) params.set("filter", s.filter.trim());
     if (s.sort) params.set("sort", s.sort);
+    const seq = ++this.seq;  // a refresh and a keystroke may cross: only the newest answer is shown
     const page = await api(`/api/v1/tasks?${params}`);
+    if (seq !== this.seq) return;
     const last = page.offset + page.tasks.length;
     this.summary.textContent = page.tasks.length
       ? `${page.offset + 1}–${last} of ${page.matched} shown` + (page.matched !== page.total ? ` (${page.total} tasks in all)` : "")
