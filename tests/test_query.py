@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aiomonitor import _query
@@ -264,3 +264,47 @@ def test_the_first_few_on_trio_are_those_of_the_tree_and_of_age(trace: bool) -> 
             backend.detach()
 
     trio.run(scenario)
+
+
+class _FakeNursery:
+    def __init__(self, tasks: list[Any]) -> None:
+        self._tasks = tasks
+
+    @property
+    def child_tasks(self) -> list[Any]:
+        return list(self._tasks)
+
+
+class _FakeTask:
+    """What the trio walk reads of a task: its nurseries, and their tasks."""
+
+    def __init__(self) -> None:
+        self._child_nurseries: list[_FakeNursery] = []
+
+    @property
+    def child_nurseries(self) -> list[_FakeNursery]:
+        return list(self._child_nurseries)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 3)), max_size=120), st.integers(0, 130))
+def test_the_first_in_tree_order_are_the_full_ordered_walk_s_first(shape: list[tuple[int, int]], limit: int) -> None:
+    """Each new task goes under an earlier one (by index), in one of its nurseries."""
+    from aiomonitor.backends import _trio_walk
+
+    root = _FakeTask()
+    tasks = [root]
+    for parent_index, nursery_index in shape:
+        parent = tasks[parent_index % len(tasks)]
+        while len(parent._child_nurseries) <= nursery_index % 2:
+            parent._child_nurseries.append(_FakeNursery([]))
+        child = _FakeTask()
+        parent._child_nurseries[nursery_index % 2]._tasks.append(child)
+        tasks.append(child)
+    _trio_walk._ONE_SORT_MAX, saved = 3, _trio_walk._ONE_SORT_MAX  # the chunked paths, with a few tasks
+    try:
+        full = _trio_walk.walk_tree(root, ordered=True)  # type: ignore[arg-type]
+        first = _trio_walk.first_in_tree_order(root, limit)  # type: ignore[arg-type]
+    finally:
+        _trio_walk._ONE_SORT_MAX = saved
+    assert first[0] == full[0][:limit] and first[1] == full[1][:limit]

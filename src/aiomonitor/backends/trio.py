@@ -39,17 +39,17 @@ import trio
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._frames import describe_chain
-from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
+from ._gil import yielding
 from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines
 from ._trio_timing import StepTimer
 from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
+from ._trio_walk import first_in_tree_order, walk_tree
 
 log = logging.getLogger("aiomonitor")
 
 _WALK_RETRIES = 100
-_ONE_SORT_MAX = 4096  # siblings sorted by one C call; more are sorted in GIL-friendly chunks
 
 
 #: What an untraced task sorts by in ``ps -s age``: after every traced one.
@@ -186,43 +186,10 @@ class TrioBackend(Backend):
             return pinned
         for _ in range(_WALK_RETRIES):
             try:
-                return self._walk_once(ordered)
+                return walk_tree(self._root, ordered)
             except RuntimeError:  # a collection changed size while we copied it
                 continue
         raise LoopUnresponsive("the task tree kept changing while it was read; try again")
-
-    def _walk_once(self, ordered: bool) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
-        tasks: list[trio.lowlevel.Task] = []
-        parents: list[int | None] = []
-        pending: list[trio.lowlevel.Task] = [self._root]
-        pending_parents: list[int | None] = [None]
-        while pending:
-            task = pending.pop()
-            tasks.append(task)
-            if len(tasks) % GIL_YIELD_EVERY == 0:
-                time.sleep(0)  # as yielding() does: the app's loop must not wait a switch interval
-            parents.append(pending_parents.pop())
-            # child_nurseries and child_tasks return copies made by one C call
-            # each, so a walk from this thread never sees them half-changed.
-            if not getattr(task, "_child_nurseries", True):
-                # A leaf (most tasks): the private list's truth is one atomic
-                # read, where the public property copies it, a call and a
-                # list per task (a third of the walk at 100k).
-                continue
-            children: list[trio.lowlevel.Task] = []
-            for nursery in task.child_nurseries:
-                children.extend(nursery.child_tasks)  # C loops: a comprehension keeps the GIL 5 ms at 100k
-            if ordered:
-                # One big sort would hold the GIL for tens of ms at 100k
-                # children; sorted_by_id hands it back as it goes.
-                if len(children) > _ONE_SORT_MAX:
-                    children = list(yielding(sorted_by_id(children)))
-                else:
-                    children.sort(key=id)
-                children.reverse()  # popped from the end: lowest id first
-            pending.extend(children)
-            pending_parents.extend([id(task)] * len(children))
-        return tasks, parents
 
     def await_edges(self) -> list[tuple[int, int, str]]:
         tasks, parents = self._walk(ordered=False)  # (pstree orders children itself)
@@ -263,9 +230,14 @@ class TrioBackend(Backend):
         # go by id, as in the full path's sort key.
         if order not in (None, "age") or (order == "age" and self._instrument is None):
             return None
-        tasks, parents = self._walk(ordered=order is None)
+        tasks, parents = self._walk(ordered=False)
         skipped = _indexes_named(tasks, skip_name)
+        total = len(tasks) - len(skipped)
         if order is None:
+            # The count from the unordered walk; the first few in tree order
+            # from a walk that sorts only the siblings it will show.
+            tasks, parents = self._first_in_tree_order(count + len(skipped))
+            skipped = _indexes_named(tasks, skip_name)
             chosen = list(itertools.islice((i for i in range(len(tasks)) if i not in skipped), count))
         else:
             # (created_at, id, index) per task, made by C-level map and zip:
@@ -276,7 +248,15 @@ class TrioBackend(Backend):
             firsts = heapq.nsmallest(count + len(skipped), yielding(ranked))
             chosen = [index for _, _, index in firsts if index not in skipped][:count]
         shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
-        return shown, len(tasks) - len(skipped)
+        return shown, total
+
+    def _first_in_tree_order(self, limit: int) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
+        for _ in range(_WALK_RETRIES):
+            try:
+                return first_in_tree_order(self._root, limit)
+            except RuntimeError:  # a collection changed size while we copied it
+                continue
+        raise LoopUnresponsive("the task tree kept changing while it was read; try again")
 
     def trace_totals(self) -> tuple[int, int | None] | None:
         tracer = self._instrument  # endings are seen by the task wrapper, which UnwrappedTaskTracer lacks
