@@ -301,10 +301,28 @@ def test_the_first_in_tree_order_are_the_full_ordered_walk_s_first(shape: list[t
         child = _FakeTask()
         parent._child_nurseries[nursery_index % 2]._tasks.append(child)
         tasks.append(child)
-    _trio_walk._ONE_SORT_MAX, saved = 3, _trio_walk._ONE_SORT_MAX  # the chunked paths, with a few tasks
+    from aiomonitor.backends import _gil
+
+    # Small chunks: the chunked sorts and selections run with a few tasks.
+    _trio_walk._ONE_SORT_MAX, saved = 3, _trio_walk._ONE_SORT_MAX
+    _gil.SORT_CHUNK, saved_chunk = 4, _gil.SORT_CHUNK
     try:
         full = _trio_walk.walk_tree(root, ordered=True)  # type: ignore[arg-type]
         first = _trio_walk.first_in_tree_order(root, limit)  # type: ignore[arg-type]
     finally:
-        _trio_walk._ONE_SORT_MAX = saved
+        _trio_walk._ONE_SORT_MAX, _gil.SORT_CHUNK = saved, saved_chunk
     assert first[0] == full[0][:limit] and first[1] == full[1][:limit]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers()), max_size=300), st.integers(0, 50))
+def test_the_smallest_few_gently_are_those_of_a_stable_sort(items: list[tuple[int, int]], count: int) -> None:
+    from aiomonitor.backends import _gil
+
+    _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small chunks, so the selection and its trims run
+    try:
+        result = _gil.smallest_gently(items, count, key=lambda item: item[0])
+        plain = _gil.smallest_gently(items, count)
+    finally:
+        _gil.SORT_CHUNK = saved
+    assert result == sorted(items, key=lambda item: item[0])[:count]
+    assert plain == sorted(items)[:count]

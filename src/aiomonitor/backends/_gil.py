@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -104,6 +105,24 @@ def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
             continue
         for _ in yielding(range(len(container))):
             container.popitem() if isinstance(container, dict) else container.pop()
+
+
+def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | None = None) -> list[T]:
+    """``sorted(items, key=key)[:count]``, stable, from C sorts of
+    ``SORT_CHUNK`` items at a time, each cut to *count*, handing the GIL
+    over between them.
+
+    ``heapq.nsmallest`` is a Python loop per item: the first 100 of 100k
+    trio tasks by id took it ~78 ms, these C sorts ~40 ms.
+    """
+    iterator: Iterator[Any] = iter(items)  # (Any: sorted() wants comparable items when no key is given)
+    best: list[Any] = []
+    while chunk := list(itertools.islice(iterator, SORT_CHUNK)):
+        best.extend(sorted(chunk, key=key)[:count])
+        if len(best) > SORT_CHUNK:
+            best = sorted(best, key=key)[:count]
+        time.sleep(0)
+    return sorted(best, key=key)[:count]
 
 
 def sorted_by_id(items: Iterable[T]) -> Iterator[T]:

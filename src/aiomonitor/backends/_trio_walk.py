@@ -13,7 +13,7 @@ import time
 
 import trio
 
-from ._gil import GIL_YIELD_EVERY, sorted_by_id, yielding
+from ._gil import GIL_YIELD_EVERY, smallest_gently, sorted_by_id, yielding
 
 #: Siblings sorted by one C call; more are sorted in GIL-friendly chunks.
 _ONE_SORT_MAX = 4096
@@ -77,26 +77,8 @@ def first_in_tree_order(root: trio.lowlevel.Task, limit: int) -> tuple[list[trio
         children: list[trio.lowlevel.Task] = []
         for nursery in task.child_nurseries:
             children.extend(nursery.child_tasks)
-        children = _smallest_by_id(children, limit - len(tasks))
+        children = smallest_gently(children, limit - len(tasks), key=id)
         children.reverse()  # popped from the end: lowest id first
         pending.extend(children)
         pending_parents.extend([id(task)] * len(children))
     return tasks, parents
-
-
-def _smallest_by_id(items: list[trio.lowlevel.Task], count: int) -> list[trio.lowlevel.Task]:
-    """``sorted(items, key=id)[:count]`` from C sorts of short chunks, each
-    cut to *count*, with the GIL handed over between them.
-
-    At 100k children: ``heapq.nsmallest`` (a Python loop) took ~78 ms for
-    the whole first-page walk; one sort of all of them ~70 ms (``sorted_by_id``).
-    """
-    if len(items) <= _ONE_SORT_MAX:
-        return sorted(items, key=id)[:count]
-    best: list[trio.lowlevel.Task] = []
-    for start in range(0, len(items), _ONE_SORT_MAX):
-        best.extend(sorted(items[start : start + _ONE_SORT_MAX], key=id)[:count])
-        if len(best) > _ONE_SORT_MAX:
-            best = sorted(best, key=id)[:count]
-        time.sleep(0)  # as yielding() does
-    return sorted(best, key=id)[:count]

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import heapq
 import operator
 import threading
 import weakref
@@ -23,7 +22,7 @@ from ._asyncio_tracer import AsyncioTracer
 from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._frames import await_chain, describe_chain
-from ._gil import count_gently, sorted_by_id, yielding
+from ._gil import count_gently, smallest_gently, sorted_by_id, yielding
 from ._records import (
     Canceller,
     CancelOutcome,
@@ -216,7 +215,7 @@ class AsyncioBackend(Backend):
         tasks = self._tasks()  # once: all_tasks() is a Python loop over every task (~80 ms at 100k)
         skipped = set() if skip_name is None else {t for t in yielding(tasks) if t.get_name() == skip_name}
         if order == "id":
-            chosen = heapq.nsmallest(count + len(skipped), yielding(tasks), key=id)
+            chosen = smallest_gently(tasks, count + len(skipped), key=id)
         elif order == "age" and self._tracer is not None:
             foreign = self._tracer.foreign
 
@@ -225,7 +224,7 @@ class AsyncioBackend(Backend):
                 record = getattr(task, "_aiomonitor_record", None) or foreign.get(task)
                 return (float("inf") if record is None else record[3]), id(task)
 
-            chosen = heapq.nsmallest(count + len(skipped), yielding(tasks), key=age_order)
+            chosen = smallest_gently(tasks, count + len(skipped), key=age_order)
         else:
             return None
         chosen = [task for task in chosen if task not in skipped][:count]

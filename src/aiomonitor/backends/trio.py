@@ -25,7 +25,6 @@ import concurrent.futures
 import contextlib
 import contextvars
 import functools
-import heapq
 import itertools
 import logging
 import operator
@@ -39,7 +38,7 @@ import trio
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._frames import describe_chain
-from ._gil import yielding
+from ._gil import smallest_gently, yielding
 from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines
@@ -245,7 +244,7 @@ class TrioBackend(Backend):
             records = self._instrument.records if self._instrument is not None else {}
             ages = map(_CREATED_AT, map(records.get, tasks, itertools.repeat(_UNRECORDED)))
             ranked = zip(ages, map(id, tasks), range(len(tasks)), strict=True)
-            firsts = heapq.nsmallest(count + len(skipped), yielding(ranked))
+            firsts = smallest_gently(ranked, count + len(skipped))
             chosen = [index for _, _, index in firsts if index not in skipped][:count]
         shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
         return shown, total
