@@ -49,6 +49,8 @@ from ._trio_walk import first_in_tree_order, walk_tree
 log = logging.getLogger("aiomonitor")
 
 _WALK_RETRIES = 100
+#: A walk's answer: the tasks, and each one's parent id.
+_Walked = tuple[list[trio.lowlevel.Task], list[int | None]]
 
 
 #: What an untraced task sorts by in ``ps -s age``: after every traced one.
@@ -56,6 +58,16 @@ _UNRECORDED = (None, None, None, float("inf"))
 #: Task names read per C loop: all 100k at once held the GIL ~25 ms (a property each).
 _NAMES_CHUNK = 4096
 _CREATED_AT = operator.itemgetter(3)  # a raw record's created_at (see _tracing.RawRecord)
+
+
+def _retried(walk: Callable[[], _Walked]) -> _Walked:
+    """*walk*, again while trio changes a collection under it (RuntimeError)."""
+    for _ in range(_WALK_RETRIES):
+        try:
+            return walk()
+        except RuntimeError:  # a collection changed size while we copied it
+            continue
+    raise LoopUnresponsive("the task tree kept changing while it was read; try again")
 
 
 def _indexes_named(tasks: list[trio.lowlevel.Task], name: str | None) -> set[int]:
@@ -183,12 +195,7 @@ class TrioBackend(Backend):
         pinned = None if ordered else self._look.current()
         if pinned is not None:
             return pinned
-        for _ in range(_WALK_RETRIES):
-            try:
-                return walk_tree(self._root, ordered)
-            except RuntimeError:  # a collection changed size while we copied it
-                continue
-        raise LoopUnresponsive("the task tree kept changing while it was read; try again")
+        return _retried(functools.partial(walk_tree, self._root, ordered))
 
     def await_edges(self) -> list[tuple[int, int, str]]:
         tasks, parents = self._walk(ordered=False)  # (pstree orders children itself)
@@ -235,7 +242,7 @@ class TrioBackend(Backend):
         if order is None:
             # The count from the unordered walk; the first few in tree order
             # from a walk that sorts only the siblings it will show.
-            tasks, parents = self._first_in_tree_order(count + len(skipped))
+            tasks, parents = _retried(functools.partial(first_in_tree_order, self._root, count + len(skipped)))
             skipped = _indexes_named(tasks, skip_name)
             chosen = list(itertools.islice((i for i in range(len(tasks)) if i not in skipped), count))
         else:
@@ -248,14 +255,6 @@ class TrioBackend(Backend):
             chosen = [index for _, _, index in firsts if index not in skipped][:count]
         shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
         return shown, total
-
-    def _first_in_tree_order(self, limit: int) -> tuple[list[trio.lowlevel.Task], list[int | None]]:
-        for _ in range(_WALK_RETRIES):
-            try:
-                return first_in_tree_order(self._root, limit)
-            except RuntimeError:  # a collection changed size while we copied it
-                continue
-        raise LoopUnresponsive("the task tree kept changing while it was read; try again")
 
     def trace_totals(self) -> tuple[int, int | None] | None:
         tracer = self._instrument  # endings are seen by the task wrapper, which UnwrappedTaskTracer lacks
