@@ -145,6 +145,9 @@ def test_cancel_needs_the_header_and_our_origin_then_ends_the_task(framework: st
         # What a cross-site form could send: the cookie (SameSite aside), no header.
         status, _, body = request("POST", url, headers={"Cookie": f"aiomonitor_token={app.token}"})
         assert status == 401 and "Authorization" in one_line_error(body)
+        wrong_header = {"Authorization": "Bearer nope"}
+        status, _, _ = request("POST", f"{url}?token={app.token}", headers=wrong_header)
+        assert status == 403, "the query's token does not stand in for a wrong header"
         status, _, body = request("POST", url, headers={**app.auth, "Origin": "http://evil.example"})
         assert status == 403 and "evil.example" in one_line_error(body)
         assert request("GET", url, headers=app.auth)[0] == 405

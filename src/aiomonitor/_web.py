@@ -284,8 +284,10 @@ class WebApp:
     async def _post(self, request: Request) -> Response:
         # Only the header counts for a change: a browser adds it to no
         # cross-site request, and the Origin check stops the rest.
-        if "authorization" not in request.headers:
+        authorization = request.headers.get("authorization")
+        if authorization is None:
             raise Denied(401, "changes need 'Authorization: Bearer <token>'")
+        _web_params.check_token(self._settings.token, {"authorization": authorization}, {})  # that header's own
         _web_params.check_origin(request.headers)
         prefix, suffix = "/api/v1/tasks/", "/cancel"
         path = request.path
