@@ -57,6 +57,8 @@ class MetricsSource:
 
 
 class MonitorCollector:
+    """A prometheus_client custom collector: ``collect`` reads the monitor at each scrape."""
+
     def __init__(self, source: MetricsSource) -> None:
         self._source = source
 
