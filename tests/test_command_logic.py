@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import enum
 import importlib
+import json
 import pathlib
 import re
 from typing import Optional
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor import _format
+from aiomonitor import _format, _json
 from aiomonitor._protocol import commands
 from aiomonitor._protocol.commands import ArgumentMappingException, CommandError, MultipleCommandException
 from aiomonitor._style import COLOUR, PLAIN, style_for_terminal
@@ -187,3 +188,33 @@ def test_importing_aiomonitor_does_not_import_trio() -> None:
 
     code = "import sys, aiomonitor; print('trio' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+_frames = st.none() | st.builds(FrameInfo, st.text(max_size=30), st.integers(0, 10**6), st.text(max_size=20))
+_numbers = st.none() | st.integers(0, 10**12)
+_seconds = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1e6)
+
+
+@given(
+    st.lists(
+        st.builds(
+            TaskSnapshot,
+            id=st.integers(0, 2**64),
+            name=st.text(max_size=30),
+            state=st.sampled_from(["pending", "running", "cancelling", "waiting", "done"]),
+            coro=st.text(max_size=30),
+            location=_frames,
+            parent_id=_numbers,
+            created=_frames,
+            created_at=st.none() | st.floats(0, 1e6),
+            creator_id=_numbers,
+            steps=_numbers,
+            busy=_seconds,
+            longest_step=_seconds,
+        ),
+        max_size=20,
+    )
+)
+def test_ps_j_lines_are_json_dumps_of_the_task_dicts(tasks: list[TaskSnapshot]) -> None:
+    """The fast ``ps -j`` encoder writes exactly what ``json.dumps`` would."""
+    assert list(_json.task_lines(tasks, now=1e6)) == [json.dumps(_json.task(task, now=1e6)) for task in tasks]

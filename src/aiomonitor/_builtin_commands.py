@@ -8,7 +8,6 @@ Only ``cancel`` hops into the loop, with a deadline.
 from __future__ import annotations
 
 import inspect
-import json
 import os
 import signal
 import time
@@ -106,7 +105,7 @@ class BuiltinCommands(CommandBase):
         backend = self._context.backend
         selection = _query.select_tasks(backend, query)
         if as_json:
-            return list(_format.batched_text(json.dumps(_json.task(task)) for task in selection))
+            return list(_format.batched_text(_json.task_lines(selection)))
         traced, timed = backend.traced, backend.timed
         columns = _format.ps_columns(selection, traced, timed)
         narrowed = query.filters or query.limit is not None

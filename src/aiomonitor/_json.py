@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import linecache
+import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -30,7 +31,10 @@ def _place(frame: FrameInfo) -> dict[str, Any]:
     return {"file": frame.filename, "line": frame.lineno, "function": frame.name}
 
 
-def task(snapshot: TaskSnapshot) -> dict[str, Any]:
+def task(snapshot: TaskSnapshot, now: float | None = None) -> dict[str, Any]:
+    """A task as ``ps -j`` prints it; ages count to *now* (``time.monotonic()``)."""
+    if now is None:
+        now = time.monotonic()
     return {
         "id": snapshot.id,
         "name": snapshot.name,
@@ -40,11 +44,54 @@ def task(snapshot: TaskSnapshot) -> dict[str, Any]:
         "parent_id": snapshot.parent_id,
         "created": None if snapshot.created is None else list(snapshot.created),
         "creator_id": snapshot.creator_id,
-        "age": None if snapshot.created_at is None else time.monotonic() - snapshot.created_at,
+        "age": None if snapshot.created_at is None else now - snapshot.created_at,
         "steps": snapshot.steps,
         "busy": snapshot.busy,
         "longest_step": snapshot.longest_step,
     }
+
+
+def task_lines(snapshots: Iterable[TaskSnapshot], now: float | None = None) -> Iterator[str]:
+    """``json.dumps(task(t))`` for each task, the same text, about three times
+    as fast: ``ps -j`` at 100k tasks spent 0.2 s building dicts and 0.65 s
+    in ``json.dumps``.  Strings go through the JSON module's own C escaper,
+    numbers through their ``repr`` (what ``json.dumps`` writes), and each
+    location, shared by many tasks, is encoded once."""
+    if now is None:
+        now = time.monotonic()
+    places: dict[FrameInfo | None, str] = {None: "null"}
+    sites: dict[FrameInfo | None, str] = {None: "null"}
+    text = _encode_string
+    for t in snapshots:
+        location = t.location
+        place = places.get(location)
+        if place is None:
+            place = places[location] = json.dumps(_place(location))  # type: ignore[arg-type]
+        created = t.created
+        site = sites.get(created)
+        if site is None:
+            site = sites[created] = json.dumps(list(created))  # type: ignore[arg-type]
+        created_at = t.created_at
+        yield (
+            f'{{"id": {t.id}, "name": {text(t.name)}, "state": {text(t.state)}, "coro": {text(t.coro)}, '
+            f'"location": {place}, "parent_id": {_number(t.parent_id)}, "created": {site}, '
+            f'"creator_id": {_number(t.creator_id)}, '
+            f'"age": {"null" if created_at is None else _number(now - created_at)}, '
+            f'"steps": {_number(t.steps)}, "busy": {_number(t.busy)}, "longest_step": {_number(t.longest_step)}}}'
+        )
+
+
+#: The JSON module's string encoder (C), as ``json.dumps`` uses it by default.
+_encode_string: Any = json.encoder.encode_basestring_ascii
+
+
+def _number(value: float | None) -> str:
+    """As ``json.dumps`` writes a number or None."""
+    if value is None:
+        return "null"
+    if value.__class__ is int or math.isfinite(value):
+        return repr(value)
+    return json.dumps(value)  # NaN, Infinity
 
 
 def ended(item: EndedTask) -> dict[str, Any]:
