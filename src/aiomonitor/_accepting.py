@@ -53,6 +53,48 @@ PROMPT = b"Password: "
 _CROWDED = b"\r\nToo many clients are connecting; try again shortly.\r\n"
 
 
+class AcceptFailures:
+    """Failed accepts (EMFILE: the process is out of descriptors), logged at
+    most once per ACCEPT_LOG_INTERVAL with the count since the last report."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._logged_at = -ACCEPT_LOG_INTERVAL
+
+    def note(self, exc: OSError) -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._logged_at >= ACCEPT_LOG_INTERVAL:
+            log.warning("aiomonitor: accept failed (%d time(s) since the last report): %s", self._count, exc)
+            self._count, self._logged_at = 0, now
+
+
+async def accept_forever(
+    listener: socket.socket,
+    arrived: Callable[[socket.socket, Any], Awaitable[None]],
+    failures: AcceptFailures,
+) -> None:
+    """Take what the kernel has queued on *listener*, in batches, until it is
+    closed; each connection goes to *arrived*.  Server thread only."""
+    listener.setblocking(False)
+    while True:
+        try:
+            await anyio.wait_readable(listener)
+        except anyio.ClosedResourceError:
+            return
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):  # drained (or another process took it)
+                break
+            except OSError as exc:  # EMFILE and friends: back off, keep listening
+                failures.note(exc)
+                await anyio.sleep(ACCEPT_RETRY)
+                break
+            await arrived(sock, address)
+        await anyio.sleep(0)  # let sessions run between batches
+
+
 @dataclass(frozen=True, eq=False)
 class Arrival:
     """An accepted connection, not yet set up."""
@@ -153,27 +195,13 @@ class Acceptor:
         #: Handed to a serving task that has not started yet (closed by close() if it never does).
         self._unclaimed: set[socket.socket] = set()
         self._budget = CpuBudget()  # made in the server thread: it reads that thread's CPU time
-        self._failures = 0
-        self._failure_logged_at = -ACCEPT_LOG_INTERVAL
+        self._failures = AcceptFailures()
 
     async def accept_loop(self, listener: socket.socket, console_only: bool) -> None:
-        listener.setblocking(False)
-        while True:
-            try:
-                await anyio.wait_readable(listener)
-            except anyio.ClosedResourceError:
-                return
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    sock, address = listener.accept()
-                except (BlockingIOError, InterruptedError):  # drained (or another process took it)
-                    break
-                except OSError as exc:  # EMFILE and friends: back off, keep listening
-                    self._accept_failed(exc)
-                    await anyio.sleep(ACCEPT_RETRY)
-                    break
-                await self._arrived(Arrival(sock, address, console_only))
-            await anyio.sleep(0)  # let sessions run between batches
+        async def arrived(sock: socket.socket, address: Any) -> None:
+            await self._arrived(Arrival(sock, address, console_only))
+
+        await accept_forever(listener, arrived, self._failures)
 
     async def _arrived(self, arrival: Arrival) -> None:
         if not self._password_required:
@@ -225,10 +253,3 @@ class Acceptor:
         self._lobby.close_in_forked_child()
         while self._unclaimed:
             self._unclaimed.pop().close()
-
-    def _accept_failed(self, exc: OSError) -> None:
-        self._failures += 1
-        now = time.monotonic()
-        if now - self._failure_logged_at >= ACCEPT_LOG_INTERVAL:
-            log.warning("aiomonitor: accept failed (%d time(s) since the last report): %s", self._failures, exc)
-            self._failures, self._failure_logged_at = 0, now

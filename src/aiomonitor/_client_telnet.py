@@ -83,8 +83,3 @@ def split_telnet(data: bytes) -> tuple[bytes, bytes, list[bytes]]:
         else:
             index += 2
     return bytes(out), b"", subnegotiations
-
-
-def strip_telnet(data: bytes) -> bytes:
-    """The text of a complete reply, without telnet sequences."""
-    return split_telnet(data)[0]

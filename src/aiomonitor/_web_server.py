@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 
 from . import _http
+from ._accepting import AcceptFailures, accept_forever
 from ._socket_stream import ClientSocket
 
 log = logging.getLogger("aiomonitor")
@@ -39,10 +40,6 @@ RunInWorker = Callable[..., Awaitable[Any]]
 MAX_CONNECTIONS = 32
 #: A connection waiting this long for its next request (or for the rest of one) is closed.
 REQUEST_TIMEOUT = 30.0
-#: Connections taken from the kernel per wake-up.
-ACCEPT_BATCH = 64
-#: After an accept fails (EMFILE), wait this long before the next.
-ACCEPT_RETRY = 0.1
 
 
 class WebListener:
@@ -68,26 +65,17 @@ class WebListener:
 
     async def serve(self, tg: anyio.abc.TaskGroup, run_in_worker: RunInWorker) -> None:
         handler = self._make_handler(run_in_worker)
-        sock = self.sock
-        sock.setblocking(False)
-        while True:
-            await anyio.wait_readable(sock)
-            for _ in range(ACCEPT_BATCH):
-                try:
-                    client, _address = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:  # out of descriptors: wait, don't spin
-                    log.warning("aiomonitor: web accept failed: %s", exc)
-                    await anyio.sleep(ACCEPT_RETRY)
-                    break
-                stream = ClientSocket(client)
-                if not self._make_room():
-                    stream.close()
-                    continue
-                state = _http.ConnectionState()
-                self._open[stream] = state
-                tg.start_soon(self._serve_one, stream, state, handler)
+
+        async def arrived(client: socket.socket, _address: Any) -> None:
+            stream = ClientSocket(client)
+            if not self._make_room():
+                stream.close()
+                return
+            state = _http.ConnectionState()
+            self._open[stream] = state
+            tg.start_soon(self._serve_one, stream, state, handler)
+
+        await accept_forever(self.sock, arrived, AcceptFailures())
 
     def _make_room(self) -> bool:
         """Whether a new connection may open, closing the oldest idle one if need be."""
