@@ -68,11 +68,12 @@ def sorted_gently(items: Iterable[T], key: Callable[[T], Any], limit: int | None
     Sorting 100k items is a single C call of 15-30 ms once the keys are
     computed, during which the app's loop cannot run.  Sorted chunks merged
     by a Python generator give the GIL back between elements; with a
-    *limit*, a bounded heap keeps only *limit* items alive, so a "top 20" of
-    100k tasks never holds the other 99,980.  Stable, like ``sorted``.
+    *limit*, :func:`smallest_gently` keeps at most a chunk and *limit* items
+    alive, so a "top 20" of 100k tasks never holds the other 99,980.
+    Stable, like ``sorted``.
     """
     if limit is not None:
-        return iter(heapq.nsmallest(limit, yielding(items), key=key))
+        return iter(smallest_gently(items, limit, key))
     pending = list(items)
     if len(pending) <= SORT_CHUNK:
         return iter(sorted(pending, key=key))
