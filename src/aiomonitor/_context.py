@@ -20,10 +20,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from . import _query
 from ._format import DEFAULT_WIDTH
-from ._heavy import output_section, output_turn
+from ._heavy import output_section
 from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork, compute
-from ._streams import HIGH_WATER
 from ._style import PLAIN, Style
 
 T = TypeVar("T")
@@ -161,18 +160,9 @@ class CommandBase:
     def _write_all(self, text: Text) -> None:
         """Write what ``_compute_text`` made (a worker thread: waits for a slow client)."""
         write_encoded = getattr(self._sout, "write_encoded", None)
-        wait_for_room = getattr(self._sout, "wait_for_room", None)
         with output_section():
             for chunk in text:
-                if write_encoded is not None and wait_for_room is not None:
-                    # Pieces that fit under the high-water mark: after the wait
-                    # for room (where a slow client keeps us, holding no turn),
-                    # the write cannot block.
-                    for start in range(0, len(chunk), HIGH_WATER):
-                        wait_for_room()
-                        with output_turn():
-                            write_encoded(chunk[start : start + HIGH_WATER])
-                elif write_encoded is not None:
+                if write_encoded is not None:  # (it takes the output turns: see SessionOutput)
                     write_encoded(chunk)
                 else:  # a ``_sout`` replaced by the user: plain text, plain line ends
                     self._sout.write(chunk.decode().replace("\r\n", "\n"))

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from ._heavy import output_turn
 from ._protocol.telnet import encode_output
 
 #: Above this many buffered bytes a writing command waits for the client.
@@ -68,30 +69,28 @@ class SessionOutput(io.TextIOBase):
         megabyte kept the app's loop waiting for the GIL (90 ms measured).
         """
         if threading.get_ident() in self._nonblocking_threads():
-            self._put(data, block=False)
+            self._put(data)
             return
         # Piece by piece, so one huge write waits for the client instead
-        # of overflowing the buffer.
+        # of overflowing the buffer: first for room (where a slow client
+        # keeps us, holding no turn), then the copy in one of the few output
+        # turns (see ``_heavy.output_turn``).  After the wait the copy cannot
+        # block: only the session's one command writes here this way, and
+        # the server only drains.
         for start in range(0, len(data), HIGH_WATER):
-            self._put(data[start : start + HIGH_WATER], block=True)
-
-    def wait_for_room(self) -> None:
-        """Block until the buffer is below its high-water mark (or the client is gone).
-
-        After it, a write of at most ``HIGH_WATER`` bytes from this thread
-        does not wait: only the session's one command writes here, and the
-        server only drains.
-        """
-        with self._cond:
-            self._wait_for_room()
+            with self._cond:
+                if not self._wait_for_room():
+                    return
+            with output_turn():
+                self._put(data[start : start + HIGH_WATER])
 
     def write_nowait(self, s: str) -> int:
-        self._put(encode_output(s), block=False)
+        self._put(encode_output(s))
         return len(s)
 
     def put_raw(self, data: bytes) -> None:
         """Protocol bytes (telnet replies): sent as they are, never blocking."""
-        self._put(data, block=False)
+        self._put(data)
 
     def pending(self) -> bool:
         """Whether anything is still waiting to be sent."""
@@ -100,10 +99,9 @@ class SessionOutput(io.TextIOBase):
     def flush(self) -> None:
         """Nothing to do: the writer task sends as soon as data arrives."""
 
-    def _put(self, data: bytes, *, block: bool) -> None:
+    def _put(self, data: bytes) -> None:
+        """Append without waiting (past ``HARD_LIMIT``: dropped, marked once)."""
         with self._cond:
-            if block and not self._wait_for_room():
-                return
             if self._shut:
                 return
             if len(self._buffer) + len(data) > HARD_LIMIT:
