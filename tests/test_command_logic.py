@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor import _format, _json
+from aiomonitor import _format, _json, _table
 from aiomonitor._protocol import commands
 from aiomonitor._protocol.commands import ArgumentMappingException, CommandError, MultipleCommandException
 from aiomonitor._style import COLOUR, PLAIN, style_for_terminal
-from aiomonitor.backends import FrameInfo, TaskSnapshot
+from aiomonitor.backends import FrameInfo, TaskColumns, TaskSnapshot
 from aiomonitor.utils import alt_names
 
 
@@ -124,7 +124,7 @@ def test_ps_table_fits_the_width_and_keeps_ids_whole() -> None:
         )
         for i in range(3)
     ]
-    table = "\n".join(_format.table_lines(_format.PS_HEADERS, _format.ps_columns(tasks), 80))
+    table = "".join(_table.table_text(_format.PS_HEADERS, _format.ps_columns([TaskColumns.of(tasks)]), 80))
     lines = table.splitlines()
     assert all(len(line) <= 80 for line in lines)
     assert lines[2].startswith("140000000000000")
@@ -140,9 +140,9 @@ def test_coloured_tables_align_like_plain_ones(width: int | None) -> None:
         TaskSnapshot(10 + i, "task-" + "n" * (5 * i), state, "coro", FrameInfo("/app/" + "d" * 40 + ".py", i, "f"))
         for i, state in enumerate(["pending", "cancelling", "done", "something-odd"])
     ]
-    columns = _format.ps_columns(tasks)
-    plain = list(_format.table_lines(_format.PS_HEADERS, columns, width, state_column=1))
-    coloured = list(_format.table_lines(_format.PS_HEADERS, columns, width, COLOUR, state_column=1))
+    columns = _format.ps_columns([TaskColumns.of(tasks)])
+    plain = "".join(_table.table_text(_format.PS_HEADERS, columns, width, state_column=1)).splitlines()
+    coloured = "".join(_table.table_text(_format.PS_HEADERS, columns, width, COLOUR, state_column=1)).splitlines()
     assert [ANSI_SGR.sub("", line) for line in coloured] == plain
     assert coloured[0].startswith("\x1b[1m")  # the heading
     assert "\x1b[32mpending" in coloured[2]
@@ -162,7 +162,7 @@ def test_trio_style_parents_indent_children() -> None:
     root = TaskSnapshot(1, "root", "waiting", "main", None)
     child = TaskSnapshot(2, "child", "waiting", "worker", None, parent_id=1)
     grandchild = TaskSnapshot(3, "grandchild", "waiting", "leaf", None, parent_id=2)
-    names = _format.ps_columns([root, child, grandchild])[2]
+    names = _format.ps_columns([TaskColumns.of([root, child, grandchild])])[2]
     assert names == ["root", "  child", "    grandchild"]
 
 
@@ -217,4 +217,5 @@ _seconds = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.float
 )
 def test_ps_j_lines_are_json_dumps_of_the_task_dicts(tasks: list[TaskSnapshot]) -> None:
     """The fast ``ps -j`` encoder writes exactly what ``json.dumps`` would."""
-    assert list(_json.task_lines(tasks, now=1e6)) == [json.dumps(_json.task(task, now=1e6)) for task in tasks]
+    text = "".join(_json.task_text([TaskColumns.of(tasks[:3]), TaskColumns.of(tasks[3:])], now=1e6))
+    assert text == "".join(json.dumps(_json.task(task, now=1e6)) + "\n" for task in tasks)

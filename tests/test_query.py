@@ -228,7 +228,7 @@ def same_first_few(backend: Backend) -> None:
         for limit in (0, 1, 7, 60):
             query = _query.TaskQuery(sort=sort, limit=limit)
             fast = _query.select_tasks(backend, query)
-            full = _query.TaskSelection(backend.snapshot(), query)
+            full = _query.TaskSelection(backend.snapshot_columns(), query)
             assert [(t.id, t.parent_id) for t in fast] == [(t.id, t.parent_id) for t in full], (sort, limit)
             assert (fast.total, fast.matched, fast.shown) == (full.total, full.matched, full.shown)
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor import _format
+from aiomonitor import _table
 
 from .conftest import open_monitor
 from .helpers import Client, in_thread, parked_tasks
@@ -73,7 +73,7 @@ async def test_the_who_table_is_not_affected(monitor: aiomonitor.Monitor) -> Non
 
 @given(st.text(max_size=200), st.integers(0, 120))
 def test_shortening_keeps_the_end_and_the_width(text: str, width: int) -> None:
-    short = _format.ellipsize(text, width)
+    short = _table.ellipsize(text, width)
     assert len(short) <= max(width, 0) or len(text) <= width
     if len(text) <= width:
         assert short == text

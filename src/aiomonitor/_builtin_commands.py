@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import _format, _json, _query
+from . import _format, _json, _query, _table
 from ._context import CommandBase, NextStep
 from ._diagnosis import stall_line
 from ._protocol import commands
@@ -105,15 +105,15 @@ class BuiltinCommands(CommandBase):
         backend = self._context.backend
         selection = _query.select_tasks(backend, query)
         if as_json:
-            return list(_format.batched_text(_json.task_lines(selection)))
+            return list(_json.task_text(selection.chunks()))
         traced, timed = backend.traced, backend.timed
-        columns = _format.ps_columns(selection, traced, timed)
+        columns = _format.ps_columns(selection.chunks(), traced, timed)
         narrowed = query.filters or query.limit is not None
         shown = f" ({selection.shown} shown)" if narrowed else ""
         headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
         headers += _format.TIMING_HEADERS if timed else ()
-        lines = _format.table_lines(headers, columns, width, self._style, state_column=1)
-        return [f"{_format.plural(selection.total, 'task')}{shown}\n", *_format.batched_text(lines)]
+        table = _table.table_text(headers, columns, width, self._style, state_column=1)
+        return [f"{_format.plural(selection.total, 'task')}{shown}\n", *table]
 
     @alt_names("w")
     def do_where(self, taskid: str) -> None:
@@ -224,7 +224,7 @@ class BuiltinCommands(CommandBase):
             (c.peer + (" (you)" if c.is_caller else ""), c.kind, f"{c.connected_for:.0f} s", c.running or "-")
             for c in clients
         ]
-        self._sout.write(_format.format_table(("Client", "Kind", "Connected", "Running"), rows, None, self._style))
+        self._sout.write(_table.format_table(("Client", "Kind", "Connected", "Running"), rows, None, self._style))
 
     @alt_names("quit q")
     def do_exit(self) -> None:

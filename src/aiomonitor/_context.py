@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from . import _query
-from ._format import DEFAULT_WIDTH
 from ._heavy import output_section
 from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork, compute
 from ._style import PLAIN, Style
+from ._table import DEFAULT_WIDTH
 
 T = TypeVar("T")
 

@@ -8,6 +8,7 @@ import itertools
 import json
 import linecache
 import math
+import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -17,7 +18,7 @@ from ._diagnosis import Finding
 from ._doctor_query import Diagnosis
 from ._query import AwaitTree, ClientInfo, MonitorStatus, TaskDetail
 from ._stalls import Stall
-from .backends import EndedTask, FrameInfo, TaskSnapshot, release_gently
+from .backends import EndedTask, FrameInfo, TaskColumns, TaskSnapshot, release_gently
 
 #: Frames of a stack, and links of a creation chain, given at most (the innermost).
 MAX_FRAMES = 200
@@ -51,34 +52,66 @@ def task(snapshot: TaskSnapshot, now: float | None = None) -> dict[str, Any]:
     }
 
 
-def task_lines(snapshots: Iterable[TaskSnapshot], now: float | None = None) -> Iterator[str]:
-    """``json.dumps(task(t))`` for each task, the same text, about three times
-    as fast: ``ps -j`` at 100k tasks spent 0.2 s building dicts and 0.65 s
-    in ``json.dumps``.  Strings go through the JSON module's own C escaper,
-    numbers through their ``repr`` (what ``json.dumps`` writes), and each
-    location, shared by many tasks, is encoded once."""
+def task_text(chunks: Iterable[TaskColumns], now: float | None = None) -> Iterator[str]:
+    """``json.dumps(task(t))`` for each task, a line each, a chunk of lines
+    at a time: the same text, several times as fast.
+
+    ``ps -j`` at 100k tasks spent 0.2 s building dicts and 0.65 s in
+    ``json.dumps``.  Here each field of a chunk is encoded by one C-level
+    pass (strings by the JSON module's own C escaper, numbers by their
+    ``repr``, which is what ``json.dumps`` writes), each location, shared
+    by many tasks, once, and each line is one %-format.
+    """
     if now is None:
         now = time.monotonic()
     places: dict[FrameInfo | None, str] = {None: "null"}
     sites: dict[FrameInfo | None, str] = {None: "null"}
-    text = _encode_string
-    for t in snapshots:
-        location = t.location
-        place = places.get(location)
-        if place is None:
-            place = places[location] = json.dumps(_place(location))  # type: ignore[arg-type]
-        created = t.created
-        site = sites.get(created)
-        if site is None:
-            site = sites[created] = json.dumps(list(created))  # type: ignore[arg-type]
-        created_at = t.created_at
-        yield (
-            f'{{"id": {t.id}, "name": {text(t.name)}, "state": {text(t.state)}, "coro": {text(t.coro)}, '
-            f'"location": {place}, "parent_id": {_number(t.parent_id)}, "created": {site}, '
-            f'"creator_id": {_number(t.creator_id)}, '
-            f'"age": {"null" if created_at is None else _number(now - created_at)}, '
-            f'"steps": {_number(t.steps)}, "busy": {_number(t.busy)}, "longest_step": {_number(t.longest_step)}}}'
+    for chunk in chunks:
+        if not chunk.size:
+            continue
+        for location in set(chunk.location).difference(places):
+            places[location] = json.dumps(_place(location))  # type: ignore[arg-type]
+        for created in set(chunk.created).difference(sites):
+            sites[created] = json.dumps(list(created))  # type: ignore[arg-type]
+        created_at = chunk.created_at
+        ages = (
+            map(operator.sub, itertools.repeat(now), created_at)
+            if None not in created_at
+            else (None if at is None else now - at for at in created_at)
         )
+        fields = zip(
+            map(str, chunk.id),
+            map(_encode_string, chunk.name),
+            map(_encode_string, chunk.state),
+            map(_encode_string, chunk.coro),
+            map(places.__getitem__, chunk.location),
+            _numbers(chunk.parent_id),
+            map(sites.__getitem__, chunk.created),
+            _numbers(chunk.creator_id),
+            _numbers(list(ages)),
+            _numbers(chunk.steps),
+            _numbers(chunk.busy),
+            _numbers(chunk.longest_step),
+            strict=True,
+        )
+        yield "\n".join(map(_TASK_LINE.__mod__, fields)) + "\n"
+
+
+#: A task's line in ``ps -j``: ``json.dumps(task(t))``'s text, field by field.
+_TASK_LINE = (
+    '{"id": %s, "name": %s, "state": %s, "coro": %s, "location": %s, "parent_id": %s, "created": %s, '
+    '"creator_id": %s, "age": %s, "steps": %s, "busy": %s, "longest_step": %s}'
+)
+
+
+def _numbers(values: list[float | None] | list[int | None]) -> Iterable[str]:
+    """As ``json.dumps`` writes each number (or None): C-level when all are
+    None, or all are finite numbers."""
+    if values.count(None) == len(values):
+        return itertools.repeat("null", len(values))
+    if None not in values and all(map(math.isfinite, values)):  # type: ignore[arg-type]
+        return map(repr, values)
+    return map(_number, values)
 
 
 #: The JSON module's string encoder (C), as ``json.dumps`` uses it by default.

@@ -14,12 +14,17 @@ app's heap (see ``Backend.snapshot``).
 from __future__ import annotations
 
 import itertools
+import operator
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, cast
 
-from ._locations import format_location
+from ._selection import TASK_SORT_KEYS as TASK_SORT_KEYS
+from ._selection import TaskQuery as TaskQuery
+from ._selection import TaskSelection as TaskSelection
+from ._selection import select_tasks as select_tasks
+from ._selection import task_matches as task_matches
 from ._stalls import Stall, StallRecorder
 from ._watchdog import LoopWatchdog
 from .backends import (
@@ -33,22 +38,10 @@ from .backends import (
     TaskSnapshot,
     Wait,
     release_gently,
-    sorted_gently,
 )
 
 #: Report the loop as blocked once a ping has gone unanswered this long.
 BLOCKED_AFTER = 0.2
-
-#: Task orders (``ps -s``, ``top``): ages oldest first and busy times busiest
-#: first; tasks without the figure (untraced, untimed) go last.
-TASK_SORT_KEYS: Mapping[str, Callable[[TaskSnapshot], Any]] = {
-    "id": lambda t: t.id,
-    "name": lambda t: t.name,
-    "state": lambda t: t.state,
-    # Ties (tasks made before tracing began) by id, as the fast paths order them.
-    "age": lambda t: (t.created_at if t.created_at is not None else float("inf"), t.id),
-    "busy": lambda t: -(t.busy or 0.0),
-}
 
 
 class HistoryOff(Exception):
@@ -56,109 +49,6 @@ class HistoryOff(Exception):
 
 
 # -- live tasks ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskQuery:
-    """Which tasks, in which order, how many: ``ps``'s options as data."""
-
-    #: Keep tasks whose id, name, state, coroutine or location contains every
-    #: one of these (lower case).
-    filters: tuple[str, ...] = ()
-    sort: str | None = None
-    limit: int | None = None
-    #: Also the monitor's own tasks (console statements, async commands),
-    #: which are left out of lists and counts by default.
-    include_own: bool = False
-
-    def __post_init__(self) -> None:
-        if self.sort is not None and self.sort not in TASK_SORT_KEYS:
-            raise ValueError(f"Sort by one of {', '.join(TASK_SORT_KEYS)}, not {self.sort!r}")
-        if self.limit is not None and self.limit < 0:
-            raise ValueError(f"The limit must be 0 or more, not {self.limit}")
-
-
-class TaskSelection:
-    """The tasks a :class:`TaskQuery` selects, as a stream to consume once.
-
-    ``total`` (every live task) and ``matched`` (those passing the filters)
-    are the true counts, known once the stream has been consumed; ``shown``
-    is how many were yielded.
-    """
-
-    def __init__(self, snapshots: Iterable[TaskSnapshot], query: TaskQuery, total: int | None = None) -> None:
-        """*snapshots*: every live task, to select from; or, given their *total*,
-        exactly the tasks selected (found without a full snapshot)."""
-        self.query = query
-        self._snapshots = snapshots
-        self._known_total = total
-        self._total = self._matched = self._shown = 0
-        self._consumed = False
-
-    def __iter__(self) -> Iterator[TaskSnapshot]:
-        if self._consumed:
-            raise RuntimeError("a TaskSelection is consumed once")
-        self._consumed = True
-        if self._known_total is not None:
-            for task in self._snapshots:
-                self._shown += 1
-                yield task
-            self._total = self._matched = max(self._known_total, self._shown)  # (tasks may end meanwhile)
-            return
-        matching = self._matching()
-        tasks: Iterable[TaskSnapshot] = matching
-        if self.query.sort is not None:
-            tasks = sorted_gently(tasks, TASK_SORT_KEYS[self.query.sort], self.query.limit)
-        elif self.query.limit is not None:
-            tasks = itertools.islice(tasks, self.query.limit)
-        for task in tasks:
-            self._shown += 1
-            yield task
-        for _ in matching:  # past the limit: counted, not kept, so the totals are true
-            pass
-
-    def _matching(self) -> Iterator[TaskSnapshot]:
-        filters, include_own = self.query.filters, self.query.include_own
-        for task in self._snapshots:
-            if not include_own and task.name == MONITOR_TASK_NAME:
-                continue
-            self._total += 1
-            if not filters or task_matches(task, filters):
-                self._matched += 1
-                yield task
-
-    @property
-    def total(self) -> int:
-        return self._total
-
-    @property
-    def matched(self) -> int:
-        return self._matched
-
-    @property
-    def shown(self) -> int:
-        return self._shown
-
-
-def task_matches(task: TaskSnapshot, filters: Sequence[str]) -> bool:
-    haystack = f"{task.id} {task.name} {task.state} {task.coro} {format_location(task.location)}".lower()
-    return all(f in haystack for f in filters)
-
-
-def select_tasks(backend: Backend, query: TaskQuery = TaskQuery()) -> TaskSelection:
-    """Live tasks by *query*, streamed from one snapshot.
-
-    The first few by id or age with no filter (``ps -n 20 -s age``) are
-    found from one attribute per task and only they are snapshotted, where
-    the backend can.
-    """
-    if query.limit is not None and not query.filters and query.sort in (None, "id", "age"):
-        skip = None if query.include_own else MONITOR_TASK_NAME
-        first = backend.snapshot_first(query.sort, query.limit, skip)
-        if first is not None:
-            chosen, total = first
-            return TaskSelection(chosen, query, total=total)
-    return TaskSelection(backend.snapshot(), query)
 
 
 @dataclass(frozen=True)
@@ -245,8 +135,16 @@ class AwaitTree:
 
 
 def await_tree(backend: Backend, include_own: bool = False) -> AwaitTree:
-    tasks = {t.id: t for t in backend.snapshot() if include_own or t.name != MONITOR_TASK_NAME}
-    creators = {t.id: t.creator_id for t in tasks.values() if t.creator_id is not None}
+    # From the snapshot's columns by C-level passes (no Python per task).
+    tasks: dict[int, TaskSnapshot] = {}
+    creators: dict[int, int] = {}
+    for chunk in backend.snapshot_columns():
+        if not include_own:
+            chunk = chunk.without_name(MONITOR_TASK_NAME)
+        tasks.update(zip(chunk.id, chunk.snapshots(), strict=True))
+        created = map(operator.is_not, chunk.creator_id, itertools.repeat(None))
+        pairs = cast("Iterable[tuple[int, int]]", zip(chunk.id, chunk.creator_id, strict=True))
+        creators.update(itertools.compress(pairs, created))
     return AwaitTree(tasks, tuple(backend.await_edges()), creators)
 
 

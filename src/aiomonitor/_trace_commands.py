@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import time
 
-from . import _format, _graph, _json, _query
+from . import _format, _graph, _json, _query, _table
 from ._context import CommandBase
 from ._locations import format_location
 from .backends import release_gently
@@ -68,7 +68,7 @@ class TraceCommands(CommandBase):
         headers = ("#", "Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
         self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
         width = None if wide else self._width
-        self._sout.write(_format.format_table(headers, rows, width, self._style, keep=(0, 1)))
+        self._sout.write(_table.format_table(headers, rows, width, self._style, keep=(0, 1)))
 
     @alt_names("where-ended wt")
     def do_where_ended(self, taskid: str) -> None:
@@ -117,7 +117,7 @@ class TraceCommands(CommandBase):
         try:
             if as_json:
                 return list(_json.await_tree(tree))
-            labels = {task_id: f"{t.name} ({t.coro}) {task_id}" for task_id, t in tree.tasks.items()}
+            labels = _graph.labels(tree.tasks)
             lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
             chunks = list(_format.batched_text(lines))
             release_gently(lines, labels)
@@ -168,4 +168,4 @@ class TraceCommands(CommandBase):
         ]
         header = f"{_format.plural(total, 'task')}, sorted by {sort}; Enter or Ctrl-C leaves\n"
         headers = ("Task ID", "State", "Name", "Coroutine", "Age", "Busy", "Location")
-        return header + _format.format_table(headers, rows, self._width, self._style, state_column=1)
+        return header + _table.format_table(headers, rows, self._width, self._style, state_column=1)

@@ -21,6 +21,7 @@ from ._base import (
     Submission,
     UnknownTask,
 )
+from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
 from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, yielding
 from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
@@ -43,13 +44,16 @@ __all__ = (
     "LoopUnresponsive",
     "NotCancellable",
     "Submission",
+    "TaskColumns",
     "TaskRecord",
     "TaskSnapshot",
     "UnknownTask",
     "Wait",
     "asyncio_backend",
+    "columns_of",
     "is_library",
     "release_gently",
+    "snapshots_of",
     "sorted_by_id",
     "sorted_gently",
     "trio_backend",

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._columns import TaskColumns, columns_of
 from ._records import CancelOutcome, Census, FrameInfo, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
@@ -235,6 +236,12 @@ class Backend(abc.ABC):
         each ``ps`` trigger a full collection of the app's heap, with the GIL
         held.  Produced and dropped one at a time, they balance.
         """
+
+    def snapshot_columns(self) -> Iterator[TaskColumns]:
+        """``snapshot()`` in chunks of columns (see ``_columns``); the same
+        stream, consumed once.  Backends that gather a field at a time
+        override it, and derive ``snapshot`` from it."""
+        return columns_of(self.snapshot())
 
     def snapshot_first(
         self, order: str | None, count: int, skip_name: str | None

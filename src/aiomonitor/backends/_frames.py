@@ -17,7 +17,7 @@ from typing import Any
 from ._records import FrameInfo
 from ._timing import TimedCoroutine
 
-_MAX_CHAIN = 256  # a cycle-proof bound; real await chains are a few dozen deep
+MAX_CHAIN = 256  # a cycle-proof bound; real await chains are a few dozen deep
 
 _LIBRARY_DIRS = tuple(
     {os.path.realpath(sysconfig.get_paths()[key]) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")}
@@ -40,7 +40,7 @@ _CODE_FACTS: dict[int, tuple[CodeType, bool, str]] = {}
 _CODE_FACTS_SIZE = 20_000
 
 
-def _code_facts(code: CodeType) -> tuple[CodeType, bool, str]:
+def code_facts(code: CodeType) -> tuple[CodeType, bool, str]:
     facts = _CODE_FACTS.get(id(code))
     if facts is None:
         if len(_CODE_FACTS) >= _CODE_FACTS_SIZE:
@@ -61,7 +61,7 @@ def describe_chain(frames: list[FrameType], fallback: str) -> tuple[str, FrameIn
     name: str | None = None
     innermost_user: FrameType | None = None
     for frame in frames:
-        facts = _CODE_FACTS.get(id(frame.f_code)) or _code_facts(frame.f_code)
+        facts = _CODE_FACTS.get(id(frame.f_code)) or code_facts(frame.f_code)
         if not facts[1]:
             if name is None:
                 name = facts[2]
@@ -78,7 +78,7 @@ def await_chain(coro: Any) -> list[FrameType]:
     times slower at 100k tasks).
     """
     frames: list[FrameType] = []
-    while coro is not None and len(frames) < _MAX_CHAIN:
+    while coro is not None and len(frames) < MAX_CHAIN:
         kind = type(coro)
         if kind is TimedCoroutine:  # trace_timing's proxy: look through it
             coro = coro.coro

@@ -18,9 +18,11 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
 from ._asyncio_edges import await_edges_of
+from ._asyncio_snapshot import column_chunks
 from ._asyncio_tracer import AsyncioTracer
 from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
+from ._columns import TaskColumns, snapshots_of
 from ._frames import await_chain, describe_chain
 from ._gil import count_gently, smallest_gently, sorted_by_id, yielding
 from ._records import (
@@ -32,7 +34,6 @@ from ._records import (
     TaskRecord,
     TaskSnapshot,
     Wait,
-    new_snapshot,
 )
 from ._timing import TimedCoroutine
 from ._tracing import trace_fields
@@ -204,7 +205,14 @@ class AsyncioBackend(Backend):
         return None if current is None else id(current)
 
     def snapshot(self) -> Iterator[TaskSnapshot]:
-        return self._snapshots_of(sorted_by_id(self._tasks()))
+        return snapshots_of(self.snapshot_columns())
+
+    def snapshot_columns(self) -> Iterator[TaskColumns]:
+        return self._columns_of(sorted_by_id(self._tasks()))
+
+    def _columns_of(self, tasks: Iterable[asyncio.Task[Any]]) -> Iterator[TaskColumns]:
+        foreign = self._tracer.foreign if self._tracer is not None else None
+        return column_chunks(tasks, asyncio.current_task(self._loop), foreign, _state)
 
     def snapshot_first(
         self, order: str | None, count: int, skip_name: str | None
@@ -228,7 +236,7 @@ class AsyncioBackend(Backend):
         else:
             return None
         chosen = [task for task in chosen if task not in skipped][:count]
-        return list(self._snapshots_of(chosen)), len(tasks) - len(skipped)
+        return list(snapshots_of(self._columns_of(chosen))), len(tasks) - len(skipped)
 
     def trace_totals(self) -> tuple[int, int | None] | None:
         tracer = self._tracer
@@ -238,7 +246,7 @@ class AsyncioBackend(Backend):
         return tracer.created[0], tracer.history.added if tracer.keeps_history else None
 
     def snapshot_one(self, task_id: int) -> TaskSnapshot:
-        return next(self._snapshots_of([self._find(task_id)]))
+        return self._snapshot_of(self._find(task_id))
 
     def census(self) -> Census:
         # C-level passes (see count_gently): a Python call per task would be
@@ -259,24 +267,21 @@ class AsyncioBackend(Backend):
         by_coro = count_gently(tasks, operator.attrgetter("_coro.__qualname__"), _task_coro_name)
         return Census({state: n for state, n in by_state.items() if n}, by_coro)
 
-    def _snapshots_of(self, tasks: Iterable[asyncio.Task[Any]]) -> Iterator[TaskSnapshot]:
-        # The hot loop of ps: one pass, few calls (measured at 100k tasks).
+    def _snapshot_of(self, task: asyncio.Task[Any]) -> TaskSnapshot:
+        # One task, a field at a time: the rule snapshots' column passes
+        # (_asyncio_snapshot) follow, and a test holds them to it.
         current = asyncio.current_task(self._loop)
         foreign = self._tracer.foreign if self._tracer is not None else None
-        for task in yielding(tasks):
-            coro = getattr(task, "_coro", None)  # see _coro_of
-            frames = await_chain(coro)
-            # (task id, created, parent's record, created_at): see the tracer.
-            record = getattr(task, "_aiomonitor_record", None)
-            if record is None and foreign:  # made by the app's own task factory
-                record = foreign.get(task)
-            stats = coro.stats if type(coro) is TimedCoroutine else None
-            name, location = describe_chain(frames, _coro_name(coro))
-            # tuple.__new__ directly: a NamedTuple's own __new__ is a Python call.
-            yield new_snapshot(
-                TaskSnapshot,
-                (id(task), task.get_name(), _state(task, current), name, location, None, *trace_fields(record, stats)),
-            )
+        coro = _coro_of(task)
+        # (task id, created, parent's record, created_at): see the tracer.
+        record = getattr(task, "_aiomonitor_record", None)
+        if record is None and foreign:  # made by the app's own task factory
+            record = foreign.get(task)
+        stats = coro.stats if type(coro) is TimedCoroutine else None
+        name, location = describe_chain(await_chain(coro), _coro_name(coro))
+        return TaskSnapshot(
+            id(task), task.get_name(), _state(task, current), name, location, None, *trace_fields(record, stats)
+        )
 
     def await_edges(self) -> list[tuple[int, int, str]]:
         return await_edges_of(self._tasks())

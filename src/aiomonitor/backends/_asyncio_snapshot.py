@@ -1,0 +1,104 @@
+"""Snapshots of many asyncio tasks, a chunk at a time, in C-level passes.
+
+The per-task loop (``AsyncioBackend.snapshot_one``'s path) made ten Python
+calls a task; at 100k tasks that was most of ``ps``.  Here each field is one
+``map`` of a builtin over a chunk of tasks (``id``, ``getattr``,
+``methodcaller``, ``itemgetter``), the chains go through ``_chains``, and the
+tuples are built by ``tuple.__new__`` from a ``zip``: Python runs only for
+what is rare (a done, cancelling or running task; a task made by the app's
+own factory; trace_timing's stats).  A test compares every field with the
+per-task path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import operator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
+
+from . import _columns
+from ._chains import describe_chains
+from ._columns import TaskColumns
+from ._timing import TimedCoroutine
+from ._tracing import RawRecord, trace_fields
+
+_repeat = itertools.repeat
+_get_name = operator.methodcaller("get_name")
+_done = operator.methodcaller("done")
+_cancelling = operator.methodcaller("cancelling")
+_HAS_CANCELLING = hasattr(asyncio.Task, "cancelling")  # Python 3.11+
+_created, _parent, _created_at = operator.itemgetter(1), operator.itemgetter(2), operator.itemgetter(3)
+
+
+def column_chunks(
+    tasks: Iterable[asyncio.Task[Any]],
+    current: asyncio.Task[Any] | None,
+    foreign: Mapping[asyncio.Task[Any], RawRecord] | None,
+    state_of: Callable[[asyncio.Task[Any], asyncio.Task[Any] | None], str],
+) -> Iterator[TaskColumns]:
+    """The tasks' snapshots in chunks of columns, in order, handing the GIL
+    over between chunks.
+
+    *foreign* holds the records of tasks made by the app's own factory;
+    *state_of* is the per-task rule, used for chunks with a task that is
+    not simply pending.
+    """
+    iterator = iter(tasks)
+    while chunk := list(itertools.islice(iterator, _columns.COLUMN_CHUNK)):
+        yield _chunk(chunk, current, foreign, state_of)
+        time.sleep(0)
+
+
+def _chunk(
+    tasks: list[asyncio.Task[Any]],
+    current: asyncio.Task[Any] | None,
+    foreign: Mapping[asyncio.Task[Any], RawRecord] | None,
+    state_of: Callable[[asyncio.Task[Any], asyncio.Task[Any] | None], str],
+) -> TaskColumns:
+    count = len(tasks)
+    coros = list(map(getattr, tasks, _repeat("_coro"), _repeat(None)))  # see _coro_of
+    timed = TimedCoroutine in set(map(type, coros))
+    inner = [coro.coro if type(coro) is TimedCoroutine else coro for coro in coros] if timed else coros
+    coro_names, locations = describe_chains(inner)
+    if None in coro_names:  # no user code in the chain: the coroutine's own name (see _coro_name)
+        qualnames = map(getattr, inner, _repeat("__qualname__"), _repeat(None))
+        coro_names = [
+            name if name is not None else (qualname or type(coro).__qualname__)
+            for name, qualname, coro in zip(coro_names, qualnames, inner, strict=True)
+        ]
+    unusual = (
+        any(map(_done, tasks))
+        or (_HAS_CANCELLING and any(map(_cancelling, tasks)))
+        or any(map(operator.is_, tasks, _repeat(current)))
+    )
+    states = [state_of(task, current) for task in tasks] if unusual else ["pending"] * count
+    records: list[RawRecord | None] = list(map(getattr, tasks, _repeat("_aiomonitor_record"), _repeat(None)))
+    if foreign and None in records:  # made by the app's own task factory
+        records = [foreign.get(task) if record is None else record for record, task in zip(records, tasks, strict=True)]
+    return TaskColumns(
+        list(map(id, tasks)),
+        list(map(_get_name, tasks)),
+        states,
+        cast("list[str]", coro_names),
+        locations,
+        [None] * count,
+        *_trace_columns(records, coros if timed else None),
+    )
+
+
+def _trace_columns(records: list[RawRecord | None], timed_coros: list[Any] | None) -> list[list[Any]]:
+    """TaskSnapshot's six tracing fields, as columns (see trace_fields)."""
+    count = len(records)
+    if timed_coros is None and records.count(None) == count:  # not traced
+        return [[None] * count for _ in range(6)]
+    if timed_coros is not None or None in records:  # the rare mixes: a Python call per task
+        stats = [coro.stats if type(coro) is TimedCoroutine else None for coro in timed_coros or ()] or [None] * count
+        rows = list(map(trace_fields, records, stats))
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(6)]
+    present = cast("list[RawRecord]", records)
+    creators = [None if parent is None else parent[0] for parent in map(_parent, present)]
+    untimed = [[None] * count for _ in range(3)]
+    return [list(map(_created, present)), list(map(_created_at, present)), creators, *untimed]

@@ -1,0 +1,259 @@
+"""The column passes (snapshots, chains, tables) against the per-item rules they replace.
+
+The fast paths of ``ps`` gather a field at a time for a chunk of items in C;
+each has a plain per-item rule it must agree with.  Hypothesis draws mixes of
+real asyncio tasks (every kind of await chain, state and record the rules
+tell apart) and tables of odd cells, and chunk sizes that cut them anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import types
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aiomonitor import _format, _query, _table
+from aiomonitor.backends import TaskColumns, TaskSnapshot, _asyncio_edges, _columns, asyncio_backend
+from aiomonitor.backends._chains import describe_chains
+from aiomonitor.backends._frames import await_chain, describe_chain
+
+
+async def _parked(event: asyncio.Event) -> None:
+    await event.wait()
+
+
+async def _outer(event: asyncio.Event) -> None:
+    await _parked(event)
+
+
+class _OldStyleAwaitable:
+    """An awaitable whose ``__await__`` is a generator: a GeneratorType link."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return (yield from self.event.wait().__await__())
+
+
+async def _through_generator(event: asyncio.Event) -> None:
+    await _OldStyleAwaitable(event)
+
+
+async def _ticks(event: asyncio.Event) -> AsyncIterator[int]:
+    await event.wait()
+    yield 1
+
+
+async def _async_for(event: asyncio.Event) -> None:
+    async for _ in _ticks(event):
+        pass
+
+
+#: Task bodies: a user coroutine, library code only, nested user coroutines,
+#: a generator link, an async generator link.
+KINDS: dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, Any]]] = {
+    "parked": _parked,
+    "library": lambda event: event.wait(),
+    "outer": _outer,
+    "generator": _through_generator,
+    "async_for": _async_for,
+}
+
+
+@contextlib.contextmanager
+def _chunks_of(size: int) -> Iterator[None]:
+    saved = _columns.COLUMN_CHUNK
+    _columns.COLUMN_CHUNK = size
+    try:
+        yield
+    finally:
+        _columns.COLUMN_CHUNK = saved
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(sorted(KINDS)), min_size=0, max_size=30),
+    trace=st.booleans(),
+    timing=st.booleans(),
+    own_factory=st.booleans(),
+    cancelled=st.sets(st.integers(0, 29), max_size=5),
+    chunk=st.integers(1, 9),
+)
+def test_column_snapshots_equal_the_per_task_rule(
+    kinds: list[str], trace: bool, timing: bool, own_factory: bool, cancelled: set[int], chunk: int
+) -> None:
+    async def scenario() -> list[tuple[TaskSnapshot, TaskSnapshot]]:
+        loop = asyncio.get_running_loop()
+        if own_factory:  # the app's own factory: its tasks' records are kept aside (foreign)
+            loop.set_task_factory(lambda loop, coro, **kwargs: asyncio.Task(coro, loop=loop, **kwargs))
+        backend = asyncio_backend(loop, trace=trace, timing=timing)
+        backend.attach()
+        event = asyncio.Event()
+        try:
+            tasks = [asyncio.create_task(KINDS[kind](event), name=f"{kind}-{i}") for i, kind in enumerate(kinds)]
+            await asyncio.sleep(0)  # every task starts and parks
+            not_started = asyncio.create_task(_parked(event))  # a frame, not yet run
+            for index in cancelled:  # cancelling: requested, not yet delivered
+                if index < len(tasks):
+                    tasks[index].cancel()
+            with _chunks_of(chunk):
+                columns = list(backend.snapshot_columns())
+            pairs = [(task, backend.snapshot_one(task.id)) for chunk in columns for task in chunk.snapshots()]
+            event.set()
+            await asyncio.gather(*tasks, not_started, return_exceptions=True)
+            return pairs
+        finally:
+            backend.detach()
+
+    pairs = asyncio.run(scenario())
+    assert len(pairs) == len(kinds) + 2  # and the test's own task, running
+    for from_columns, one_by_one in pairs:
+        if from_columns.state == "running":  # the test itself, on another line by now
+            assert from_columns._replace(location=None) == one_by_one._replace(location=None)
+        else:
+            assert from_columns == one_by_one
+    assert [task.id for task, _ in pairs] == sorted(task.id for task, _ in pairs)
+    states = {task.state for task, _ in pairs}
+    assert "running" in states
+    if cancelled & set(range(len(kinds))) and hasattr(asyncio.Task, "cancelling"):
+        assert "cancelling" in states
+
+
+def _closed_coroutine() -> Coroutine[Any, Any, Any]:
+    coroutine = _parked(asyncio.Event())
+    coroutine.close()
+    return coroutine
+
+
+@given(st.lists(st.sampled_from(["none", "future", "closed", "fresh", "object"]), max_size=12))
+def test_chains_of_odd_objects_are_described_as_one_by_one(kinds: list[str]) -> None:
+    made: dict[str, Callable[[], Any]] = {
+        "none": lambda: None,
+        "future": lambda: types.SimpleNamespace(cr_frame="not a frame"),  # not a chain type: no frame read
+        "closed": _closed_coroutine,
+        "fresh": lambda: _parked(asyncio.Event()),
+        "object": object,
+    }
+    coros = [made[kind]() for kind in kinds]
+    try:
+        names, locations = describe_chains(coros)
+        expected = [describe_chain(await_chain(coro), "") for coro in coros]
+        assert [(name or "", location) for name, location in zip(names, locations, strict=True)] == expected
+    finally:
+        for coro in coros:
+            if isinstance(coro, types.CoroutineType):
+                coro.close()
+
+
+@given(st.text(min_size=0, max_size=40), st.integers(1, 30))
+def test_ellipsized_in_c_equals_ellipsize(text: str, width: int) -> None:
+    if len(text) > width:
+        assert _table.ellipsized([text], width) == [_table.ellipsize(text, width)]
+
+
+_cells = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=25)
+
+
+@settings(max_examples=60)
+@given(
+    rows=st.lists(st.tuples(_cells, _cells, _cells, _cells), max_size=12),
+    width=st.none() | st.integers(10, 100),
+    chunk=st.integers(1, 5),
+)
+def test_tables_equal_the_per_cell_rule(rows: list[tuple[str, str, str, str]], width: int | None, chunk: int) -> None:
+    headers = ("Id", "State", "Name", "Where")
+    columns = [[row[i] for row in rows] for i in range(4)]
+    saved, _table.CHUNK_ROWS = _table.CHUNK_ROWS, chunk
+    try:
+        text = "".join(_table.table_text(headers, columns, width, state_column=1))
+    finally:
+        _table.CHUNK_ROWS = saved
+    _, given_widths = _table.column_widths(headers, columns, width, {0, 1})
+    *widths, last = given_widths
+
+    def line(cells: tuple[str, ...]) -> str:
+        *first, final = cells
+        return "  ".join([*map(_table.fit, first, widths), _table.ellipsize(final, last)])
+
+    rule = "  ".join("-" * w for w in given_widths)
+    assert text == "".join(f"{row}\n" for row in [line(headers), rule, *map(line, rows)])
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 2048])
+def test_a_selection_of_chunks_counts_and_cuts_like_one_of_tasks(chunk: int) -> None:
+    tasks = [TaskSnapshot(i, f"task-{i % 4}", "pending", "coro", None) for i in range(10)]
+    with _chunks_of(chunk):
+        for query in (_query.TaskQuery(limit=4), _query.TaskQuery(filters=("task-1",)), _query.TaskQuery(limit=0)):
+            selection = _query.TaskSelection(_columns.columns_of(tasks), query)
+            shown = [task.id for chunk_ in selection.chunks() for task in chunk_.snapshots()]
+            expected = [t.id for t in tasks if all(f in t.name for f in query.filters)][: query.limit]
+            assert shown == expected
+            assert (selection.total, selection.shown) == (10, len(expected))
+    names = _format.ps_columns([TaskColumns.of(tasks[:3]), TaskColumns.of(tasks[3:])])[2]
+    assert names == [t.name for t in tasks]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 2048])
+def test_await_edges_are_found_whatever_the_chunks(chunk: int) -> None:
+    async def scenario() -> tuple[set[tuple[str, str, str]], int]:
+        event = asyncio.Event()
+        named: dict[int, str] = {}
+
+        def task(coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+            made = asyncio.create_task(coro, name=name)
+            named[id(made)] = name
+            return made
+
+        awaited = task(_parked(event), "awaited")
+
+        async def awaiting() -> None:
+            await awaited
+
+        gathered = [task(_parked(event), f"gathered-{i}") for i in range(2)]
+
+        async def gathering() -> None:
+            await asyncio.gather(*gathered)
+
+        async def grouping() -> None:
+            async with asyncio.TaskGroup() as group:
+                for i in range(2):
+                    named[id(group.create_task(_parked(event), name=f"member-{i}"))] = f"member-{i}"
+
+        waited = task(_parked(event), "waited")
+
+        async def waiting() -> None:
+            await asyncio.wait([waited])
+
+        others = [task(awaiting(), "awaiting"), task(gathering(), "gathering"), task(waiting(), "waiting")]
+        if hasattr(asyncio, "TaskGroup"):
+            others.append(task(grouping(), "grouping"))
+        others += [task(_parked(event), f"alone-{i}") for i in range(5)]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        saved, _asyncio_edges._EDGE_CHUNK = _asyncio_edges._EDGE_CHUNK, chunk
+        try:
+            edges = _asyncio_edges.await_edges_of(asyncio.all_tasks())
+        finally:
+            _asyncio_edges._EDGE_CHUNK = saved
+        event.set()
+        await asyncio.gather(awaited, waited, *gathered, *others)
+        return {(named[w], named[a], how) for w, a, how in edges if w in named and a in named}, len(edges)
+
+    found, count = asyncio.run(scenario())
+    expected = {
+        ("awaiting", "awaited", "await"),
+        ("gathering", "gathered-0", "gather"),
+        ("gathering", "gathered-1", "gather"),
+        ("waiting", "waited", "wait"),
+    }
+    if hasattr(asyncio, "TaskGroup"):
+        expected |= {("grouping", "member-0", "taskgroup"), ("grouping", "member-1", "taskgroup")}
+    assert found == expected
+    assert count == len(expected)
