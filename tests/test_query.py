@@ -326,3 +326,16 @@ def test_the_smallest_few_gently_are_those_of_a_stable_sort(items: list[tuple[in
         _gil.SORT_CHUNK = saved
     assert result == sorted(items, key=lambda item: item[0])[:count]
     assert plain == sorted(items)[:count]
+
+
+@given(st.lists(st.integers(), max_size=60), st.integers(1, 7))
+def test_releasing_gently_empties_every_kind_of_container(items: list[int], piece: int) -> None:
+    from aiomonitor.backends import _gil
+
+    containers = [list(items), dict.fromkeys(items, "x"), set(items)]
+    saved, _gil.RELEASE_PIECE = _gil.RELEASE_PIECE, piece
+    try:
+        _gil.release_gently(*containers)
+    finally:
+        _gil.RELEASE_PIECE = saved
+    assert all(len(container) == 0 for container in containers)

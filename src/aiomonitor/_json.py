@@ -10,7 +10,7 @@ import linecache
 import math
 import operator
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import _format, _graph
@@ -149,17 +149,25 @@ def await_tree(tree: AwaitTree) -> Iterator[str]:
     One ``json.dumps`` of a 100k-task graph is a single C call that holds
     the GIL for ~150 ms, stalling the app; item by item, the GIL changes hands.
     """
-    tasks = tree.tasks
-    labels = {task_id: t.name for task_id, t in tasks.items()}
-    lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
-    release_gently(lines, labels)
+    names = tree.names
+    lines, cycles = _graph.tree_lines(names, tree.edges, tree.creators)
+    release_gently(lines)
     yield '{"tasks": ['
-    yield from _joined({"id": t.id, "name": t.name, "coro": t.coro} for t in tasks.values())
+    yield from _joined(_tree_tasks(names, tree.coros), raw=True)
     yield '], "edges": ['
-    yield from _joined({"waiter": w, "awaited": a, "how": how} for w, a, how in tree.edges if w in tasks and a in tasks)
+    yield from _joined({"waiter": w, "awaited": a, "how": how} for w, a, how in tree.edges if w in names and a in names)
     yield '], "created_by": {'
     yield from _joined((f"{json.dumps(str(child))}: {creator}" for child, creator in tree.creators.items()), raw=True)
     yield f'}}, "cycles": {json.dumps(cycles)}}}\n'
+
+
+def _tree_tasks(names: Mapping[int, str], coros: Mapping[int, str]) -> Iterator[str]:
+    """``json.dumps({"id": ..., "name": ..., "coro": ...})`` of each task, in C-level passes."""
+    ids = iter(names)
+    while chunk := list(itertools.islice(ids, 1000)):
+        names_text = map(_encode_string, map(names.__getitem__, chunk))
+        coros_text = map(_encode_string, map(coros.__getitem__, chunk))
+        yield from map('{"id": %s, "name": %s, "coro": %s}'.__mod__, zip(chunk, names_text, coros_text, strict=True))
 
 
 def _joined(items: Iterable[Any], raw: bool = False, batch: int = 1000) -> Iterator[str]:

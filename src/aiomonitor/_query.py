@@ -121,31 +121,38 @@ def chain_names(backend: Backend, record: TaskRecord | None) -> Mapping[int, str
 class AwaitTree:
     """Who waits for whom: the tasks, the await edges, and (with tracing) creators."""
 
-    tasks: Mapping[int, TaskSnapshot]
+    #: task id -> its name, and its coroutine's name (in the snapshot's order).
+    names: Mapping[int, str]
+    coros: Mapping[int, str]
     #: (waiter id, awaited id, how): "await", "gather", "taskgroup", "nursery".
     edges: tuple[tuple[int, int, str], ...]
     #: task id -> id of the task that created it (tracing only).
     creators: Mapping[int, int]
 
     def release(self) -> None:
-        """Free the snapshots a piece at a time (see ``release_gently``); empty after."""
-        for mapping in (self.tasks, self.creators):
+        """Free the mappings a piece at a time (see ``release_gently``); empty after."""
+        for mapping in (self.names, self.coros, self.creators):
             if isinstance(mapping, dict):
                 release_gently(mapping)
 
 
 def await_tree(backend: Backend, include_own: bool = False) -> AwaitTree:
-    # From the snapshot's columns by C-level passes (no Python per task).
-    tasks: dict[int, TaskSnapshot] = {}
+    # From the snapshot's columns by C-level passes (no Python, no tuple per
+    # task), and one listing of the tasks for the snapshot and the edges.
+    names: dict[int, str] = {}
+    coros: dict[int, str] = {}
     creators: dict[int, int] = {}
-    for chunk in backend.snapshot_columns():
-        if not include_own:
-            chunk = chunk.without_name(MONITOR_TASK_NAME)
-        tasks.update(zip(chunk.id, chunk.snapshots(), strict=True))
-        created = map(operator.is_not, chunk.creator_id, itertools.repeat(None))
-        pairs = cast("Iterable[tuple[int, int]]", zip(chunk.id, chunk.creator_id, strict=True))
-        creators.update(itertools.compress(pairs, created))
-    return AwaitTree(tasks, tuple(backend.await_edges()), creators)
+    with backend.one_look():
+        for chunk in backend.snapshot_columns():
+            if not include_own:
+                chunk = chunk.without_name(MONITOR_TASK_NAME)
+            names.update(zip(chunk.id, chunk.name, strict=True))
+            coros.update(zip(chunk.id, chunk.coro, strict=True))
+            created = map(operator.is_not, chunk.creator_id, itertools.repeat(None))
+            pairs = cast("Iterable[tuple[int, int]]", zip(chunk.id, chunk.creator_id, strict=True))
+            creators.update(itertools.compress(pairs, created))
+        edges = tuple(backend.await_edges())
+    return AwaitTree(names, coros, edges, creators)
 
 
 # -- ended tasks -------------------------------------------------------------------

@@ -95,7 +95,8 @@ class TraceCommands(CommandBase):
         self._sout.write(f"Task {ended.task_id} ({ended.name}, {ended.coro}) {ended.outcome}")
         self._sout.write(f" after {_format.describe_age(ended.lifetime)}.\n" if ended.lifetime is not None else ".\n")
         self._sout.write(_format.canceller_lines("Cancelled by", ended.canceller, self._style))
-        names = _query.chain_names(self._context.backend, ended.record)
+        # Naming the creators still alive looks through every live task: a heavy section.
+        names = self._compute(_query.chain_names, self._context.backend, ended.record)
         self._sout.write(_format.creation_lines(ended.record, names))
 
     def do_pstree(self, *args: str) -> None:
@@ -117,7 +118,7 @@ class TraceCommands(CommandBase):
         try:
             if as_json:
                 return list(_json.await_tree(tree))
-            labels = _graph.labels(tree.tasks)
+            labels = _graph.labels(tree.names, tree.coros)
             lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
             chunks = list(_format.batched_text(lines))
             release_gently(lines, labels)

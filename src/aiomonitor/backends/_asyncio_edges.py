@@ -17,7 +17,7 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
-from ._chains import ChainLevels
+from ._chains import ChainLevels, awaited_by
 from ._frames import await_chain
 from ._gil import release_gently, yielding
 
@@ -151,7 +151,10 @@ def _leaving_a_task_group(tasks: list[asyncio.Task[Any]], plain: list[bool]) -> 
     ``__aexit__`` is in its await chain (its code's id in the chain's shape)."""
     if _TASK_GROUP_EXIT is None or not any(plain):
         return [False] * len(tasks)
-    levels = ChainLevels(list(map(getattr, tasks, _repeat("_coro"), _repeat(None))))
+    # From what each task's own coroutine awaits: a task's coroutine is never
+    # ``__aexit__`` itself, and a task parked on a future (asyncio.sleep)
+    # has nothing below it, so the walk ends at once for most tasks.
+    levels = ChainLevels(awaited_by(list(map(getattr, tasks, _repeat("_coro"), _repeat(None)))))
     exit_code = id(_TASK_GROUP_EXIT.__code__)
     in_exit = map(operator.contains, levels.shapes(), _repeat(exit_code))
     return list(map(operator.and_, plain, in_exit))

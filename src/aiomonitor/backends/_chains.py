@@ -51,6 +51,12 @@ _Described = tuple["str | None", int, int]
 _NOT_MEMOISED = itertools.repeat((None, None))
 
 
+def awaited_by(level: Sequence[Any]) -> list[Any]:
+    """What each of *level* awaits: the next level of their chains (None where they end)."""
+    kinds = map(type, level)
+    return list(map(_attribute, level, map(_awaited_attribute, kinds, _repeat(_NOTHING)), _repeat(None)))
+
+
 class ChainLevels:
     """The await chains of many coroutines, walked level by level in C passes.
 
@@ -78,7 +84,7 @@ class ChainLevels:
             self.codes.update(zip(code_ids, frame_codes, strict=True))
             self.frames.append(frames)
             self.code_ids.append(code_ids)
-            level = list(map(_attribute, level, map(_awaited_attribute, kinds, _repeat(_NOTHING)), _repeat(None)))
+            level = awaited_by(level)
 
     def shapes(self) -> list[tuple[int, ...]]:
         """Per coroutine, its chain's shape: the ids of its codes, level by level."""

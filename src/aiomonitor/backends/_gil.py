@@ -91,6 +91,18 @@ def _draining(chunk: list[T]) -> Iterator[T]:
         yield chunk.pop()
 
 
+def tasks_with_ids(tasks: Iterable[T], ids: set[int]) -> list[T]:
+    """The tasks whose ``id()`` is in *ids*, found by C-level passes over
+    ``COUNT_CHUNK`` at a time: looking up a few tasks among 100k by a
+    Python loop took ~30-60 ms of the GIL in 5 ms turns."""
+    found: list[T] = []
+    iterator = iter(tasks)
+    while chunk := list(itertools.islice(iterator, COUNT_CHUNK)):
+        found.extend(itertools.compress(chunk, map(ids.__contains__, map(id, chunk))))
+        time.sleep(0)
+    return found
+
+
 def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
     """Empty big containers a piece at a time, handing the GIL back between pieces.
 
@@ -98,14 +110,21 @@ def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
     deallocations (~15 ms at 100k snapshots) during which the app's loop
     cannot run.  Call it on what a command built, before it goes out of scope.
     """
+    # A piece at a time in C (a slice deleted, keys popped by map): a Python
+    # call per item made releasing a 100k-task tree a tenth of ``pstree``.
     for container in containers:
-        if isinstance(container, list):
-            while container:
-                del container[-GIL_YIELD_EVERY:]
-                time.sleep(0)
-            continue
-        for _ in yielding(range(len(container))):
-            container.popitem() if isinstance(container, dict) else container.pop()
+        while container:
+            if isinstance(container, list):
+                del container[-RELEASE_PIECE:]
+            elif isinstance(container, dict):
+                collections.deque(map(container.pop, list(itertools.islice(container, RELEASE_PIECE))), maxlen=0)
+            else:
+                container.difference_update(list(itertools.islice(container, RELEASE_PIECE)))
+            time.sleep(0)
+
+
+#: Items freed per piece by release_gently (~0.1-0.5 ms of deallocation).
+RELEASE_PIECE = 2048
 
 
 def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | None = None) -> list[T]:

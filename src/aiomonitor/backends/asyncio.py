@@ -24,7 +24,7 @@ from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import await_chain, describe_chain
-from ._gil import count_gently, smallest_gently, sorted_by_id, yielding
+from ._gil import count_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
 from ._records import (
     Canceller,
     CancelOutcome,
@@ -183,15 +183,13 @@ class AsyncioBackend(Backend):
         # A live object's id is unique, and all_tasks() holds exactly the tasks not done.
         if last is not None and id(last) == task_id and not last.done():
             return last
-        for task in self._tasks():
-            if id(task) == task_id:
-                self._last_found = weakref.ref(task)
-                return task
+        for task in tasks_with_ids(self._tasks(), {task_id}):
+            self._last_found = weakref.ref(task)
+            return task
         raise UnknownTask(f"no task with id {task_id}")
 
     def names_of(self, task_ids: Collection[int]) -> dict[int, str]:
-        wanted = set(task_ids)
-        return {id(task): task.get_name() for task in self._tasks() if id(task) in wanted}
+        return {id(task): task.get_name() for task in tasks_with_ids(self._tasks(), set(task_ids))}
 
     def ids_named(self, name: str) -> list[int]:
         # No snapshot needed: names are a plain attribute read per task.
