@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomonitor import _format, _query, _table
+from aiomonitor import _format, _graph, _query, _table
 from aiomonitor.backends import TaskColumns, TaskSnapshot, _asyncio_edges, _columns, asyncio_backend
 from aiomonitor.backends._chains import describe_chains
 from aiomonitor.backends._frames import await_chain, describe_chain
@@ -257,3 +257,64 @@ def test_await_edges_are_found_whatever_the_chunks(chunk: int) -> None:
         expected |= {("grouping", "member-0", "taskgroup"), ("grouping", "member-1", "taskgroup")}
     assert found == expected
     assert count == len(expected)
+
+
+def _tree_lines_one_by_one(
+    nodes: dict[int, str], edges: list[tuple[int, int, str]], creators: dict[int, int]
+) -> tuple[list[str], list[list[int]]]:
+    """pstree's drawing rule, a node at a time: the oracle for _graph.tree_lines."""
+    children: dict[int, list[tuple[int, int, str]]] = {}
+    placed: set[int] = set()
+    for waiter, child, how in edges:
+        if waiter in nodes and child in nodes:
+            children.setdefault(waiter, []).append((waiter, child, how))
+            placed.add(child)
+    for child, creator in creators.items():
+        if child not in placed and child in nodes and creator in nodes:
+            children.setdefault(creator, []).append((creator, child, "created"))
+    has_parent = {child for kids in children.values() for _, child, _ in kids}
+    lines: list[str] = []
+    cycles: list[list[int]] = []
+    seen: set[int] = set()
+    starts = [n for n in nodes if n not in has_parent] + [n for n in nodes if n in has_parent]
+    for start in starts:
+        if start in seen:
+            continue
+        stack: list[tuple[int, str, tuple[int, ...], str, bool]] = [(start, "", (), "", True)]
+        while stack:
+            node, how, path, prefix, is_last = stack.pop()
+            connector = ("└─ " if is_last else "├─ ") if path else ""
+            label = f"{prefix}{connector}{nodes[node]}{f'  [{how}]' if how else ''}"
+            if node in path:
+                cycle = [*path[path.index(node) :], node]
+                cycles.append(cycle)
+                lines.append(f"{label}  <- cycle: {' -> '.join(map(str, cycle))}")
+                continue
+            lines.append(label)
+            if node in seen:
+                continue
+            seen.add(node)
+            child_prefix = prefix + ("   " if is_last else "│  ") if path else ""
+            ordered = sorted(children.get(node, ()), key=lambda edge: (edge[1], edge[2]))
+            for index, (_, child, child_how) in enumerate(reversed(ordered)):
+                stack.append((child, child_how, (*path, node), child_prefix, index == 0))
+    return lines, cycles
+
+
+@settings(max_examples=200)
+@given(
+    count=st.integers(1, 12),
+    edges=st.lists(st.tuples(st.integers(0, 13), st.integers(0, 13), st.sampled_from(["await", "gather", "nursery"]))),
+    creators=st.dictionaries(st.integers(0, 13), st.integers(0, 13)),
+    chunk=st.integers(1, 4),
+)
+def test_the_drawn_tree_equals_the_node_by_node_rule(
+    count: int, edges: list[tuple[int, int, str]], creators: dict[int, int], chunk: int
+) -> None:
+    nodes = {node: f"task-{node}" for node in range(count)}
+    saved, _graph.LABEL_CHUNK = _graph.LABEL_CHUNK, chunk
+    try:
+        drawn = _graph.tree_lines(nodes, list(edges), dict(creators))
+    finally:
+        _graph.LABEL_CHUNK = saved
+    assert drawn == _tree_lines_one_by_one(nodes, edges, creators)

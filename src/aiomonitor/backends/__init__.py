@@ -23,7 +23,7 @@ from ._base import (
 )
 from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
-from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, yielding
+from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, sorted_in_runs, yielding
 from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ __all__ = (
     "snapshots_of",
     "sorted_by_id",
     "sorted_gently",
+    "sorted_in_runs",
     "trio_backend",
     "yielding",
 )

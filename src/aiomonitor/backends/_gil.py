@@ -146,29 +146,38 @@ def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | No
 
 
 def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
-    """``sorted(items, key=id)``, gently: C sorts of ``SORT_CHUNK``, then
-    pairwise C merges, the GIL handed over between them.
+    """``sorted(items, key=id)``, gently (see :func:`sorted_in_runs`).
+
+    Measured at 100k objects: one sort holds the GIL 40-49 ms; the chunks
+    merged by a Python generator (``sorted_gently``) took 98-102 ms in all;
+    this takes ~70 ms, holding the GIL at most ~10 ms at once (the last
+    merge).  Items are live objects here (tasks), so the list they sit in
+    needs no gentle freeing.
+    """
+    return iter(sorted_in_runs(items, id))
+
+
+def sorted_in_runs(items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+    """``sorted(items, key=key)``, stable, from C sorts of ``SORT_CHUNK``,
+    then pairwise C merges, the GIL handed over between them.
 
     Timsort merges two sorted runs in linear time, so each merge is one
-    short C call.  Measured at 100k objects: one sort holds the GIL 40-49 ms;
-    the chunks merged by a Python generator (``sorted_gently``) took 98-102
-    ms in all; this takes ~70 ms, holding the GIL at most ~10 ms at once (the
-    last merge).  Items are live objects here (tasks), so the list they sit
-    in needs no gentle freeing.
+    short C call.  Keys are computed again at every merge level: give a C
+    *key* (``id``, an ``itemgetter``), else use :func:`sorted_gently`.
     """
     pending = list(items)
     if len(pending) <= SORT_CHUNK:
-        return iter(sorted(pending, key=id))
-    runs = [sorted(pending[i : i + SORT_CHUNK], key=id) for i in yielding(range(0, len(pending), SORT_CHUNK), 1)]
+        return sorted(pending, key=key)
+    runs = [sorted(pending[i : i + SORT_CHUNK], key=key) for i in yielding(range(0, len(pending), SORT_CHUNK), 1)]
     del pending
     while len(runs) > 1:
         merged = []
         for i in range(0, len(runs) - 1, 2):
             pair = runs[i] + runs[i + 1]
-            pair.sort(key=id)
+            pair.sort(key=key)
             merged.append(pair)
             time.sleep(0)
         if len(runs) % 2:
             merged.append(runs[-1])
         runs = merged
-    return iter(runs[0])
+    return runs[0]
