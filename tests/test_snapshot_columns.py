@@ -318,3 +318,61 @@ def test_the_drawn_tree_equals_the_node_by_node_rule(
     finally:
         _graph.LABEL_CHUNK = saved
     assert drawn == _tree_lines_one_by_one(nodes, edges, creators)
+
+
+async def _trio_parked(event: Any) -> None:
+    await event.wait()
+
+
+async def _trio_outer(event: Any) -> None:
+    await _trio_parked(event)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["parked", "library", "outer"]), max_size=20),
+    before_attach=st.integers(0, 3),
+    trace=st.booleans(),
+    timing=st.booleans(),
+    chunk=st.integers(1, 7),
+)
+def test_trio_column_snapshots_equal_the_per_task_rule(
+    kinds: list[str], before_attach: int, trace: bool, timing: bool, chunk: int
+) -> None:
+    import trio
+    import trio.testing
+
+    from aiomonitor.backends import trio_backend
+
+    async def scenario() -> list[tuple[TaskSnapshot, TaskSnapshot]]:
+        event = trio.Event()
+        bodies = {"parked": _trio_parked, "library": lambda e: e.wait(), "outer": _trio_outer}
+        async with trio.open_nursery() as nursery:
+            for i in range(before_attach):  # unwrapped: started before the monitor
+                nursery.start_soon(_trio_parked, event, name=f"early-{i}")
+            backend = trio_backend(trace=trace, timing=timing)
+            backend.attach()
+            try:
+                for i, kind in enumerate(kinds):
+                    nursery.start_soon(bodies[kind], event, name=f"{kind}-{i}")
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(_trio_parked, event, name="not-started")  # no step yet
+                with _chunks_of(chunk):
+                    columns = list(backend.snapshot_columns())
+                    edges = backend.await_edges()
+                pairs = [(task, backend.snapshot_one(task.id)) for chunk in columns for task in chunk.snapshots()]
+                assert {(parent, child) for parent, child, _ in edges} == {
+                    (task.parent_id, task.id) for task, _ in pairs if task.parent_id is not None
+                }
+            finally:
+                backend.detach()
+            event.set()
+        return pairs
+
+    pairs = trio.run(scenario)
+    assert len(pairs) >= len(kinds) + before_attach + 2  # and the test's own tasks
+    for from_columns, one_by_one in pairs:
+        if from_columns.state == "running":  # the test itself, on another line by now
+            assert from_columns._replace(location=None) == one_by_one._replace(location=None)
+        else:
+            assert from_columns == one_by_one

@@ -22,15 +22,14 @@ from typing import Any, cast
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
-from ._timing import TimedCoroutine
-from ._tracing import RawRecord, trace_fields
+from ._timing import StepStats, TimedCoroutine
+from ._tracing import RawRecord, trace_columns
 
 _repeat = itertools.repeat
 _get_name = operator.methodcaller("get_name")
 _done = operator.methodcaller("done")
 _cancelling = operator.methodcaller("cancelling")
 _HAS_CANCELLING = hasattr(asyncio.Task, "cancelling")  # Python 3.11+
-_created, _parent, _created_at = operator.itemgetter(1), operator.itemgetter(2), operator.itemgetter(3)
 
 
 def column_chunks(
@@ -85,20 +84,9 @@ def _chunk(
         cast("list[str]", coro_names),
         locations,
         [None] * count,
-        *_trace_columns(records, coros if timed else None),
+        *trace_columns(records, [_stats_of(coro) for coro in coros] if timed else None),
     )
 
 
-def _trace_columns(records: list[RawRecord | None], timed_coros: list[Any] | None) -> list[list[Any]]:
-    """TaskSnapshot's six tracing fields, as columns (see trace_fields)."""
-    count = len(records)
-    if timed_coros is None and records.count(None) == count:  # not traced
-        return [[None] * count for _ in range(6)]
-    if timed_coros is not None or None in records:  # the rare mixes: a Python call per task
-        stats = [coro.stats if type(coro) is TimedCoroutine else None for coro in timed_coros or ()] or [None] * count
-        rows = list(map(trace_fields, records, stats))
-        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(6)]
-    present = cast("list[RawRecord]", records)
-    creators = [None if parent is None else parent[0] for parent in map(_parent, present)]
-    untimed = [[None] * count for _ in range(3)]
-    return [list(map(_created, present)), list(map(_created_at, present)), creators, *untimed]
+def _stats_of(coro: Any) -> StepStats | None:
+    return coro.stats if type(coro) is TimedCoroutine else None

@@ -10,11 +10,13 @@ tracing benchmark.
 from __future__ import annotations
 
 import collections
+import itertools
+import operator
 import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from ._frames import is_library
 from ._records import Canceller, EndedTask, FrameInfo, TaskRecord
@@ -92,6 +94,22 @@ def trace_fields(record: RawRecord | None, stats: StepStats | None) -> tuple[Any
         None if stats is None else stats.busy,
         None if stats is None else stats.longest,
     )
+
+
+def trace_columns(records: list[RawRecord | None], stats: list[StepStats | None] | None) -> list[list[Any]]:
+    """TaskSnapshot's six tracing fields for many tasks, as columns
+    (``trace_fields`` of each): C-level passes when every task is traced
+    and none is timed (*stats* None), or none is traced; else a call each."""
+    count = len(records)
+    if stats is None and records.count(None) == count:  # not traced
+        return [[None] * count for _ in range(6)]
+    if stats is not None or None in records:  # the rarer mixes
+        rows = list(map(trace_fields, records, stats or itertools.repeat(None)))
+        return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(6)]
+    present = cast("list[RawRecord]", records)
+    creators = [None if parent is None else parent[0] for parent in map(operator.itemgetter(2), present)]
+    untimed = [[None] * count for _ in range(3)]
+    return [list(map(operator.itemgetter(1), present)), list(map(operator.itemgetter(3), present)), creators, *untimed]
 
 
 #: A finished task's raw facts, as the loop thread records them:

@@ -10,7 +10,7 @@ import time
 import trio
 
 from ._gil import COUNT_CHUNK
-from ._trio_tracer import _WRAPPER_CODE, user_coro
+from ._trio_tracer import WRAPPER_CODE, user_coro
 
 
 def _coro_qualname(task: trio.lowlevel.Task) -> str:
@@ -37,7 +37,7 @@ def count_coroutines(tasks: list[trio.lowlevel.Task]) -> tuple[int, dict[str, in
     for start in range(0, len(tasks), COUNT_CHUNK):
         chunk = tasks[start : start + COUNT_CHUNK]
         try:
-            wrapped = list(map(operator.is_, map(_CORO_CODE, chunk), itertools.repeat(_WRAPPER_CODE)))
+            wrapped = list(map(operator.is_, map(_CORO_CODE, chunk), itertools.repeat(WRAPPER_CODE)))
             counts = collections.Counter(map(_AWAITED_NAME, itertools.compress(chunk, wrapped)))
             counts.update(map(_CORO_NAME, itertools.compress(chunk, map(operator.not_, wrapped))))
             chunk_running = sum(map(_CORO_RUNNING, chunk))

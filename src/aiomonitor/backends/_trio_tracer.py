@@ -53,7 +53,7 @@ async def _run_task(coro: Any, tracer: TaskTracer, scope: trio.CancelScope | Non
 
 
 #: Our wrapper's code: its frame and coroutine are not the app's.
-_WRAPPER_CODE = _run_task.__code__
+WRAPPER_CODE = _run_task.__code__
 
 
 class TaskTracer(trio.abc.Instrument):
@@ -101,7 +101,7 @@ class TaskTracer(trio.abc.Instrument):
                 notify(scope)
         record = self.records.pop(task, None)
         if self.trace:
-            coro = task.coro.cr_await if task.coro.cr_code is _WRAPPER_CODE else task.coro
+            coro = task.coro.cr_await if task.coro.cr_code is WRAPPER_CODE else task.coro
             self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
             self.history.added += 1
 
@@ -119,13 +119,13 @@ class UnwrappedTaskTracer(TaskTracer):
 
 def user_coro(task: trio.lowlevel.Task) -> Any:
     coro = task.coro
-    if getattr(coro, "cr_code", None) is _WRAPPER_CODE:
+    if getattr(coro, "cr_code", None) is WRAPPER_CODE:
         return coro.cr_await  # None before the first step: reported by name
     return coro
 
 
 def frames_of(task: trio.lowlevel.Task) -> list[types.FrameType]:
     frames = await_chain(task.coro)
-    if frames and frames[0].f_code is _WRAPPER_CODE:  # our wrapper: not the app's
+    if frames and frames[0].f_code is WRAPPER_CODE:  # our wrapper: not the app's
         del frames[0]
     return frames

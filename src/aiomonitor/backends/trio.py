@@ -37,11 +37,13 @@ import trio
 
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
+from ._columns import TaskColumns, snapshots_of
 from ._frames import describe_chain
-from ._gil import smallest_gently, yielding
-from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait, new_snapshot
+from ._gil import smallest_gently, tasks_with_ids, yielding
+from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines
+from ._trio_snapshot import column_chunks, nursery_edges
 from ._trio_timing import StepTimer
 from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
 from ._trio_walk import first_in_tree_order, walk_tree
@@ -198,20 +200,15 @@ class TrioBackend(Backend):
         return _retried(functools.partial(walk_tree, self._root, ordered))
 
     def await_edges(self) -> list[tuple[int, int, str]]:
-        tasks, parents = self._walk(ordered=False)  # (pstree orders children itself)
-        return [
-            (parent, id(task), "nursery") for task, parent in zip(tasks, parents, strict=True) if parent is not None
-        ]
+        return nursery_edges(*self._walk(ordered=False))  # (pstree orders children itself)
 
     def _find(self, task_id: int) -> trio.lowlevel.Task:
-        for task in self._walk(ordered=False)[0]:
-            if id(task) == task_id:
-                return task
+        for task in tasks_with_ids(self._walk(ordered=False)[0], {task_id}):
+            return task
         raise UnknownTask(f"no task with id {task_id}")
 
     def names_of(self, task_ids: Collection[int]) -> dict[int, str]:
-        wanted = set(task_ids)
-        return {id(task): task.name for task in self._walk(ordered=False)[0] if id(task) in wanted}
+        return {id(task): task.name for task in tasks_with_ids(self._walk(ordered=False)[0], set(task_ids))}
 
     def ids_named(self, name: str) -> list[int]:
         return [id(task) for task in self._walk(ordered=False)[0] if task.name == name]
@@ -226,7 +223,15 @@ class TrioBackend(Backend):
         return None
 
     def snapshot(self) -> Iterator[TaskSnapshot]:
-        return self._snapshots_of(*self._walk())
+        return snapshots_of(self.snapshot_columns())
+
+    def snapshot_columns(self) -> Iterator[TaskColumns]:
+        return self._columns_of(*self._walk())
+
+    def _columns_of(self, tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> Iterator[TaskColumns]:
+        records = self._instrument.records if self._instrument is not None else {}
+        timings = self._timer.stats if self._timer is not None else {}
+        return column_chunks(tasks, parents, records, timings)
 
     def snapshot_first(
         self, order: str | None, count: int, skip_name: str | None
@@ -253,7 +258,7 @@ class TrioBackend(Backend):
             ranked = zip(ages, map(id, tasks), range(len(tasks)), strict=True)
             firsts = smallest_gently(ranked, count + len(skipped))
             chosen = [index for _, _, index in firsts if index not in skipped][:count]
-        shown = list(self._snapshots_of([tasks[index] for index in chosen], [parents[index] for index in chosen]))
+        shown = list(snapshots_of(self._columns_of([tasks[i] for i in chosen], [parents[i] for i in chosen])))
         return shown, total
 
     def trace_totals(self) -> tuple[int, int | None] | None:
@@ -266,7 +271,7 @@ class TrioBackend(Backend):
         tasks, parents = self._walk(ordered=False)
         for index, task in enumerate(tasks):
             if id(task) == task_id:
-                return next(self._snapshots_of([task], [parents[index]]))
+                return self._snapshot_of(task, parents[index])
         raise UnknownTask(f"no task with id {task_id}")
 
     def census(self) -> Census:
@@ -274,20 +279,15 @@ class TrioBackend(Backend):
         by_state = {"waiting": sum(by_coro.values()) - running, "running": running}
         return Census({state: n for state, n in by_state.items() if n}, by_coro)
 
-    def _snapshots_of(self, tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> Iterator[TaskSnapshot]:
-        records = self._instrument.records if self._instrument is not None else {}
-        timings = self._timer.stats if self._timer is not None else {}
-        for task, parent in zip(yielding(tasks), parents, strict=False):
-            coro = user_coro(task)
-            running = getattr(task.coro, "cr_running", False)
-            frames = frames_of(task)
-            record = records.get(task)
-            stats = timings.get(task)
-            name, location = describe_chain(frames, getattr(coro, "__qualname__", None) or task.name)
-            state = "running" if running else "waiting"
-            yield new_snapshot(
-                TaskSnapshot, (id(task), task.name, state, name, location, parent, *trace_fields(record, stats))
-            )
+    def _snapshot_of(self, task: trio.lowlevel.Task, parent: int | None) -> TaskSnapshot:
+        # One task, a field at a time: the rule snapshots' column passes
+        # (_trio_snapshot) follow, and a test holds them to it.
+        record = self._instrument.records.get(task) if self._instrument is not None else None
+        stats = self._timer.stats.get(task) if self._timer is not None else None
+        coro = user_coro(task)
+        name, location = describe_chain(frames_of(task), getattr(coro, "__qualname__", None) or task.name)
+        state = "running" if getattr(task.coro, "cr_running", False) else "waiting"
+        return TaskSnapshot(id(task), task.name, state, name, location, parent, *trace_fields(record, stats))
 
     def running_task(self) -> tuple[int, str] | None:
         return _trio_waits.running_task(self._loop_thread_frames())
