@@ -8,9 +8,9 @@ microseconds a task).  Here the await chains of a whole chunk are walked one
 runs once per distinct chain *shape* (the code objects from outermost to
 innermost), and 100k tasks usually have a handful of shapes.
 
-The answers are ``describe_chain(await_chain(coro), ...)``'s (a hypothesis
-test compares them on random mixes of chains); ``snapshot_one`` and the
-trio backend's odd tasks still take that per-task path.
+The answers are ``describe_chain(await_chain(coro), ...)``'s: hypothesis
+tests compare them on random mixes of chains and tasks, against
+``snapshot_one``, which still takes that per-task path.
 """
 
 from __future__ import annotations
