@@ -339,3 +339,19 @@ def test_releasing_gently_empties_every_kind_of_container(items: list[int], piec
     finally:
         _gil.RELEASE_PIECE = saved
     assert all(len(container) == 0 for container in containers)
+
+
+@given(st.lists(st.integers(0, 6), max_size=200), st.integers(1, 9))
+def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) -> None:
+    """Few distinct keys and tiny runs: every branch of the piecewise merge, and ties."""
+    import operator
+
+    from aiomonitor.backends import _gil
+
+    items = [(key, index) for index, key in enumerate(keys)]
+    saved, _gil.SORT_CHUNK = _gil.SORT_CHUNK, chunk
+    try:
+        result = _gil.sorted_in_runs(items, operator.itemgetter(0))
+    finally:
+        _gil.SORT_CHUNK = saved
+    assert result == sorted(items, key=operator.itemgetter(0))

@@ -12,10 +12,9 @@ import itertools
 import operator
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-from .backends import release_gently, sorted_in_runs
+from .backends import pieces, release_gently, sorted_in_runs
 
 Edge = tuple[int, int, str]
 
@@ -26,14 +25,15 @@ def children_map(nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapp
     passes over chunks (100k edges under one nursery or creator are common)."""
     children: dict[int, list[Edge]] = defaultdict(list)
     placed: set[int] = set()
-    for piece in _pieces(list(edges)):
+    for piece in pieces(list(edges), LABEL_CHUNK):
         waiter_in = map(nodes.__contains__, map(operator.itemgetter(0), piece))
         inside = list(map(operator.and_, waiter_in, map(nodes.__contains__, map(operator.itemgetter(1), piece))))
         kept = list(itertools.compress(piece, inside))
         _add_children(children, kept)
         placed.update(map(operator.itemgetter(1), kept))
-    for piece in _pieces(list(creators.items())):
-        made_ids, makers = list(map(operator.itemgetter(0), piece)), list(map(operator.itemgetter(1), piece))
+    for made_piece in pieces(list(creators.items()), LABEL_CHUNK):
+        made_ids = list(map(operator.itemgetter(0), made_piece))
+        makers = list(map(operator.itemgetter(1), made_piece))
         unplaced = map(operator.not_, map(placed.__contains__, made_ids))
         both_in = map(operator.and_, map(nodes.__contains__, made_ids), map(nodes.__contains__, makers))
         wanted = list(map(operator.and_, unplaced, both_in))
@@ -42,13 +42,6 @@ def children_map(nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapp
         )
         _add_children(children, list(made))
     return children
-
-
-def _pieces(items: list[Any]) -> Iterator[list[Any]]:
-    """*items* a LABEL_CHUNK at a time, handing the GIL over between pieces."""
-    for start in range(0, len(items), LABEL_CHUNK):
-        yield items[start : start + LABEL_CHUNK]
-        time.sleep(0)
 
 
 def _add_children(children: dict[int, list[Edge]], edges: list[Edge]) -> None:
@@ -142,11 +135,13 @@ class _Level:
     ) -> None:
         # In order of child id, then how: C sorts (chunked: a node may have
         # 100k children), by how first only where hows differ.
-        if len(set(map(_HOW, kids))) > 1:
-            kids = sorted(kids, key=_HOW)
-        self.kids = sorted_in_runs(kids, _CHILD)
-        child_ids = map(operator.itemgetter(1), self.kids)
-        self.leaf = list(map(operator.not_, map(children.__contains__, child_ids)))
+        hows: set[str] = set()
+        for piece in pieces(kids, LABEL_CHUNK):
+            hows.update(map(_HOW, piece))
+        self.kids = sorted_in_runs(sorted_in_runs(kids, _HOW) if len(hows) > 1 else kids, _CHILD)
+        self.leaf: list[bool] = []
+        for piece in pieces(self.kids, LABEL_CHUNK):
+            self.leaf.extend(map(operator.not_, map(children.__contains__, map(_CHILD, piece))))
         self.next = 0
         self.prefix = prefix
         self.path = path

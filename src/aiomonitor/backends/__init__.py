@@ -23,7 +23,7 @@ from ._base import (
 )
 from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
-from ._gil import GIL_YIELD_EVERY, release_gently, sorted_by_id, sorted_gently, sorted_in_runs, yielding
+from ._gil import GIL_YIELD_EVERY, pieces, release_gently, sorted_by_id, sorted_gently, sorted_in_runs, yielding
 from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ __all__ = (
     "asyncio_backend",
     "columns_of",
     "is_library",
+    "pieces",
     "release_gently",
     "snapshots_of",
     "sorted_by_id",
