@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from aiomonitor import _format, _json, _table
 from aiomonitor._protocol import commands
-from aiomonitor._protocol.commands import ArgumentMappingException, CommandError, MultipleCommandException
+from aiomonitor._protocol.commands import (
+    ArgumentMappingException,
+    CommandError,
+    MultipleCommandException,
+    UnknownCommandException,
+)
 from aiomonitor._style import COLOUR, PLAIN, style_for_terminal
 from aiomonitor.backends import FrameInfo, TaskColumns, TaskSnapshot
 from aiomonitor.utils import alt_names
@@ -219,3 +224,25 @@ def test_ps_j_lines_are_json_dumps_of_the_task_dicts(tasks: list[TaskSnapshot]) 
     """The fast ``ps -j`` encoder writes exactly what ``json.dumps`` would."""
     text = "".join(_json.task_text([TaskColumns.of(tasks[:3]), TaskColumns.of(tasks[3:])], now=1e6))
     assert text == "".join(json.dumps(_json.task(task, now=1e6)) + "\n" for task in tasks)
+
+
+def test_commands_added_or_removed_later_are_seen() -> None:
+    """The command table is memoised per class; a custom command set (or
+    removed) after commands ran, on the class or the instance, still counts."""
+
+    class Late:
+        def do_first(self) -> None: ...
+
+    obj = Late()
+    assert commands.resolve(obj, "first") == "do_first"
+    Late.do_second = lambda self: None  # type: ignore[attr-defined]
+    assert commands.resolve(obj, "second") == "do_second"
+    obj.do_third = lambda: None  # type: ignore[attr-defined]
+    assert commands.resolve(obj, "third") == "do_third"
+    del obj.do_third  # type: ignore[attr-defined]
+    del Late.do_second  # type: ignore[attr-defined]
+    with pytest.raises(UnknownCommandException):
+        commands.resolve(obj, "second")
+    assert list(commands.map_args(obj.do_first, [])) == []
+    with pytest.raises(ArgumentMappingException):
+        list(commands.map_args(obj.do_first, ["extra"]))

@@ -47,7 +47,7 @@ class ClientSocket:
         except OSError:  # BlockingIOError: nothing yet; others: the connection is broken
             return False
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes | memoryview) -> None:
         """All of *data*, waiting while the client's window is full."""
         view = memoryview(data)
         while view:

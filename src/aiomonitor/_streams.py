@@ -8,6 +8,7 @@ slows down (then loses) its own commands, never the app or other clients.
 
 from __future__ import annotations
 
+import collections
 import io
 import threading
 import time
@@ -44,7 +45,11 @@ class SessionOutput(io.TextIOBase):
         self._on_stall = on_stall
         self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
-        self._buffer = bytearray()
+        # Pieces as written, not one bytearray: fifty clients sharing one
+        # ``ps`` share its bytes, where each used to copy them three times
+        # (in, out, and to bytes), GIL held (see ``take``).
+        self._pieces: collections.deque[bytes | memoryview] = collections.deque()
+        self._size = 0
         self._wake_pending = False
         self._truncated = False
         self._shut = False
@@ -77,12 +82,13 @@ class SessionOutput(io.TextIOBase):
         # turns (see ``_heavy.output_turn``).  After the wait the copy cannot
         # block: only the session's one command writes here this way, and
         # the server only drains.
+        view = memoryview(data)
         for start in range(0, len(data), HIGH_WATER):
             with self._cond:
                 if not self._wait_for_room():
                     return
             with output_turn():
-                self._put(data[start : start + HIGH_WATER])
+                self._put(view[start : start + HIGH_WATER])
 
     def write_nowait(self, s: str) -> int:
         self._put(encode_output(s))
@@ -94,56 +100,77 @@ class SessionOutput(io.TextIOBase):
 
     def pending(self) -> bool:
         """Whether anything is still waiting to be sent."""
-        return bool(self._buffer)
+        return self._size > 0
 
     def flush(self) -> None:
         """Nothing to do: the writer task sends as soon as data arrives."""
 
-    def _put(self, data: bytes) -> None:
-        """Append without waiting (past ``HARD_LIMIT``: dropped, marked once)."""
+    def _put(self, data: bytes | memoryview) -> None:
+        """Append without waiting (past ``HARD_LIMIT``: dropped, marked once).
+        Keeps *data* itself, never a copy: it must not change afterwards."""
         with self._cond:
             if self._shut:
                 return
-            if len(self._buffer) + len(data) > HARD_LIMIT:
+            if self._size + len(data) > HARD_LIMIT:
                 if not self._truncated:
                     self._truncated = True
-                    self._buffer += b"\r\n[output truncated: the client is not reading]\r\n"
+                    self._append(b"\r\n[output truncated: the client is not reading]\r\n")
                 return
-            self._buffer += data
+            self._append(data)
             wake = not self._wake_pending
             self._wake_pending = True
         if wake:
             self._wake()
 
+    def _append(self, data: bytes | memoryview) -> None:
+        self._pieces.append(data)
+        self._size += len(data)
+
+    def _drop_all(self) -> None:
+        self._pieces.clear()
+        self._size = 0
+
     def _wait_for_room(self) -> bool:
         deadline = time.monotonic() + self._stall_timeout
-        while len(self._buffer) > HIGH_WATER and not self._shut:
+        while self._size > HIGH_WATER and not self._shut:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._shut = True
-                self._buffer.clear()
+                self._drop_all()
                 self._on_stall()
                 return False
             self._cond.wait(remaining)
         return not self._shut
 
-    def take(self, max_bytes: int = 256 * 1024) -> bytes:
-        """Remove and return up to *max_bytes* (server thread only)."""
+    def take(self, max_bytes: int = 256 * 1024) -> bytes | memoryview:
+        """Remove and return up to *max_bytes* (server thread only).
+
+        A big piece goes out as (a view of) itself; small ones (a prompt, a
+        line) are joined, so one send carries many.
+        """
         with self._cond:
-            data = bytes(self._buffer[:max_bytes])
-            # Deleting from the front of a bytearray is O(1) in CPython.
-            del self._buffer[:max_bytes]
-            if not self._buffer:
+            taken: list[bytes | memoryview] = []
+            room = max_bytes
+            while self._pieces and room > 0:
+                piece = self._pieces.popleft()
+                if len(piece) > room:  # its head now, the rest stays first in line
+                    view = memoryview(piece)
+                    self._pieces.appendleft(view[room:])
+                    piece = view[:room]
+                taken.append(piece)
+                room -= len(piece)
+            self._size -= max_bytes - room
+            if not self._pieces:
                 self._wake_pending = False
                 self._truncated = False
             self._cond.notify_all()
-            return data
+        return taken[0] if len(taken) == 1 else b"".join(taken)
 
     def shut(self) -> None:
         """The client is gone: drop what is buffered, release blocked writers."""
         with self._cond:
             self._shut = True
-            self._buffer.clear()
+            self._drop_all()
             self._cond.notify_all()
 
 

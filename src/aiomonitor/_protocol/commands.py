@@ -8,6 +8,7 @@ Every error is a :class:`CommandError` whose message is one line for the user.
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import shlex
 import types
@@ -56,16 +57,39 @@ def command_names(
     obj: object, *, startswith: str = "", with_alts: bool = True, prefix: str = COMMAND_PREFIX
 ) -> Iterator[CmdName]:
     """Every method of *obj* named *prefix* + a command (and its aliases) starting with *startswith*."""
-    for attr in sorted(dir(obj)):
-        if not attr.startswith(prefix):
-            continue
+    own = tuple(attr for attr in getattr(obj, "__dict__", ()) if attr.startswith(prefix))
+    if own:  # commands set on the instance itself: looked up afresh
+        table = _command_table_of(obj, prefix)
+    else:
+        cls: Any = type(obj)  # (hashable, for the memo)
+        table = _class_command_table(cls, prefix, tuple(len(vars(c)) for c in cls.__mro__))
+    for attr, alts in table:
         name = attr[len(prefix) :]
         if name.startswith(startswith):
             yield CmdName(name, attr)
         if with_alts:
-            for alt in getattr(getattr(obj, attr), "alt_names", ()):
+            for alt in alts:
                 if alt.startswith(startswith):
                     yield CmdName(alt, attr)
+
+
+_CommandTable = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _command_table_of(obj: object, prefix: str) -> _CommandTable:
+    """(method name, aliases) of each command of *obj*, in name order."""
+    attrs = sorted(attr for attr in dir(obj) if attr.startswith(prefix))
+    return tuple((attr, tuple(getattr(getattr(obj, attr), "alt_names", ()))) for attr in attrs)
+
+
+@functools.lru_cache(maxsize=64)
+def _class_command_table(cls: type, prefix: str, shape: tuple[int, ...]) -> _CommandTable:
+    """``_command_table_of`` for instances of *cls* (without commands of their
+    own), memoised: ``dir`` and a ``getattr`` per attribute were a fifth of a
+    trivial command's time.  *shape*, the size of each class's namespace
+    along the MRO, changes when a command is added to or removed from a
+    class (a custom command set after start), which then gets a new table."""
+    return _command_table_of(cls, prefix)
 
 
 def resolve(obj: object, comm: str, prefix: str = COMMAND_PREFIX) -> str:
@@ -92,6 +116,26 @@ def _hints(func: Callable[..., Any]) -> dict[str, Any]:
         return typing.get_type_hints(func)
     except Exception:  # noqa: BLE001 - unresolvable string annotations: no conversion
         return {}
+
+
+def _parameters(func: Callable[..., Any]) -> tuple[tuple[inspect.Parameter, ...], dict[str, Any]]:
+    """*func*'s parameters and type hints: memoised per function (and
+    whether it is bound), as ``inspect.signature`` and ``get_type_hints``
+    were a third of a trivial command's time.  A pure memo, bounded."""
+    bound = inspect.ismethod(func)
+    key = (getattr(func, "__func__", func) if bound else func, bound)
+    try:
+        found = _PARAMETERS.get(key)
+    except TypeError:  # an unhashable callable: not memoised
+        return tuple(inspect.signature(func).parameters.values()), _hints(func)
+    if found is None:
+        if len(_PARAMETERS) >= 256:
+            _PARAMETERS.clear()
+        found = _PARAMETERS[key] = tuple(inspect.signature(func).parameters.values()), _hints(func)
+    return found
+
+
+_PARAMETERS: dict[tuple[Any, bool], tuple[tuple[inspect.Parameter, ...], dict[str, Any]]] = {}
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -132,9 +176,9 @@ def _type_name(tp: Any) -> str:
 
 def map_args(func: Callable[..., Any], args: Sequence[str]) -> Iterator[Any]:
     """Convert string *args* for *func*'s positional parameters, by annotation."""
-    hints = _hints(func)
+    parameters, hints = _parameters(func)
     remaining = list(args)
-    for param in inspect.signature(func).parameters.values():
+    for param in parameters:
         tp = hints.get(param.name, Any)
         if param.kind is param.VAR_POSITIONAL:
             while remaining:
