@@ -355,3 +355,23 @@ def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) ->
     finally:
         _gil.SORT_CHUNK = saved
     assert result == sorted(items, key=operator.itemgetter(0))
+
+
+def test_pings_while_one_is_unanswered_share_it() -> None:
+    """Fifty probes at once cost the app's loop one callback, not fifty."""
+    from aiomonitor._watchdog import LoopWatchdog
+
+    posted: list[Callable[[], None]] = []
+
+    class Posting(FakeBackend):
+        def call_soon(self, callback: Callable[[], None]) -> None:
+            posted.append(callback)
+
+    watchdog = LoopWatchdog(Posting([]))
+    first, second = watchdog.ping(), watchdog.ping()
+    assert first is second and len(posted) == 1
+    assert watchdog.blocked_for() >= 0.0 and not first.is_set()
+    posted.pop()()  # the loop answers
+    assert first.is_set() and watchdog.blocked_for() == 0.0
+    third = watchdog.ping()
+    assert third is not first and len(posted) == 1

@@ -30,13 +30,23 @@ class LoopWatchdog:
         self._backend = backend
         self._lock = threading.Lock()
         self._unanswered_since: float | None = None
+        #: The ping posted and not answered yet, if any (see ``ping``).
+        self._in_flight: threading.Event | None = None
         self._lags: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW / PING_INTERVAL))
 
     def ping(self) -> threading.Event:
-        """Post one ping (any thread, never blocks); the event is set on answer."""
+        """Post a ping (any thread, never blocks); the event is set on answer.
+
+        While one is unanswered, that one is shared: fifty clients typing
+        ``ps`` at once probed the loop fifty times, fifty callbacks for the
+        app's loop to run and fifty threads to wake, where one answer says
+        the same.
+        """
         posted = time.monotonic()
-        answered = threading.Event()
         with self._lock:
+            if self._in_flight is not None:
+                return self._in_flight
+            answered = self._in_flight = threading.Event()
             if self._unanswered_since is None:
                 self._unanswered_since = posted
 
@@ -44,6 +54,7 @@ class LoopWatchdog:
             now = time.monotonic()
             with self._lock:
                 self._unanswered_since = None
+                self._in_flight = None
                 self._lags.append((now, now - posted))
             answered.set()
 
