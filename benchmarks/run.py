@@ -5,6 +5,7 @@
     python benchmarks/run.py --only scale    # or: idle, recorder, tracing, commands, doctor, concurrency,
                                              #     trio, hostile, web
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
+    python benchmarks/run.py --only commands --baseline-src /tmp/old/src  # ours against an older tree, interleaved
 
 Every figure is measured against a baseline in the same run: each sample is
 a fresh process, configurations are interleaved, and medians are shown with
@@ -169,13 +170,18 @@ class MonitorClient:
 class ScaleApp:
     """An app process with N parked tasks and a stall side channel."""
 
-    def __init__(self, python: str, tasks: int, framework: str, trace: bool = False, web: bool = False) -> None:
+    def __init__(
+        self, python: str, tasks: int, framework: str, trace: bool = False, web: bool = False, source: str | None = None
+    ) -> None:
+        """*source*: another aiomonitor source tree (its ``src``) to import instead."""
         flags = (["--trace"] if trace else []) + (["--web"] if web else [])
+        env = None if source is None else {**os.environ, "PYTHONPATH": source}
         self.process = subprocess.Popen(
             [python, APP, "scale", "--tasks", str(tasks), "--framework", framework, *flags],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert self.process.stdout is not None
         info = json.loads(self.process.stdout.readline())
@@ -481,6 +487,11 @@ def main() -> None:
         help="comma-separated scenarios",
     )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
+    parser.add_argument(
+        "--baseline-src",
+        help="another aiomonitor source tree (e.g. a git worktree of an older commit: its src directory); "
+        "with --only commands, each command is measured on both, interleaved, with ratios",
+    )
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 5)
     only = set(args.only.split(","))
@@ -516,7 +527,12 @@ def main() -> None:
         print_scale("ps and where at scale (asyncio)", our_scale)
     if "commands" in only:
         for framework in ("asyncio", "trio"):
-            measure_commands(me, 10_000 if small else 100_000, framework, runs)
+            if args.baseline_src:
+                import compare
+
+                compare.commands(me, 10_000 if small else 100_000, framework, runs, args.baseline_src)
+            else:
+                measure_commands(me, 10_000 if small else 100_000, framework, runs)
     if "recorder" in only:
         stall_recorder_cost(me, max(runs, 9))
     if "doctor" in only:

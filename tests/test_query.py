@@ -332,7 +332,7 @@ def test_the_smallest_few_gently_are_those_of_a_stable_sort(items: list[tuple[in
 def test_releasing_gently_empties_every_kind_of_container(items: list[int], piece: int) -> None:
     from aiomonitor.backends import _gil
 
-    containers = [list(items), dict.fromkeys(items, "x"), set(items)]
+    containers: list[Any] = [list(items), dict.fromkeys(items, "x"), set(items)]
     saved, _gil.RELEASE_PIECE = _gil.RELEASE_PIECE, piece
     try:
         _gil.release_gently(*containers)

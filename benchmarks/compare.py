@@ -1,0 +1,72 @@
+"""Every read-only command, ours against an older source tree, in the same run.
+
+This machine's speed varies by up to 2x from one day (or hour) to the next,
+so an answer time measured today says little against one from last week.
+Here each round starts one app with the baseline tree and one with ours, in
+turn, and asks each command of both: the ratio of medians holds whatever
+the day.  Used by ``run.py --only commands --baseline-src PATH``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import run
+
+
+def commands(
+    python: str,
+    tasks: int,
+    framework: str,
+    rounds: int,
+    baseline_src: str,
+    lines: Sequence[str] = run.READ_ONLY_COMMANDS,
+) -> None:
+    """Answer time and the app's loop stall per command, ours and the baseline's."""
+    seconds: dict[tuple[str, str], list[float]] = {}
+    stalls: dict[tuple[str, str], list[float]] = {}
+    collections: dict[tuple[str, str], list[int]] = {}
+    for _ in range(rounds):
+        for version, source in (("baseline", baseline_src), ("ours", None)):
+            app = run.ScaleApp(python, tasks, framework, trace=True, source=source)
+            try:
+                client = run.MonitorClient(app.port)
+                for template in lines:
+                    command = template.replace("ID", str(app.task_id)).replace("ENDED", str(app.ended_id))
+                    timed: Any = client.timed_top if command == "top" else (lambda c=client, x=command: c.timed(x))
+                    (answer, _), figures = app.measure_during(timed)
+                    seconds.setdefault((version, template), []).append(answer)
+                    stalls.setdefault((version, template), []).append(figures["stall_ms"])
+                    full = collections.setdefault((version, template), [0, 0, 0])
+                    for generation in range(3):
+                        full[generation] += figures["collections"][generation]
+                client.close()
+            finally:
+                app.close()
+    rows = []
+    for template in lines:
+        ours, theirs = seconds["ours", template], seconds["baseline", template]
+        rows.append(
+            [
+                template,
+                f"{statistics.median(ours):.3f} ({max(ours):.3f})",
+                f"{statistics.median(theirs):.3f} ({max(theirs):.3f})",
+                f"{statistics.median(ours) / statistics.median(theirs):.2f}",
+                f"{statistics.median(stalls['ours', template]):.1f} / {max(stalls['ours', template]):.1f}",
+                f"{max(stalls['baseline', template]):.1f}",
+                "/".join(map(str, collections["ours", template])),
+            ]
+        )
+    headers = [
+        "command",
+        "ours s median (worst)",
+        "baseline s median (worst)",
+        "time ratio",
+        "ours stall ms median / worst",
+        "baseline stall worst",
+        "ours GCs gen0/1/2",
+    ]
+    title = f"Every read-only command against the baseline tree, {tasks:,} traced {framework} tasks, {rounds} rounds"
+    run.print_table(title, headers, rows)
