@@ -98,7 +98,7 @@ def tasks_with_ids(tasks: Iterable[T], ids: set[int]) -> list[T]:
     Python loop took ~30-60 ms of the GIL in 5 ms turns."""
     found: list[T] = []
     iterator = iter(tasks)
-    while chunk := list(itertools.islice(iterator, COUNT_CHUNK)):
+    while len(found) < len(ids) and (chunk := list(itertools.islice(iterator, COUNT_CHUNK))):
         found.extend(itertools.compress(chunk, map(ids.__contains__, map(id, chunk))))
         time.sleep(0)
     return found
