@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import types
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -132,7 +132,67 @@ def _closed_coroutine() -> Coroutine[Any, Any, Any]:
     return coroutine
 
 
-@given(st.lists(st.sampled_from(["none", "future", "closed", "fresh", "object"]), max_size=12))
+class _AnswersAnything:
+    """An awaitable's iterator that answers any attribute (a proxy, a mock),
+    and counts the questions: nothing of ours may ask them."""
+
+    asked: ClassVar[list[str]] = []
+
+    def close(self) -> None:  # (what the suspended coroutine's close() calls)
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        _AnswersAnything.asked.append(name)
+        if name.startswith("\x00"):
+            raise RuntimeError("app code ran")
+        return self
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        return None
+
+
+class _ProxyAwaitable:
+    def __await__(self) -> Any:
+        return _AnswersAnything()
+
+
+async def _awaits_a_proxy() -> None:
+    await _ProxyAwaitable()
+
+
+def _suspended_on_a_proxy() -> Coroutine[Any, Any, Any]:
+    coroutine = _awaits_a_proxy()
+    coroutine.send(None)  # now suspended: cr_await is the proxy
+    return coroutine
+
+
+class _YieldOnce:
+    def __await__(self) -> Generator[None, None, None]:
+        yield
+
+
+async def _inner() -> None:
+    await _YieldOnce()
+
+
+async def _nested() -> None:
+    await _inner()
+
+
+def _suspended_nested() -> Coroutine[Any, Any, Any]:
+    """Suspended three levels deep: coroutine, coroutine, generator."""
+    coroutine = _nested()
+    coroutine.send(None)
+    return coroutine
+
+
+_ODD_KINDS = ["none", "future", "closed", "fresh", "object", "proxy", "on-proxy", "nested"]
+
+
+@given(st.lists(st.sampled_from(_ODD_KINDS), max_size=12))
 def test_chains_of_odd_objects_are_described_as_one_by_one(kinds: list[str]) -> None:
     made: dict[str, Callable[[], Any]] = {
         "none": lambda: None,
@@ -140,10 +200,15 @@ def test_chains_of_odd_objects_are_described_as_one_by_one(kinds: list[str]) -> 
         "closed": _closed_coroutine,
         "fresh": lambda: _parked(asyncio.Event()),
         "object": object,
+        "proxy": _AnswersAnything,
+        "on-proxy": _suspended_on_a_proxy,
+        "nested": _suspended_nested,
     }
     coros = [made[kind]() for kind in kinds]
+    _AnswersAnything.asked.clear()
     try:
         names, locations = describe_chains(coros)
+        assert _AnswersAnything.asked == []
         expected = [describe_chain(await_chain(coro), "") for coro in coros]
         assert [(name or "", location) for name, location in zip(names, locations, strict=True)] == expected
     finally:

@@ -3,8 +3,8 @@
 The per-task loop (``AsyncioBackend.snapshot_one``'s path) made ten Python
 calls a task; at 100k tasks that was most of ``ps``.  Here each field is one
 ``map`` of a builtin over a chunk of tasks (``id``, ``getattr``,
-``methodcaller``, ``itemgetter``), the chains go through ``_chains``, and the
-tuples are built by ``tuple.__new__`` from a ``zip``: Python runs only for
+``methodcaller``, ``itemgetter``), the chains go through ``_chains``, and
+the fields are handed over as columns (``_columns``): Python runs only for
 what is rare (a done, cancelling or running task; a task made by the app's
 own factory; trace_timing's stats).  A test compares every field with the
 per-task path.

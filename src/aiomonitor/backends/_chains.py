@@ -53,6 +53,24 @@ _NOT_MEMOISED = itertools.repeat((None, None))
 
 def awaited_by(level: Sequence[Any]) -> list[Any]:
     """What each of *level* awaits: the next level of their chains (None where they end)."""
+    return _next_level(only_chain_types(level))
+
+
+def only_chain_types(level: Sequence[Any]) -> list[Any]:
+    """*level* with None for whatever is not a chain type.
+
+    An await chain can end in any object (what an app's ``__await__``
+    returns, a mock in a test); asking it for an attribute could run its
+    ``__getattr__``, app code, from our thread, and a proxy would answer
+    anything.  Only the builtin chain types (and our timing proxy) are
+    read.  ``(None, obj)[is_chain]`` picks, in C.
+    """
+    pairs = zip(_repeat(None), level, strict=False)
+    return list(map(operator.getitem, pairs, map(_AWAITED_ATTRIBUTE.__contains__, map(type, level))))
+
+
+def _next_level(level: Sequence[Any]) -> list[Any]:
+    """What each of *level* (chain types or None) awaits."""
     kinds = map(type, level)
     return list(map(_attribute, level, map(_awaited_attribute, kinds, _repeat(_NOTHING)), _repeat(None)))
 
@@ -62,9 +80,9 @@ class ChainLevels:
 
     ``frames[level][i]`` is the frame at that depth of coroutine *i*'s chain
     (None where it has ended, or at the timing proxy's level), and
-    ``code_ids`` the ids of their codes.  A Future, or anything not a chain
-    type, has neither a frame nor anything awaited (its attribute is
-    _NOTHING), so a chain ends there, as await_chain's loop ends.
+    ``code_ids`` the ids of their codes.  A chain ends at a Future, or
+    anything not a chain type (read as None: see ``only_chain_types``), as
+    await_chain's loop ends there.
     """
 
     def __init__(self, coros: Sequence[Any]) -> None:
@@ -73,7 +91,7 @@ class ChainLevels:
         self.code_ids: list[list[int]] = []
         #: The codes seen, by id: keeps them alive while their ids are keys.
         self.codes: dict[int, Any] = {}
-        level: Sequence[Any] = coros
+        level = only_chain_types(coros)
         for _ in range(MAX_CHAIN):
             kinds = list(map(type, level))
             if not any(map(_AWAITED_ATTRIBUTE.__contains__, kinds)):
@@ -84,7 +102,7 @@ class ChainLevels:
             self.codes.update(zip(code_ids, frame_codes, strict=True))
             self.frames.append(frames)
             self.code_ids.append(code_ids)
-            level = awaited_by(level)
+            level = only_chain_types(_next_level(level))
 
     def shapes(self) -> list[tuple[int, ...]]:
         """Per coroutine, its chain's shape: the ids of its codes, level by level."""

@@ -3,8 +3,9 @@
 ``ps`` of 100k tasks reads five fields of each, a column at a time; made as
 100k ``TaskSnapshot`` tuples and taken apart again, a fifth of the command
 was building tuples (and each is a container the cyclic GC tracks).  A
-backend that gathers fields a column at a time (asyncio's) hands them over
-as they are; tuples are made only for whom wants them (``snapshots``).
+backend that gathers fields a column at a time (both do) hands them over as
+they are; tuples are made only for the readers that want them
+(``snapshots``).
 """
 
 from __future__ import annotations
