@@ -159,7 +159,7 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen
         end = len(level.kids)
     for piece in range(start, end, LABEL_CHUNK):
         run = level.kids[piece : min(piece + LABEL_CHUNK, end)]
-        ids = list(map(operator.itemgetter(1), run))
+        ids = list(map(_CHILD, run))
         connectors = ["├─ "] * len(run)
         if piece + len(run) == len(level.kids):
             connectors[-1] = "└─ "
@@ -167,7 +167,7 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen
             [level.prefix] * len(run),
             connectors,
             map(nodes.__getitem__, ids),
-            map(operator.itemgetter(2), run),
+            map(_HOW, run),
             strict=True,
         )
         lines.extend(map("%s%s%s  [%s]".__mod__, fields))
