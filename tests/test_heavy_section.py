@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from typing import TextIO, cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import aiomonitor
 from aiomonitor._heavy import COMPUTING_SWITCH_INTERVAL, heavy_section, is_active
@@ -137,3 +139,34 @@ def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
             output.shut()
         for thread in writers:
             thread.join(timeout=10)
+
+
+@given(
+    pieces=st.lists(st.binary(min_size=0, max_size=300), max_size=25),
+    take=st.integers(1, 400),
+)
+def test_session_output_hands_on_what_was_written_in_order(pieces: list[bytes], take: int) -> None:
+    """Pieces kept as written (shared, not copied) come out in order, in takes
+    of at most *take* bytes, past HARD_LIMIT dropped with one marker."""
+    from aiomonitor import _streams
+
+    here: set[int | None] = {threading.get_ident()}  # never blocks: as the server's own thread writes
+    output = _streams.SessionOutput(lambda: None, lambda: here, lambda: None, stall_timeout=60)
+    saved, _streams.HARD_LIMIT = _streams.HARD_LIMIT, 2000
+    try:
+        kept, truncated = b"", False
+        for piece in pieces:
+            if len(kept) + len(piece) <= 2000:
+                kept += piece
+            elif not truncated:
+                truncated = True
+                kept += b"\r\n[output truncated: the client is not reading]\r\n"
+            output.write_encoded(piece)
+    finally:
+        _streams.HARD_LIMIT = saved
+    received = b""
+    while chunk := output.take(take):
+        assert len(chunk) <= take
+        received += bytes(chunk)
+    assert received == kept
+    assert not output.pending()
