@@ -22,7 +22,7 @@ from typing import Any, cast
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
-from ._timing import StepStats, TimedCoroutine
+from ._timing import TimedCoroutine, stats_of
 from ._tracing import RawRecord, trace_columns
 
 _repeat = itertools.repeat
@@ -84,9 +84,5 @@ def _chunk(
         cast("list[str]", coro_names),
         locations,
         [None] * count,
-        *trace_columns(records, [_stats_of(coro) for coro in coros] if timed else None),
+        *trace_columns(records, list(map(stats_of, coros)) if timed else None),
     )
-
-
-def _stats_of(coro: Any) -> StepStats | None:
-    return coro.stats if type(coro) is TimedCoroutine else None

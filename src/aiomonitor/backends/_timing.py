@@ -65,3 +65,8 @@ class TimedCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
 
     def __iter__(self) -> Any:
         return self
+
+
+def stats_of(coro: Any) -> StepStats | None:
+    """The step stats of a task's coroutine: only the timing proxy has them."""
+    return coro.stats if type(coro) is TimedCoroutine else None

@@ -22,7 +22,7 @@ from ._chains import describe_chains
 from ._columns import TaskColumns
 from ._timing import StepStats
 from ._tracing import RawRecord, trace_columns
-from ._trio_tracer import WRAPPER_CODE
+from ._trio_tracer import user_coros
 
 _repeat = itertools.repeat
 _coro_of = operator.attrgetter("coro")
@@ -52,13 +52,7 @@ def _chunk(
     timings: Mapping[trio.lowlevel.Task, StepStats],
 ) -> TaskColumns:
     coros = list(map(_coro_of, tasks))
-    # The app's coroutine, below our wrapper where there is one (see user_coro):
-    # its chain is the task's frames without the wrapper's (see frames_of).
-    wrapped = list(map(operator.is_, map(getattr, coros, _repeat("cr_code"), _repeat(None)), _repeat(WRAPPER_CODE)))
-    if any(wrapped):
-        users = [coro.cr_await if inside else coro for coro, inside in zip(coros, wrapped, strict=True)]
-    else:
-        users = coros
+    users = user_coros(coros)  # the app's coroutines, below our wrapper where there is one
     coro_names, locations = describe_chains(users)
     names = list(map(_name_of, tasks))
     if None in coro_names:  # no user code in the chain: the coroutine's name, else the task's

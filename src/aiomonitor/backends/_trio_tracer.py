@@ -7,6 +7,8 @@ notes on why a per-task scope is the one sound way to cancel one task).
 from __future__ import annotations
 
 import contextlib
+import itertools
+import operator
 import time
 import types
 from collections.abc import Callable
@@ -122,6 +124,16 @@ def user_coro(task: trio.lowlevel.Task) -> Any:
     if getattr(coro, "cr_code", None) is WRAPPER_CODE:
         return coro.cr_await  # None before the first step: reported by name
     return coro
+
+
+def user_coros(coros: list[Any]) -> list[Any]:
+    """``user_coro`` of the tasks whose coroutines these are, in C-level passes
+    (their chain is the task's frames without the wrapper's: see frames_of)."""
+    codes = map(getattr, coros, itertools.repeat("cr_code"), itertools.repeat(None))
+    wrapped = list(map(operator.is_, codes, itertools.repeat(WRAPPER_CODE)))
+    if not any(wrapped):
+        return coros
+    return [coro.cr_await if inside else coro for coro, inside in zip(coros, wrapped, strict=True)]
 
 
 def frames_of(task: trio.lowlevel.Task) -> list[types.FrameType]:

@@ -35,7 +35,7 @@ from ._records import (
     TaskSnapshot,
     Wait,
 )
-from ._timing import TimedCoroutine
+from ._timing import TimedCoroutine, stats_of
 from ._tracing import trace_fields
 
 
@@ -275,7 +275,7 @@ class AsyncioBackend(Backend):
         record = getattr(task, "_aiomonitor_record", None)
         if record is None and foreign:  # made by the app's own task factory
             record = foreign.get(task)
-        stats = coro.stats if type(coro) is TimedCoroutine else None
+        stats = stats_of(coro)
         name, location = describe_chain(await_chain(coro), _coro_name(coro))
         return TaskSnapshot(
             id(task), task.get_name(), _state(task, current), name, location, None, *trace_fields(record, stats)
