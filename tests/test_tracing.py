@@ -329,9 +329,19 @@ async def test_ps_sort_and_limit(traced: aiomonitor.Monitor) -> None:
 async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:
     import time
 
+    # The idler steps once; on a loaded machine that one step can be stretched
+    # (a full collection, another thread holding the GIL), so the burner is
+    # given far more busy time than one stretched step: 50 steps of 4 ms.
+    busy_steps = 50
+    burned = anyio.Event()
+
     async def busy() -> None:
+        steps = 0
         while True:
-            time.sleep(0.002)  # the busy step
+            time.sleep(0.004)  # the busy step
+            steps += 1
+            if steps == busy_steps:
+                burned.set()
             await anyio.sleep(0)
 
     async def idle() -> None:
@@ -341,8 +351,8 @@ async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(busy, name="burner")
             tg.start_soon(idle, name="idler")
-            for _ in range(20):
-                await anyio.sleep(0.001)
+            with anyio.fail_after(30):
+                await burned.wait()
             with Client(monitor.port) as client:
                 await in_thread(client.start)
                 table = await in_thread(client.command, "ps -s busy")
@@ -353,8 +363,9 @@ async def test_step_timing_finds_the_busy_task(anyio_backend_name: str) -> None:
     assert "Steps" in table and "Max step" in table
     names = [line.split()[2] for line in table.splitlines()[3:]]
     assert names.index("burner") < names.index("idler")  # busiest first
-    assert records["burner"]["steps"] >= 5
-    assert records["burner"]["longest_step"] >= 0.002
+    assert records["burner"]["steps"] >= busy_steps
+    assert records["burner"]["longest_step"] >= 0.004
+    assert records["burner"]["busy"] >= busy_steps * 0.004
     assert records["burner"]["busy"] > records["idler"]["busy"]
 
 
