@@ -186,18 +186,36 @@ def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit
     assert result == (expected if limit is None else expected[:limit])
 
 
-@given(st.integers(0, 200), st.randoms(use_true_random=False))
-def test_sorting_by_id_in_merged_runs_is_a_sort_by_id(count: int, random: Any) -> None:
+@given(st.integers(0, 200), st.integers(1, 200), st.randoms(use_true_random=False))
+def test_sorting_by_id_in_ranges_is_a_sort_by_id(count: int, distinct: int, random: Any) -> None:
+    """Tiny runs: many ranges and splitters; an object may come more than
+    once.  Distinct objects are never sorted more than two runs at once."""
     from aiomonitor.backends import _gil
 
-    items = [object() for _ in range(count)]
-    random.shuffle(items)
-    _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small runs: every merge level, odd run counts included
+    objects = [object() for _ in range(distinct)]
+    if distinct >= count:
+        items = objects[:count]
+        random.shuffle(items)
+    else:
+        items = [random.choice(objects) for _ in range(count)]
+    sorted_sizes: list[int] = []
+
+    def recording_sorted(iterable: Any, **options: Any) -> Any:
+        listed = list(iterable)
+        sorted_sizes.append(len(listed))
+        return sorted(listed, **options)
+
+    saved = _gil.SORT_CHUNK
+    _gil.SORT_CHUNK = 7  # small runs: many ranges, odd counts included
+    _gil.sorted = recording_sorted  # type: ignore[attr-defined]
     try:
         result = list(_gil.sorted_by_id(items))
     finally:
         _gil.SORT_CHUNK = saved
+        del _gil.sorted  # type: ignore[attr-defined]
     assert result == sorted(items, key=id)
+    if distinct >= count:
+        assert max(sorted_sizes, default=0) <= 2 * 7
 
 
 @pytest.mark.parametrize("trace", [False, True])

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from aiomonitor import _format, _graph, _query, _table
 from aiomonitor.backends import TaskColumns, TaskSnapshot, _asyncio_edges, _columns, asyncio_backend
-from aiomonitor.backends._chains import describe_chains
+from aiomonitor.backends._chains import awaited_by, describe_chains
 from aiomonitor.backends._frames import await_chain, describe_chain
 
 
@@ -189,6 +189,12 @@ def _suspended_nested() -> Coroutine[Any, Any, Any]:
     return coroutine
 
 
+def _awaited_one_by_one(obj: Any) -> Any:
+    """What a chain's link awaits, asking only the builtin chain types."""
+    kinds = {types.CoroutineType: "cr_await", types.GeneratorType: "gi_yieldfrom", types.AsyncGeneratorType: "ag_await"}
+    return getattr(obj, kinds[type(obj)]) if type(obj) in kinds else None
+
+
 _ODD_KINDS = ["none", "future", "closed", "fresh", "object", "proxy", "on-proxy", "nested"]
 
 
@@ -208,7 +214,9 @@ def test_chains_of_odd_objects_are_described_as_one_by_one(kinds: list[str]) -> 
     _AnswersAnything.asked.clear()
     try:
         names, locations = describe_chains(coros)
+        below = awaited_by(coros)
         assert _AnswersAnything.asked == []
+        assert below == list(map(_awaited_one_by_one, coros))
         expected = [describe_chain(await_chain(coro), "") for coro in coros]
         assert [(name or "", location) for name, location in zip(names, locations, strict=True)] == expected
     finally:
@@ -226,15 +234,27 @@ def test_ellipsized_in_c_equals_ellipsize(text: str, width: int) -> None:
 _cells = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=25)
 
 
-@settings(max_examples=60)
-@given(
-    rows=st.lists(st.tuples(_cells, _cells, _cells, _cells), max_size=12),
-    width=st.none() | st.integers(10, 100),
-    chunk=st.integers(1, 5),
-)
-def test_tables_equal_the_per_cell_rule(rows: list[tuple[str, str, str, str]], width: int | None, chunk: int) -> None:
+@st.composite
+def _table_columns(draw: st.DrawFn) -> list[list[str]]:
+    """Four columns of one length: each either distinct cells (ids, names)
+    or a few values repeated (states, locations), so chunks are fitted both
+    from a column's memo and by C passes."""
+    count = draw(st.integers(0, 40))
+    columns = []
+    for _ in range(4):
+        if draw(st.booleans()):
+            values = draw(st.lists(_cells, min_size=1, max_size=3))
+            columns.append(draw(st.lists(st.sampled_from(values), min_size=count, max_size=count)))
+        else:
+            columns.append(draw(st.lists(_cells, min_size=count, max_size=count)))
+    return columns
+
+
+@settings(max_examples=100)
+@given(columns=_table_columns(), width=st.none() | st.integers(10, 100), chunk=st.integers(1, 12))
+def test_tables_equal_the_per_cell_rule(columns: list[list[str]], width: int | None, chunk: int) -> None:
     headers = ("Id", "State", "Name", "Where")
-    columns = [[row[i] for row in rows] for i in range(4)]
+    rows = list(zip(*columns, strict=True))
     saved, _table.CHUNK_ROWS = _table.CHUNK_ROWS, chunk
     try:
         text = "".join(_table.table_text(headers, columns, width, state_column=1))

@@ -3,9 +3,10 @@
 A 100k-row ``ps`` used to make each row with a Python call, and each cell
 with another when the table was shortened to fit a terminal: 0.6 s of the
 command.  Here a chunk of rows is fitted a column at a time by C-level passes
-(``map`` of ``len``, a memo's ``get``); Python runs only for a cell too long
-for its column, once per distinct cell.  Each row is then one %-format, in C,
-and the rows of a chunk are joined at once.
+(``map`` of ``len``, a memo's ``__getitem__``, slices, ``str.ljust``); Python
+runs only once per distinct value of a column that repeats its values.  Each
+row is then one join of its cells, in C, and the rows of a chunk are joined
+at once.
 
 Chunks keep every C call short: one pass over 100k cells holds the GIL for
 ~5 ms, and the app's loop cannot take it back in the middle of a call.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import itertools
 import operator
 import sys
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from ._style import PLAIN, Style
 
@@ -29,6 +30,8 @@ CHUNK_ROWS = 2048
 _GAP = "  "
 
 Columns = list[list[str]]
+#: ``text[a_slice]``, typed for strings.
+_sliced: Callable[[str, slice], str] = operator.getitem
 
 
 def ellipsize(text: str, width: int) -> str:
@@ -48,8 +51,21 @@ def fit(cell: str, width: int) -> str:
 
 
 def _widest(column: Sequence[str]) -> int:
-    """``max(map(len, column))`` in chunks (see the module's docstring)."""
-    return max((max(map(len, column[i : i + CHUNK_ROWS])) for i in range(0, len(column), CHUNK_ROWS)), default=0)
+    """``max(map(len, column))`` in chunks (see the module's docstring).
+
+    A column that repeats a few values (a location, a state) is measured
+    one distinct value at a time: a set of cells the column shares costs
+    less than a ``len`` each (~20 of the ~40 ms the widths of a 100k-row
+    ``ps`` took), and hashes a string once for the fitting that follows.
+    """
+    if not column:
+        return 0
+    repeats = 4 * len(set(column[:CHUNK_ROWS])) <= min(CHUNK_ROWS, len(column))
+    widest = 0
+    for start in range(0, len(column), CHUNK_ROWS):
+        chunk = column[start : start + CHUNK_ROWS]
+        widest = max(widest, max(map(len, set(chunk) if repeats else chunk)))
+    return widest
 
 
 def column_widths(
@@ -101,23 +117,55 @@ def table_text(
     needed, given = column_widths(headers, columns, width, unshortened)
     last = len(given) - 1
     styled = state_column if style.colour and state_column is not None and state_column < last else None
-    row_format = _GAP.join("%s" if i in (styled, last) else f"%-{w}s" for i, w in enumerate(given))
-    header_cells = tuple(ellipsize(header, w) for header, w in zip(headers, given, strict=True))
-    if styled is not None:
-        header_cells = (*header_cells[:styled], fit(headers[styled], given[styled]), *header_cells[styled + 1 :])
-    yield style.heading(row_format % header_cells) + "\n" + style.rule(_GAP.join("-" * w for w in given)) + "\n"
-    # The state column's cells, padded and coloured: once per distinct state.
-    styled_states: dict[str, str] = {}
+    heading = _GAP.join([*map(fit, headers[:last], given[:last]), *(ellipsize(h, given[last]) for h in headers[last:])])
+    yield style.heading(heading) + "\n" + style.rule(_GAP.join("-" * w for w in given)) + "\n"
+    fitters = [
+        _ColumnFitter(given[i], given[i] < needed[i], i != last, style.state if i == styled else None)
+        for i in range(len(columns))
+    ]
     for start in range(0, len(columns[0]) if columns else 0, CHUNK_ROWS):
-        chunk = []
-        for index, column in enumerate(columns):
-            cells = column[start : start + CHUNK_ROWS]
-            if index == styled:
-                cells = _styled(cells, styled_states, given[index], style)
-            elif given[index] < needed[index]:
-                cells = _shortened(cells, given[index])
-            chunk.append(cells)
-        yield "\n".join(map(row_format.__mod__, zip(*chunk, strict=True))) + "\n"
+        fitted = [fitter(column[start : start + CHUNK_ROWS]) for fitter, column in zip(fitters, columns, strict=True)]
+        yield "\n".join(map(_GAP.join, zip(*fitted, strict=True))) + "\n"
+
+
+class _ColumnFitter:
+    """One column's cells made exactly as wide as the column, a chunk at a time.
+
+    Most columns repeat a few values (states, coroutines, locations): each
+    distinct value is fitted once, and a chunk is one memo lookup per cell,
+    in C.  A column whose first chunk is mostly distinct (ids, task names)
+    is fitted by C passes instead (slices, ``str.ljust``), without the set
+    a memo needs: at 100k rows, padding by a %-format per row and this
+    memo saved ~80 ms of ``ps``'s table (``benchmarks``, README).
+    """
+
+    def __init__(self, width: int, shrinks: bool, padded: bool, colour: Callable[[str], str] | None) -> None:
+        self._width = width
+        #: Whether some cells are too long (the column was narrowed).
+        self._shrinks = shrinks
+        #: Every column but the last is padded to its width.
+        self._padded = padded
+        #: The state column's colour, applied after padding.
+        self._colour = colour
+        self._memo: dict[str, str] | None = {}
+
+    def _fitted(self, cell: str) -> str:
+        text = fit(cell, self._width) if self._padded else ellipsize(cell, self._width)
+        return text if self._colour is None else self._colour(text)
+
+    def __call__(self, cells: list[str]) -> list[str]:
+        memo = self._memo
+        if memo is not None:
+            new = set(cells).difference(memo)
+            # A new value costs a Python call, a distinct column's cell a few
+            # C passes: past a quarter of new values, the passes are cheaper.
+            if 4 * len(new) <= len(cells) or self._colour is not None:
+                memo.update(zip(new, map(self._fitted, new), strict=True))
+                return list(map(memo.__getitem__, cells))
+            self._memo = None  # mostly distinct: from now on, C passes
+        if self._shrinks:
+            cells = _shortened(cells, self._width)
+        return list(map(str.ljust, cells, itertools.repeat(self._width))) if self._padded else cells
 
 
 def _shortened(cells: list[str], width: int) -> list[str]:
@@ -125,29 +173,24 @@ def _shortened(cells: list[str], width: int) -> list[str]:
     too_long = list(map(operator.lt, itertools.repeat(width), map(len, cells)))
     if not any(too_long):
         return cells
-    distinct = list(set(itertools.compress(cells, too_long)))
-    if 2 * len(distinct) > len(cells) and all(too_long):  # mostly distinct (task names): each once anyway
+    if all(too_long):
         return ellipsized(cells, width)
-    return list(map(dict(zip(distinct, ellipsized(distinct, width), strict=True)).get, cells, cells))
+    long_ones = list(itertools.compress(cells, too_long))
+    return list(map(dict(zip(long_ones, ellipsized(long_ones, width), strict=True)).get, cells, cells))
 
 
 def ellipsized(texts: list[str], width: int) -> list[str]:
     """``ellipsize(text, width)`` of texts longer than *width*, by C-level
-    slicing and formatting: 100k distinct task names shortened one Python
-    call each took ~0.2 s."""
+    slicing and joining: 100k distinct task names shortened one Python call
+    each took ~0.2 s; a %-format with the … in it ~70 ms, since a format
+    string outside ASCII is slow; two slices and a join ~45 ms."""
     head = (width - 1) // 3
     tail = width - 1 - head
     if tail <= 0:  # (never for a column: they shrink to MIN_COLUMN at most)
         return [ellipsize(text, width) for text in texts]
-    backs = map(operator.getitem, texts, itertools.repeat(slice(-tail, None)))
-    # %.Ns takes the first N characters, in C, without a slice of its own.
-    return list(map(f"%.{head}s…%s".__mod__, zip(texts, backs, strict=True)))
-
-
-def _styled(cells: list[str], memo: dict[str, str], width: int, style: Style) -> list[str]:
-    """*cells* fitted to *width*, then coloured (states are few: each is styled once)."""
-    memo.update((cell, style.state(fit(cell, width))) for cell in set(cells).difference(memo))
-    return list(map(memo.__getitem__, cells))
+    fronts = map(_sliced, texts, itertools.repeat(slice(None, head)))
+    backs = map(_sliced, texts, itertools.repeat(slice(-tail, None)))
+    return list(map("…".join, zip(fronts, backs, strict=True)))
 
 
 def format_table(

@@ -13,13 +13,12 @@ import asyncio
 import functools
 import itertools
 import operator
-import time
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 from ._chains import ChainLevels, awaited_by
 from ._frames import await_chain
-from ._gil import release_gently, yielding
+from ._gil import pieces, yielding
 
 _TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
 
@@ -46,33 +45,51 @@ _HELPER_CALLBACKS = {
 }
 
 
-def _callback_edges(tasks: Iterable[asyncio.Task[Any]], waiters: dict[int, int]) -> Iterator[tuple[int, int, str]]:
+#: A done callback, by id: what it holds that may wake a waiting task, and
+#: the edge that stands for (see _held_by).
+_Wakers = dict[int, tuple[list[Any], str]]
+
+
+def _wakers_of(tasks: Iterable[asyncio.Task[Any]]) -> _Wakers:
+    """Each distinct done callback of *tasks*, examined once: 100k tasks
+    gathered together share one callback."""
+    wakers: _Wakers = {}
+    for task in yielding(tasks):
+        for callback, _context in getattr(task, "_callbacks", None) or ():
+            if id(callback) not in wakers:
+                wakers[id(callback)] = _held_by(callback)
+    return wakers
+
+
+def _callback_edges(
+    tasks: Iterable[asyncio.Task[Any]], wakers: _Wakers, waiters: dict[int, int]
+) -> Iterator[tuple[int, int, str]]:
     """(waiter, task, how) for tasks whose done callback wakes a waiting task:
     ``asyncio.wait``, ``wait_for`` (3.11), ``shield``, or the app's own
     callback.  Found by what each callback holds (closure cells, a partial's
     arguments, a bound method's object) being the future the waiter awaits."""
-    # Per callback object, the waiters it may wake: 100k tasks gathered
-    # together share one callback, examined once.
     woken_by: dict[int, list[tuple[int, str]]] = {}
     for task in yielding(tasks):
         for callback, _context in getattr(task, "_callbacks", None) or ():
             woken = woken_by.get(id(callback))
             if woken is None:
-                woken = woken_by[id(callback)] = _woken_by(callback, waiters)
+                held, how = wakers[id(callback)]
+                woken = woken_by[id(callback)] = [(waiters[id(obj)], how) for obj in held if id(obj) in waiters]
             for waiter, how in woken:
                 if waiter != id(task):
                     yield (waiter, id(task), how)
                     break
 
 
-def _woken_by(callback: Any, waiters: dict[int, int]) -> list[tuple[int, str]]:
-    """The waiting tasks *callback* may wake, and how, in the order found."""
+def _held_by(callback: Any) -> tuple[list[Any], str]:
+    """What *callback* holds that may wake a waiting task, in the order
+    found, and the edge that stands for."""
     function = callback.func if isinstance(callback, functools.partial) else callback
     held: list[Any] = list(callback.args) if isinstance(callback, functools.partial) else []
     held.extend(cell.cell_contents for cell in getattr(function, "__closure__", None) or () if _filled(cell))
     held.append(getattr(function, "__self__", None))
     how = _HELPER_CALLBACKS.get(getattr(function, "__qualname__", ""), "callback")
-    return [(waiters[id(obj)], how) for obj in _wakeable(held) if id(obj) in waiters]
+    return [obj for obj in _wakeable(held) if obj is not None], how
 
 
 def _wakeable(held: list[Any]) -> Iterator[Any]:
@@ -110,13 +127,18 @@ def await_edges_of(tasks: Collection[asyncio.Task[Any]]) -> list[tuple[int, int,
     third of its time here, walking every chain in Python.
     """
     listed = list(tasks)
-    edges: list[tuple[int, int, str]] = []
-    #: Plain futures tasks are suspended on -> the waiting task's id.
-    waiters: dict[int, int] = {}
-    #: Tasks with done callbacks, which may wake a waiter (few, mostly).
+    # Callbacks first: only a task suspended on what some done callback holds
+    # can be woken by one, and a map of every waiting task (100k sleeping
+    # tasks) to find the few was ~a quarter of this function.
     with_callbacks: list[asyncio.Task[Any]] = []
-    for start in range(0, len(listed), _EDGE_CHUNK):
-        chunk = listed[start : start + _EDGE_CHUNK]
+    for chunk in pieces(listed, _EDGE_CHUNK):
+        with_callbacks.extend(itertools.compress(chunk, map(getattr, chunk, _repeat("_callbacks"), _repeat(None))))
+    wakers = _wakers_of(with_callbacks)
+    wakeable = {id(obj) for held, _how in wakers.values() for obj in held}
+    edges: list[tuple[int, int, str]] = []
+    #: Futures that a callback may complete -> the task suspended on it.
+    waiters: dict[int, int] = {}
+    for chunk in pieces(listed, _EDGE_CHUNK):
         waited = list(map(getattr, chunk, _repeat("_fut_waiter"), _repeat(None)))  # what each is suspended on
         on_task = map(isinstance, waited, _repeat(asyncio.Task))
         on_gather = map(operator.is_not, map(getattr, waited, _repeat("_children"), _repeat(None)), _repeat(None))
@@ -134,15 +156,13 @@ def await_edges_of(tasks: Collection[asyncio.Task[Any]]) -> list[tuple[int, int,
                 edges.extend((id(task), member, "taskgroup") for member in members)
                 if not members:
                     waiters[id(future)] = id(task)
-        waiting = list(map(operator.and_, plain, map(operator.not_, leaving_group)))
-        waiting_ids = map(id, itertools.compress(chunk, waiting))
-        waiters.update(zip(map(id, itertools.compress(waited, waiting)), waiting_ids, strict=True))
-        # Per chunk: compress over all 100k tasks at once is one C call when none has callbacks.
-        with_callbacks.extend(itertools.compress(chunk, map(getattr, chunk, _repeat("_callbacks"), _repeat(None))))
-        time.sleep(0)
+        if wakeable:
+            waiting = map(operator.and_, plain, map(operator.not_, leaving_group))
+            wakes = list(map(operator.and_, waiting, map(wakeable.__contains__, map(id, waited))))
+            woken_ids = map(id, itertools.compress(chunk, wakes))
+            waiters.update(zip(map(id, itertools.compress(waited, wakes)), woken_ids, strict=True))
     if waiters:
-        edges.extend(_callback_edges(with_callbacks, waiters))
-        release_gently(waiters)  # one per task waiting on a future: maybe 100k
+        edges.extend(_callback_edges(with_callbacks, wakers, waiters))
     return edges
 
 

@@ -147,26 +147,55 @@ def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | No
 
 
 def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
-    """``sorted(items, key=id)``, gently (see :func:`sorted_in_runs`).
+    """``sorted(items, key=id)``, gently: C sorts of ``SORT_CHUNK`` items,
+    then merged a range of ids at a time (a sample sort).
 
-    Measured at 100k objects: one sort holds the GIL 40-49 ms; the chunks
-    merged by a Python generator (``sorted_gently``) took 98-102 ms in all;
-    this takes ~70 ms, holding the GIL at most ~10 ms at once (the last
-    merge).  Items are live objects here (tasks), so the list they sit in
-    needs no gentle freeing.
+    Measured at 100k tasks: one sort holds the GIL 40-49 ms; chunks merged
+    by a Python generator took 98-102 ms in all, and pairwise merges
+    (:func:`sorted_in_runs`) 80-120 ms, since each of their six levels
+    copies every item and calls ``id`` on it again.  Here each item is
+    copied and sorted once more: splitters sampled from the sorted runs cut
+    the ids into ranges of about ``SORT_CHUNK`` items, and each range is
+    gathered from every run by bisection, then sorted by one short C call.
+    Ids are unique among live objects, so no range can grow beyond about
+    two ``SORT_CHUNK``s (the same object twice shares its id, and comes out
+    twice, as ``sorted`` gives it).
     """
-    return iter(sorted_in_runs(items, id))
+    pending = list(items)
+    if len(pending) <= SORT_CHUNK:
+        return iter(sorted(pending, key=id))
+    runs = [sorted(chunk, key=id) for chunk in pieces(pending, SORT_CHUNK)]
+    del pending
+    # Every stride-th id of each run: between two splitters (every
+    # per_range-th sampled id) lie at most per_range + len(runs) sampled
+    # gaps, each of at most stride items of one run.
+    stride = max(1, SORT_CHUNK // len(runs))
+    per_range = max(1, SORT_CHUNK // stride)
+    sampled = sorted_in_runs([id(item) for run in runs for item in run[stride - 1 :: stride]], None)
+    splitters = sampled[per_range - 1 :: per_range]
+    ordered: list[T] = []
+    starts = [0] * len(runs)
+    for bound in itertools.chain(splitters, [None]):
+        gathered: list[T] = []
+        for index, run in enumerate(runs):
+            end = len(run) if bound is None else bisect.bisect_left(run, bound, starts[index], key=id)
+            gathered += run[starts[index] : end]
+            starts[index] = end
+        ordered += sorted(gathered, key=id)
+        time.sleep(0)
+    return iter(ordered)
 
 
-def sorted_in_runs(items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
+def sorted_in_runs(items: Iterable[T], key: Callable[[T], Any] | None) -> list[T]:
     """``sorted(items, key=key)``, stable, from C sorts of ``SORT_CHUNK``,
     then pairwise C merges, the GIL handed over between them.
 
     Timsort merges two sorted runs in linear time, so each merge is one
     short C call.  Keys are computed again at every merge level: give a C
-    *key* (``id``, an ``itemgetter``), else use :func:`sorted_gently`.
+    *key* (``id``, an ``itemgetter``) or None (items that compare), else use
+    :func:`sorted_gently`.
     """
-    pending = list(items)
+    pending: list[Any] = list(items)  # (Any: sorted() wants comparable items when no key is given)
     if len(pending) <= SORT_CHUNK:
         return sorted(pending, key=key)
     runs = [sorted(chunk, key=key) for chunk in pieces(pending, SORT_CHUNK)]
@@ -179,7 +208,7 @@ def sorted_in_runs(items: Iterable[T], key: Callable[[T], Any]) -> list[T]:
     return runs[0]
 
 
-def _merged(first: list[T], second: list[T], key: Callable[[T], Any]) -> list[T]:
+def _merged(first: list[Any], second: list[Any], key: Callable[[Any], Any] | None) -> list[Any]:
     """Two sorted lists merged, stably (*first*'s items before *second*'s
     equal ones), by C sorts of at most two SORT_CHUNKs at a time.
 
@@ -187,22 +216,27 @@ def _merged(first: list[T], second: list[T], key: Callable[[T], Any]) -> list[T]
     machine; here bisection finds, for a piece of one list, the part of the
     other that goes with it.
     """
-    out: list[T] = []
+    key_of: Callable[[Any], Any] = key if key is not None else _itself
+    out: list[Any] = []
     i = j = 0
     while i < len(first) and j < len(second):
         first_end = min(i + SORT_CHUNK, len(first))
         # Second's items strictly below the piece's last key come with it;
         # equal ones after every equal item of first.
-        second_end = bisect.bisect_left(second, key(first[first_end - 1]), j, key=key)
+        second_end = bisect.bisect_left(second, key_of(first[first_end - 1]), j, key=key)
         if second_end - j > SORT_CHUNK:  # then a piece of second, and first's items up to its last key
             second_end = j + SORT_CHUNK
-            first_end = bisect.bisect_right(first, key(second[second_end - 1]), i, key=key)
+            first_end = bisect.bisect_right(first, key_of(second[second_end - 1]), i, key=key)
         out.extend(sorted(first[i:first_end] + second[j:second_end], key=key))
         i, j = first_end, second_end
         time.sleep(0)
     for rest in (first[i:], second[j:]):
         out.extend(rest)
     return out
+
+
+def _itself(item: T) -> T:
+    return item
 
 
 def pieces(items: list[T], size: int = SORT_CHUNK) -> Iterator[list[T]]:
