@@ -2,9 +2,9 @@
 
 This machine's speed varies by up to 2x from one day (or hour) to the next,
 so an answer time measured today says little against one from last week.
-Here each round starts one app with the baseline tree and one with ours, in
-turn, and asks each command of both: the ratio of medians holds whatever
-the day.  Used by ``run.py --only commands --baseline-src PATH``.
+Here each round starts one app with the baseline tree and one with ours, and
+asks each command of both, one right after the other: the ratio of medians
+holds whatever the day.  Used by ``run.py --only commands --baseline-src PATH``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,20 @@ def commands(
     seconds: dict[tuple[str, str], list[float]] = {}
     stalls: dict[tuple[str, str], list[float]] = {}
     collections: dict[tuple[str, str], list[int]] = {}
-    for _ in range(rounds):
-        for version, source in (("baseline", baseline_src), ("ours", None)):
-            app = run.ScaleApp(python, tasks, framework, trace=True, source=source)
-            try:
-                client = run.MonitorClient(app.port)
-                for template in lines:
+    versions = (("baseline", baseline_src), ("ours", None))
+    for round_number in range(rounds):
+        # Both apps at once, each command asked of one right after the other
+        # (which first alternates by round): the machine's speed drifts
+        # within minutes, and a pair measured seconds apart shares the drift.
+        apps: dict[str, run.ScaleApp] = {}
+        try:
+            for version, source in versions:
+                apps[version] = run.ScaleApp(python, tasks, framework, trace=True, source=source)
+            clients = {version: run.MonitorClient(app.port) for version, app in apps.items()}
+            order = [version for version, _ in versions][:: 1 if round_number % 2 == 0 else -1]
+            for template in lines:
+                for version in order:
+                    app, client = apps[version], clients[version]
                     command = template.replace("ID", str(app.task_id)).replace("ENDED", str(app.ended_id))
                     timed: Any = client.timed_top if command == "top" else (lambda c=client, x=command: c.timed(x))
                     (answer, _), figures = app.measure_during(timed)
@@ -42,8 +50,10 @@ def commands(
                     full = collections.setdefault((version, template), [0, 0, 0])
                     for generation in range(3):
                         full[generation] += figures["collections"][generation]
+            for client in clients.values():
                 client.close()
-            finally:
+        finally:
+            for app in apps.values():
                 app.close()
     rows = []
     for template in lines:

@@ -375,6 +375,30 @@ def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) ->
     assert result == sorted(items, key=operator.itemgetter(0))
 
 
+def test_gil_turns_are_offered_at_most_once_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """time.sleep(0) costs ~60 µs from Python 3.11: offers within a turn's
+    time are free, and a turn given starts the count again."""
+    import types
+
+    from aiomonitor.backends import _gil
+
+    now = [100.0]
+    slept: list[float] = []
+    monkeypatch.setattr(_gil, "time", types.SimpleNamespace(perf_counter=lambda: now[0], sleep=slept.append))
+    turns = _gil.GilTurns()
+    turns.offer()
+    now[0] += _gil.HAND_OVER_EVERY / 2
+    turns.offer()
+    assert slept == []
+    now[0] += _gil.HAND_OVER_EVERY / 2
+    turns.offer()
+    assert slept == [0]
+    turns.offer()
+    now[0] += _gil.HAND_OVER_EVERY * 0.9
+    turns.offer()
+    assert slept == [0]
+
+
 def test_pings_while_one_is_unanswered_share_it() -> None:
     """Fifty probes at once cost the app's loop one callback, not fifty."""
     from aiomonitor._watchdog import LoopWatchdog

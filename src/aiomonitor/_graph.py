@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import itertools
 import operator
-import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 
-from .backends import pieces, release_gently, sorted_in_runs
+from .backends import GilTurns, pieces, release_gently, sorted_in_runs
 
 Edge = tuple[int, int, str]
 
@@ -58,12 +57,13 @@ LABEL_CHUNK = 2048
 
 def labels(names: Mapping[int, str], coros: Mapping[int, str]) -> dict[int, str]:
     """Each task's line in ``pstree``: ``name (coroutine) id``, made in C passes."""
+    turns = GilTurns()
     made: dict[int, str] = {}
     ids = iter(names)
     while chunk := list(itertools.islice(ids, LABEL_CHUNK)):
         fields = zip(map(names.__getitem__, chunk), map(coros.__getitem__, chunk), chunk, strict=True)
         made.update(zip(chunk, map("%s (%s) %s".__mod__, fields), strict=True))
-        time.sleep(0)  # hand the GIL over between chunks
+        turns.offer()  # hand the GIL over between chunks
     return made
 
 
@@ -152,6 +152,7 @@ _CHILD, _HOW = operator.itemgetter(1), operator.itemgetter(2)
 
 def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen: set[int]) -> int:
     """Draw the run of leaf children from ``level.next`` in C passes; the index after it."""
+    turns = GilTurns()
     start = level.next
     try:
         end = level.leaf.index(False, start)
@@ -172,7 +173,7 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen
         )
         lines.extend(map("%s%s%s  [%s]".__mod__, fields))
         seen.update(ids)
-        time.sleep(0)
+        turns.offer()
     return end
 
 

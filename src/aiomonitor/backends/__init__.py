@@ -23,7 +23,16 @@ from ._base import (
 )
 from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
-from ._gil import GIL_YIELD_EVERY, pieces, release_gently, sorted_by_id, sorted_gently, sorted_in_runs, yielding
+from ._gil import (
+    GIL_YIELD_EVERY,
+    GilTurns,
+    pieces,
+    release_gently,
+    sorted_by_id,
+    sorted_gently,
+    sorted_in_runs,
+    yielding,
+)
 from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
@@ -39,6 +48,7 @@ __all__ = (
     "Census",
     "EndedTask",
     "FrameInfo",
+    "GilTurns",
     "Holder",
     "Interrupted",
     "LoopUnresponsive",

@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import operator
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
+from ._gil import GilTurns
 from ._timing import TimedCoroutine, stats_of
 from ._tracing import RawRecord, trace_columns
 
@@ -45,10 +45,11 @@ def column_chunks(
     *state_of* is the per-task rule, used for chunks with a task that is
     not simply pending.
     """
+    turns = GilTurns()
     iterator = iter(tasks)
     while chunk := list(itertools.islice(iterator, _columns.COLUMN_CHUNK)):
         yield _chunk(chunk, current, foreign, state_of)
-        time.sleep(0)
+        turns.offer()
 
 
 def _chunk(

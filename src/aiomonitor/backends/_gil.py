@@ -18,18 +18,46 @@ T = TypeVar("T")
 
 #: Work items between voluntary GIL releases in the monitor's long loops.
 GIL_YIELD_EVERY = 256
+#: Seconds of work between two hand-overs of the GIL (see GilTurns).
+HAND_OVER_EVERY = 0.001
+
+
+class GilTurns:
+    """Offers of the GIL to a waiting thread, taken at most every
+    ``HAND_OVER_EVERY`` seconds.
+
+    ``time.sleep(0)`` hands the GIL to a waiting thread (the app's loop) at
+    once, but is not free: from Python 3.11 it is a ``clock_nanosleep``,
+    which Linux's timer slack stretches to ~60 µs (measured here; 3.10's
+    ``select`` took ~1.5 µs).  A 100k-task ``pstree`` offered ~540 times,
+    ~30 ms of sleeping; ``ps -n 20 -s age`` ~440 times in 0.2 s.  Offered at
+    most every millisecond, the app's loop waits at most about as long as
+    a heavy section's 1 ms switch interval (``_heavy``) makes it wait anyway.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+
+    def offer(self) -> None:
+        """Hand the GIL over if a turn is due."""
+        if time.perf_counter() - self._last >= HAND_OVER_EVERY:
+            time.sleep(0)
+            self._last = time.perf_counter()
 
 
 def yielding(items: Iterable[T], every: int = GIL_YIELD_EVERY) -> Iterator[T]:
-    """Iterate, briefly releasing the GIL every *every* items.
+    """Iterate, offering the GIL (see :class:`GilTurns`) every *every* items.
 
     A CPU-bound monitor thread otherwise keeps the GIL for the whole switch
     interval (5 ms) each time, and the app's loop waits that long at every
-    turn; ``time.sleep(0)`` hands the GIL to a waiting thread at once.
+    turn.
     """
+    turns = GilTurns()
     for index, item in enumerate(items):
         if index % every == every - 1:
-            time.sleep(0)
+            turns.offer()
         yield item
 
 
@@ -46,6 +74,7 @@ def count_gently(
     A C *key* (``operator.attrgetter``) keeps each pass in C; where it raises
     for an item of a chunk, that chunk is counted again with *fallback*.
     """
+    turns = GilTurns()
     counter: collections.Counter[Any] = collections.Counter()
     for start in range(0, len(items), COUNT_CHUNK):
         chunk = items[start : start + COUNT_CHUNK]
@@ -55,7 +84,7 @@ def count_gently(
             if fallback is None:
                 raise
             counter.update(map(fallback, chunk))
-        time.sleep(0)
+        turns.offer()
     return dict(counter)
 
 
@@ -96,11 +125,12 @@ def tasks_with_ids(tasks: Iterable[T], ids: set[int]) -> list[T]:
     """The tasks whose ``id()`` is in *ids*, found by C-level passes over
     ``COUNT_CHUNK`` at a time: looking up a few tasks among 100k by a
     Python loop took ~30-60 ms of the GIL in 5 ms turns."""
+    turns = GilTurns()
     found: list[T] = []
     iterator = iter(tasks)
     while len(found) < len(ids) and (chunk := list(itertools.islice(iterator, COUNT_CHUNK))):
         found.extend(itertools.compress(chunk, map(ids.__contains__, map(id, chunk))))
-        time.sleep(0)
+        turns.offer()
     return found
 
 
@@ -113,6 +143,7 @@ def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
     """
     # A piece at a time in C (a slice deleted, keys popped by map): a Python
     # call per item made releasing a 100k-task tree a tenth of ``pstree``.
+    turns = GilTurns()
     for container in containers:
         while container:
             if isinstance(container, list):
@@ -121,7 +152,7 @@ def release_gently(*containers: list[Any] | dict[Any, Any] | set[Any]) -> None:
                 collections.deque(map(container.pop, list(itertools.islice(container, RELEASE_PIECE))), maxlen=0)
             else:
                 container.difference_update(list(itertools.islice(container, RELEASE_PIECE)))
-            time.sleep(0)
+            turns.offer()
 
 
 #: Items freed per piece by release_gently (~0.1-0.5 ms of deallocation).
@@ -136,13 +167,14 @@ def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | No
     ``heapq.nsmallest`` is a Python loop per item: the first 100 of 100k
     trio tasks by id took it ~78 ms, these C sorts ~40 ms.
     """
+    turns = GilTurns()
     iterator: Iterator[Any] = iter(items)  # (Any: sorted() wants comparable items when no key is given)
     best: list[Any] = []
     while chunk := list(itertools.islice(iterator, SORT_CHUNK)):
         best.extend(sorted(chunk, key=key)[:count])
         if len(best) > SORT_CHUNK:
             best = sorted(best, key=key)[:count]
-        time.sleep(0)
+        turns.offer()
     return sorted(best, key=key)[:count]
 
 
@@ -161,6 +193,7 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
     two ``SORT_CHUNK``s (the same object twice shares its id, and comes out
     twice, as ``sorted`` gives it).
     """
+    turns = GilTurns()
     pending = list(items)
     if len(pending) <= SORT_CHUNK:
         return iter(sorted(pending, key=id))
@@ -182,7 +215,7 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
             gathered += run[starts[index] : end]
             starts[index] = end
         ordered += sorted(gathered, key=id)
-        time.sleep(0)
+        turns.offer()
     return iter(ordered)
 
 
@@ -216,6 +249,7 @@ def _merged(first: list[Any], second: list[Any], key: Callable[[Any], Any] | Non
     machine; here bisection finds, for a piece of one list, the part of the
     other that goes with it.
     """
+    turns = GilTurns()
     key_of: Callable[[Any], Any] = key if key is not None else _itself
     out: list[Any] = []
     i = j = 0
@@ -229,7 +263,7 @@ def _merged(first: list[Any], second: list[Any], key: Callable[[Any], Any] | Non
             first_end = bisect.bisect_right(first, key_of(second[second_end - 1]), i, key=key)
         out.extend(sorted(first[i:first_end] + second[j:second_end], key=key))
         i, j = first_end, second_end
-        time.sleep(0)
+        turns.offer()
     for rest in (first[i:], second[j:]):
         out.extend(rest)
     return out
@@ -243,6 +277,7 @@ def pieces(items: list[T], size: int = SORT_CHUNK) -> Iterator[list[T]]:
     """*items* *size* at a time, handing the GIL over between pieces: C-level
     passes over a piece each, never one over 100k items (one C call holds the
     GIL until it returns)."""
+    turns = GilTurns()
     for start in range(0, len(items), size):
         yield items[start : start + size]
-        time.sleep(0)
+        turns.offer()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import collections
 import itertools
 import operator
-import time
 
 import trio
 
-from ._gil import COUNT_CHUNK
+from ._gil import COUNT_CHUNK, GilTurns
 from ._trio_tracer import WRAPPER_CODE, user_coro
 
 
@@ -32,6 +31,7 @@ def count_coroutines(tasks: list[trio.lowlevel.Task]) -> tuple[int, dict[str, in
     tasks and the task's ``coro`` in the rest.  A chunk where that fails (a
     wrapped task before its first step, an odd coroutine) is counted in Python.
     """
+    turns = GilTurns()
     running = 0
     by_coro: collections.Counter[str] = collections.Counter()
     for start in range(0, len(tasks), COUNT_CHUNK):
@@ -46,5 +46,5 @@ def count_coroutines(tasks: list[trio.lowlevel.Task]) -> tuple[int, dict[str, in
             chunk_running = sum(1 for task in chunk if getattr(task.coro, "cr_running", False))
         by_coro.update(counts)
         running += chunk_running
-        time.sleep(0)  # as yielding() does
+        turns.offer()  # as yielding() does
     return running, dict(by_coro)

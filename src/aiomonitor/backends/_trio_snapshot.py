@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import operator
-import time
 from collections.abc import Iterator, Mapping
 from typing import cast
 
@@ -20,6 +19,7 @@ import trio
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
+from ._gil import GilTurns
 from ._timing import StepStats
 from ._tracing import RawRecord, trace_columns
 from ._trio_tracer import user_coros
@@ -39,10 +39,11 @@ def column_chunks(
     """The tasks' snapshots (each with its parent's id) in chunks of columns,
     in order, handing the GIL over between chunks.  *records* and *timings*:
     the tracer's and the step timer's, by task (empty when off)."""
+    turns = GilTurns()
     for start in range(0, len(tasks), _columns.COLUMN_CHUNK):
         chunk = tasks[start : start + _columns.COLUMN_CHUNK]
         yield _chunk(chunk, parents[start : start + _columns.COLUMN_CHUNK], records, timings)
-        time.sleep(0)
+        turns.offer()
 
 
 def _chunk(
@@ -76,6 +77,7 @@ def _chunk(
 
 def nursery_edges(tasks: list[trio.lowlevel.Task], parents: list[int | None]) -> list[tuple[int, int, str]]:
     """(parent id, task id, "nursery") for every task with a parent, in C-level passes."""
+    turns = GilTurns()
     edges: list[tuple[int, int, str]] = []
     for start in range(0, len(tasks), _columns.COLUMN_CHUNK):
         chunk_parents = parents[start : start + _columns.COLUMN_CHUNK]
@@ -83,5 +85,5 @@ def nursery_edges(tasks: list[trio.lowlevel.Task], parents: list[int | None]) ->
         has_parent = map(operator.is_not, chunk_parents, _repeat(None))
         pairs = zip(chunk_parents, ids, _repeat("nursery"), strict=False)
         edges.extend(cast("Iterator[tuple[int, int, str]]", itertools.compress(pairs, has_parent)))
-        time.sleep(0)
+        turns.offer()
     return edges

@@ -9,11 +9,9 @@ being copied raises RuntimeError, and the backend walks again.
 
 from __future__ import annotations
 
-import time
-
 import trio
 
-from ._gil import GIL_YIELD_EVERY, smallest_gently, sorted_by_id, yielding
+from ._gil import GIL_YIELD_EVERY, GilTurns, smallest_gently, sorted_by_id, yielding
 
 #: Siblings sorted by one C call; more are sorted in GIL-friendly chunks.
 _ONE_SORT_MAX = 4096
@@ -23,6 +21,7 @@ def walk_tree(root: trio.lowlevel.Task, ordered: bool) -> tuple[list[trio.lowlev
     """Every task under *root*, parents first, and each one's parent id;
     *ordered*: siblings by id (see ``TrioBackend._walk``).  Raises
     RuntimeError if trio changed a collection while it was copied."""
+    turns = GilTurns()
     tasks: list[trio.lowlevel.Task] = []
     parents: list[int | None] = []
     pending: list[trio.lowlevel.Task] = [root]
@@ -31,7 +30,7 @@ def walk_tree(root: trio.lowlevel.Task, ordered: bool) -> tuple[list[trio.lowlev
         task = pending.pop()
         tasks.append(task)
         if len(tasks) % GIL_YIELD_EVERY == 0:
-            time.sleep(0)  # as yielding() does: the app's loop must not wait a switch interval
+            turns.offer()  # as yielding() does: the app's loop must not wait a switch interval
         parents.append(pending_parents.pop())
         # child_nurseries and child_tasks return copies made by one C call
         # each, so a walk from this thread never sees them half-changed.

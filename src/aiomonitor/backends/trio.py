@@ -29,7 +29,6 @@ import itertools
 import logging
 import operator
 import threading
-import time
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any
 
@@ -39,7 +38,7 @@ from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import describe_chain
-from ._gil import smallest_gently, tasks_with_ids, yielding
+from ._gil import GilTurns, smallest_gently, tasks_with_ids, yielding
 from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines
@@ -76,11 +75,12 @@ def _indexes_named(tasks: list[trio.lowlevel.Task], name: str | None) -> set[int
     """Where tasks called *name* are in *tasks* (the monitor's own: a few)."""
     if name is None:
         return set()
+    turns = GilTurns()
     names: list[str] = []
     name_of = operator.attrgetter("name")
     for start in range(0, len(tasks), _NAMES_CHUNK):  # C loops, short enough not to stall the app
         names.extend(map(name_of, tasks[start : start + _NAMES_CHUNK]))
-        time.sleep(0)
+        turns.offer()
     found: set[int] = set()
     start = 0
     with contextlib.suppress(ValueError):  # list.index is a C search; ValueError: no more
