@@ -108,6 +108,14 @@ def test_output_uses_network_line_endings() -> None:
     assert encode_output("a\nb\r\nc") == b"a\r\nb\r\nc"
 
 
+@given(st.lists(st.sampled_from(["\r", "\n", "\r\n", "a", "é", "\ud800"]) | st.characters()).map("".join))
+def test_every_line_end_goes_out_as_cr_lf(text: str) -> None:
+    """CR LF stays as it is, a bare LF becomes CR LF, anything else is UTF-8."""
+    out = encode_output(text)
+    assert out == text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", errors="replace")
+    assert out.count(b"\n") == out.count(b"\r\n")
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=4000), st.lists(st.integers(min_value=1, max_value=50), max_size=40))
 def test_fuzz_any_bytes_in_any_chunking(data: bytes, cuts: list[int]) -> None:

@@ -302,4 +302,8 @@ def encode_output(text: str) -> bytes:
 
     UTF-8 never produces the byte 255, so no IAC escaping is needed.
     """
-    return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", errors="replace")
+    # Most text has no CR: looking for one is a fast scan, where the
+    # replace's two-character search took ~10 ms of a 100k-row ps.
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    return text.replace("\n", "\r\n").encode("utf-8", errors="replace")
