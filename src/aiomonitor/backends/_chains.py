@@ -151,8 +151,16 @@ def describe_chains(coros: Sequence[Any]) -> tuple[list[str | None], list[FrameI
     each step holds the GIL for the whole chunk.
     """
     levels = ChainLevels(coros)
+    count = len(coros)
     if not levels.frames:
-        return [None] * len(coros), [None] * len(coros)
+        return [None] * count, [None] * count
+    if all(len(set(code_ids)) == 1 for code_ids in levels.code_ids):
+        # One shape (a chunk of tasks parked alike, the common case): its
+        # choice holds for all, and the location's frames are one level's
+        # list; no pass per task to build, hash and look up shapes.
+        name, level, code_id = _describe_shape(tuple(ids[0] for ids in levels.code_ids), levels.codes)
+        where = levels.frames[level] if level >= 0 else [None] * count
+        return [name] * count, _frame_infos(where, [code_id] * count)
     shapes = levels.shapes()
     described = {shape: _describe_shape(shape, levels.codes) for shape in set(shapes)}
     facts = list(map(described.__getitem__, shapes))

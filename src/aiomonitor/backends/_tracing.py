@@ -107,7 +107,11 @@ def trace_columns(records: list[RawRecord | None], stats: list[StepStats | None]
         rows = list(map(trace_fields, records, stats or itertools.repeat(None)))
         return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(6)]
     present = cast("list[RawRecord]", records)
-    creators = [None if parent is None else parent[0] for parent in map(operator.itemgetter(2), present)]
+    parents: list[Any] = list(map(operator.itemgetter(2), present))
+    if None in parents:  # made outside any task: (None,) stands in, so one itemgetter reads every creator
+        is_set = map(operator.is_not, parents, itertools.repeat(None))
+        parents = list(map(operator.getitem, zip(itertools.repeat((None,)), parents, strict=False), is_set))
+    creators = list(map(operator.itemgetter(0), parents))
     untimed = [[None] * count for _ in range(3)]
     return [list(map(operator.itemgetter(1), present)), list(map(operator.itemgetter(3), present)), creators, *untimed]
 
