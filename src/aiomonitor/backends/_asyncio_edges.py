@@ -18,7 +18,7 @@ from typing import Any
 
 from ._chains import ChainLevels, awaited_by
 from ._frames import await_chain
-from ._gil import pieces, yielding
+from ._gil import pieces, release_gently, yielding
 
 _TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
 
@@ -163,6 +163,7 @@ def await_edges_of(tasks: Collection[asyncio.Task[Any]]) -> list[tuple[int, int,
             waiters.update(zip(map(id, itertools.compress(waited, wakes)), woken_ids, strict=True))
     if waiters:
         edges.extend(_callback_edges(with_callbacks, wakers, waiters))
+        release_gently(waiters)  # (100k tasks in wait_for, each with its own callback, make it big)
     return edges
 
 
