@@ -79,6 +79,7 @@ def tree_lines(
     a Python step per node made pstree's drawing 1.2 s at 100k trio tasks.
     """
     children = children_map(nodes, edges, creators)
+    turns = GilTurns()
     has_parent = {child for kids in children.values() for _, child, _ in kids}
     lines: list[str] = []
     cycles: list[list[int]] = []
@@ -101,7 +102,7 @@ def tree_lines(
             if level.next >= len(level.kids):
                 stack.pop()
                 continue
-            level.next = _draw_leaves(level, nodes, lines, seen)
+            level.next = _draw_leaves(level, nodes, lines, seen, turns)
             if level.next >= len(level.kids):
                 continue
             _, child, how = level.kids[level.next]
@@ -150,9 +151,11 @@ class _Level:
 _CHILD, _HOW = operator.itemgetter(1), operator.itemgetter(2)
 
 
-def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen: set[int]) -> int:
-    """Draw the run of leaf children from ``level.next`` in C passes; the index after it."""
-    turns = GilTurns()
+def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen: set[int], turns: GilTurns) -> int:
+    """Draw the run of leaf children from ``level.next`` in C passes; the index after it.
+
+    *turns* is the whole drawing's: a tree of many short runs still offers
+    the GIL once a millisecond."""
     start = level.next
     try:
         end = level.leaf.index(False, start)

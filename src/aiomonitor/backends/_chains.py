@@ -83,13 +83,18 @@ def _read(level: Sequence[Any], kinds: set[type], attributes: Callable[[type, st
     return list(map(_attribute, level, map(attributes, map(type, level), _repeat(_NOTHING)), _repeat(None)))
 
 
+def _readable(level: Sequence[Any], kinds: set[type]) -> tuple[Sequence[Any], set[type]]:
+    """*level* and its *kinds*, with None for whatever is not a chain type
+    when something is (see ``only_chain_types``)."""
+    if kinds <= _READABLE:
+        return level, kinds
+    level = only_chain_types(level)
+    return level, set(map(type, level))
+
+
 def _next_level(level: Sequence[Any], kinds: set[type]) -> list[Any]:
-    """What each of *level* (its items' *kinds*) awaits: only chain types
-    are read (see ``only_chain_types``)."""
-    if not kinds <= _READABLE:
-        level = only_chain_types(level)
-        kinds = set(map(type, level))
-    return _read(level, kinds, _awaited_attribute)
+    """What each of *level* (its items' *kinds*) awaits: only chain types are read."""
+    return _read(*_readable(level, kinds), _awaited_attribute)
 
 
 class ChainLevels:
@@ -119,9 +124,7 @@ class ChainLevels:
             kinds = set(map(type, level))
             if kinds.isdisjoint(_AWAITED_ATTRIBUTE):
                 break
-            if not kinds <= _READABLE:
-                level = only_chain_types(level)
-                kinds = set(map(type, level))
+            level, kinds = _readable(level, kinds)
             frames = _read(level, kinds, _frame_attribute)
             frame_codes = list(map(getattr, frames, _repeat("f_code"), _repeat(None)))
             code_ids = list(map(id, frame_codes))

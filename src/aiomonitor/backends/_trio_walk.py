@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import trio
 
-from ._gil import GIL_YIELD_EVERY, GilTurns, smallest_gently, sorted_by_id, yielding
+from ._gil import GIL_YIELD_EVERY, GilTurns, smallest_gently, sorted_by_id
 
 #: Siblings sorted by one C call; more are sorted in GIL-friendly chunks.
 _ONE_SORT_MAX = 4096
@@ -46,7 +46,7 @@ def walk_tree(root: trio.lowlevel.Task, ordered: bool) -> tuple[list[trio.lowlev
             # One big sort would hold the GIL for tens of ms at 100k
             # children; sorted_by_id hands it back as it goes.
             if len(children) > _ONE_SORT_MAX:
-                children = list(yielding(sorted_by_id(children)))
+                children = list(sorted_by_id(children))
             else:
                 children.sort(key=id)
             children.reverse()  # popped from the end: lowest id first
