@@ -293,6 +293,19 @@ class _FakeNursery:
         return list(self._tasks)
 
 
+class _TrioLikeNursery(_FakeNursery):
+    """As trio keeps them: the tasks in a private set, which the walk copies
+    itself (trio's public copy is a frozenset built and freed per look)."""
+
+    @property
+    def _children(self) -> set[Any]:
+        return set(self._tasks)
+
+    @property
+    def child_tasks(self) -> list[Any]:
+        raise AssertionError("the walk should copy the private set")
+
+
 class _FakeTask:
     """What the trio walk reads of a task: its nurseries, and their tasks."""
 
@@ -314,8 +327,8 @@ def test_the_first_in_tree_order_are_the_full_ordered_walk_s_first(shape: list[t
     tasks = [root]
     for parent_index, nursery_index in shape:
         parent = tasks[parent_index % len(tasks)]
-        while len(parent._child_nurseries) <= nursery_index % 2:
-            parent._child_nurseries.append(_FakeNursery([]))
+        while len(parent._child_nurseries) <= nursery_index % 2:  # a renamed private set, then trio's own
+            parent._child_nurseries.append(_TrioLikeNursery([]) if parent._child_nurseries else _FakeNursery([]))
         child = _FakeTask()
         parent._child_nurseries[nursery_index % 2]._tasks.append(child)
         tasks.append(child)
@@ -373,6 +386,19 @@ def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) ->
     finally:
         _gil.SORT_CHUNK = saved
     assert result == sorted(items, key=operator.itemgetter(0))
+
+
+@given(st.lists(st.text(max_size=3), max_size=40), st.sampled_from(["", "\n", ", "]), st.integers(1, 5))
+def test_joining_gently_is_joining(strings: list[str], separator: str, per_pass: int) -> None:
+    """Passes of a few strings, empty ones included: the same text as one join."""
+    from aiomonitor.backends import _gil
+
+    saved, _gil.JOIN_PASS = _gil.JOIN_PASS, per_pass
+    try:
+        joined = _gil.joined_gently(separator, iter(strings))
+    finally:
+        _gil.JOIN_PASS = saved
+    assert joined == separator.join(strings)
 
 
 def test_gil_turns_are_offered_at_most_once_a_turn(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -362,7 +362,8 @@ def _tree_lines_one_by_one(
     lines: list[str] = []
     cycles: list[list[int]] = []
     seen: set[int] = set()
-    starts = [n for n in nodes if n not in has_parent] + [n for n in nodes if n in has_parent]
+    # Then what only a cycle reaches; a leaf with a parent is drawn under it, never alone.
+    starts = [n for n in nodes if n not in has_parent] + [n for n in nodes if n in has_parent and n in children]
     for start in starts:
         if start in seen:
             continue

@@ -50,17 +50,24 @@ def _add_children(children: dict[int, list[Edge]], edges: list[Edge]) -> None:
         children[waiter].extend(group)
 
 
-#: Tasks per C-level pass in labels: one pass over 100k held the GIL ~60 ms,
-#: one over 4096 up to ~8 ms on a slow machine.
+#: Tasks per C-level pass in children_map and tree_lines.
 LABEL_CHUNK = 2048
+#: Labels made per C-level pass: one pass over 100k held the GIL ~60 ms,
+#: one over 2048 3-8 ms on a slow machine.
+_LABEL_PASS = 512
 
 
 def labels(names: Mapping[int, str], coros: Mapping[int, str]) -> dict[int, str]:
-    """Each task's line in ``pstree``: ``name (coroutine) id``, made in C passes."""
+    """Each task's line in ``pstree``: ``name (coroutine) id``, made in C passes.
+
+    Written over a copy of *names* (a dict: one C copy of its table), never
+    into a growing dict: growing one to 100k entries rehashes it into fresh
+    memory on the way, and the last of those resizes held the GIL ~4-8 ms.
+    """
     turns = GilTurns()
-    made: dict[int, str] = {}
+    made = dict(names)
     ids = iter(names)
-    while chunk := list(itertools.islice(ids, LABEL_CHUNK)):
+    while chunk := list(itertools.islice(ids, _LABEL_PASS)):
         fields = zip(map(names.__getitem__, chunk), map(coros.__getitem__, chunk), chunk, strict=True)
         made.update(zip(chunk, map("%s (%s) %s".__mod__, fields), strict=True))
         turns.offer()  # hand the GIL over between chunks
@@ -85,7 +92,10 @@ def tree_lines(
     cycles: list[list[int]] = []
     seen: set[int] = set()
     starts = [node for node in nodes if node not in has_parent]
-    starts += [node for node in nodes if node in has_parent]  # cycle members have no root above them
+    # Cycle members have no root above them; a leaf with a parent is drawn
+    # under it, so leaves need no place in ``seen`` (100k of them grew it
+    # through rehashes of fresh memory, one of which held the GIL ~7 ms).
+    starts += [node for node in nodes if node in has_parent and node in children]
     for start in starts:
         if start in seen:
             continue
@@ -102,7 +112,7 @@ def tree_lines(
             if level.next >= len(level.kids):
                 stack.pop()
                 continue
-            level.next = _draw_leaves(level, nodes, lines, seen, turns)
+            level.next = _draw_leaves(level, nodes, lines, turns)
             if level.next >= len(level.kids):
                 continue
             _, child, how = level.kids[level.next]
@@ -151,7 +161,7 @@ class _Level:
 _CHILD, _HOW = operator.itemgetter(1), operator.itemgetter(2)
 
 
-def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen: set[int], turns: GilTurns) -> int:
+def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], turns: GilTurns) -> int:
     """Draw the run of leaf children from ``level.next`` in C passes; the index after it.
 
     *turns* is the whole drawing's: a tree of many short runs still offers
@@ -175,7 +185,6 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], seen
             strict=True,
         )
         lines.extend(map("%s%s%s  [%s]".__mod__, fields))
-        seen.update(ids)
         turns.offer()
     return end
 

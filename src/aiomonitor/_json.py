@@ -18,7 +18,7 @@ from ._diagnosis import Finding
 from ._doctor_query import Diagnosis
 from ._query import AwaitTree, ClientInfo, MonitorStatus, TaskDetail
 from ._stalls import Stall
-from .backends import EndedTask, FrameInfo, TaskColumns, TaskSnapshot, release_gently
+from .backends import EndedTask, FrameInfo, TaskColumns, TaskSnapshot, joined_gently, release_gently
 
 #: Frames of a stack, and links of a creation chain, given at most (the innermost).
 MAX_FRAMES = 200
@@ -60,7 +60,8 @@ def task_text(chunks: Iterable[TaskColumns], now: float | None = None) -> Iterat
     ``json.dumps``.  Here each field of a chunk is encoded by one C-level
     pass (strings by the JSON module's own C escaper, numbers by their
     ``repr``, which is what ``json.dumps`` writes), each location, shared
-    by many tasks, once, and each line is one %-format.
+    by many tasks, once, and each line is one %-format, joined a few
+    hundred lines per C call (see ``joined_gently``).
     """
     if now is None:
         now = time.monotonic()
@@ -94,7 +95,7 @@ def task_text(chunks: Iterable[TaskColumns], now: float | None = None) -> Iterat
             _numbers(chunk.longest_step),
             strict=True,
         )
-        yield "\n".join(map(_TASK_LINE.__mod__, fields)) + "\n"
+        yield joined_gently("\n", map(_TASK_LINE.__mod__, fields)) + "\n"
 
 
 #: A task's line in ``ps -j``: ``json.dumps(task(t))``'s text, field by field.

@@ -26,6 +26,7 @@ from ._frames import is_library
 from ._gil import (
     GIL_YIELD_EVERY,
     GilTurns,
+    joined_gently,
     pieces,
     release_gently,
     sorted_by_id,
@@ -62,6 +63,7 @@ __all__ = (
     "asyncio_backend",
     "columns_of",
     "is_library",
+    "joined_gently",
     "pieces",
     "release_gently",
     "snapshots_of",
