@@ -1,4 +1,5 @@
-"""Every read-only command, ours against an older source tree, in the same run.
+"""Ours against an older source tree, in the same run: every read-only
+command, and fifty clients' ``ps`` at once.
 
 This machine's speed varies by up to 2x from one day (or hour) to the next,
 so an answer time measured today says little against one from last week.
@@ -80,3 +81,36 @@ def commands(
     ]
     title = f"Every read-only command against the baseline tree, {tasks:,} traced {framework} tasks, {rounds} rounds"
     run.print_table(title, headers, rows)
+
+
+def concurrency(python: str, tasks: int, clients: int, rounds: int, baseline_src: str) -> None:
+    """*clients* send ``ps`` at once to each tree's app in turn (which first
+    alternates by round), both apps alive throughout: p99 answer and stall."""
+    figures: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": []}
+    apps = {"baseline": run.ScaleApp(python, tasks, "asyncio", source=baseline_src)}
+    try:
+        apps["ours"] = run.ScaleApp(python, tasks, "asyncio")
+        connected = {version: [run.MonitorClient(app.port) for _ in range(clients)] for version, app in apps.items()}
+        for round_number in range(rounds):
+            for version in ("baseline", "ours")[:: 1 if round_number % 2 == 0 else -1]:
+                latencies, stall = apps[version].stall_during(lambda v=version: run.all_at_once(connected[v], b"ps"))
+                latencies.sort()
+                figures[version].append((latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], stall))
+        for group in connected.values():
+            for client in group:
+                client.close()
+    finally:
+        for app in apps.values():
+            app.close()
+    rows = []
+    for version, measured in figures.items():
+        p99s, stalls = [p99 for p99, _ in measured], [stall for _, stall in measured]
+        rows.append(
+            [
+                version,
+                f"{statistics.median(p99s):.3f} ({max(p99s):.3f})",
+                f"{statistics.median(stalls):.1f} / {max(stalls):.1f}",
+            ]
+        )
+    title = f"{clients} clients send ps at once, {tasks:,} tasks, against the baseline tree, {rounds} rounds"
+    run.print_table(title, ["tree", "p99 s median (worst)", "app stall ms median / worst"], rows)

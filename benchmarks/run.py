@@ -6,6 +6,7 @@
                                              #     trio, hostile, web
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
     python benchmarks/run.py --only commands --baseline-src /tmp/old/src  # ours against an older tree, interleaved
+                                             # (also --only concurrency)
 
 Every figure is measured against a baseline in the same run: each sample is
 a fresh process, configurations are interleaved, and medians are shown with
@@ -490,7 +491,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline-src",
         help="another aiomonitor source tree (e.g. a git worktree of an older commit: its src directory); "
-        "with --only commands, each command is measured on both, interleaved, with ratios",
+        "with --only commands or concurrency, each measurement is taken on both, interleaved",
     )
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 5)
@@ -539,7 +540,12 @@ def main() -> None:
         for framework in ("asyncio", "trio"):
             measure_commands(me, 10_000 if small else 100_000, framework, runs, ("doctor", "where ID", "lag"))
     if "concurrency" in only:
-        concurrency(me, 10_000, 50, runs)
+        if args.baseline_src:
+            import compare
+
+            compare.concurrency(me, 10_000, 50, max(runs, 10), args.baseline_src)
+        else:
+            concurrency(me, 10_000, 50, runs)
     if "web" in only:
         for framework in ("asyncio", "trio"):
             measure_web(me, 10_000 if small else 100_000, framework, runs)

@@ -10,7 +10,7 @@ import pytest
 
 from aiomonitor._shared_work import SharedWork
 
-from .helpers import poll
+from .helpers import DEADLINE, poll
 
 
 def run_in_threads(count: int, target: Callable[[], Any]) -> tuple[list[threading.Thread], list[Any]]:
@@ -106,3 +106,27 @@ def test_unkeyed_work_runs_each_time() -> None:
     assert [work.run(lambda: 1), work.run(lambda: 2)] == [1, 2]
     with pytest.raises(ZeroDivisionError):
         work.run(lambda: 1 / 0)
+
+
+def test_a_relay_wakes_every_waiter_once_set_and_each_wait_after() -> None:
+    """Waiters wake one after another (``_relay``), but every one of them wakes."""
+    from aiomonitor._relay import Relay
+
+    relay = Relay()
+    woken: list[bool] = []
+    waiters = [threading.Thread(target=lambda: woken.append(relay.wait(DEADLINE))) for _ in range(8)]
+    for waiter in waiters:
+        waiter.start()
+    assert not relay.is_set() and woken == []
+    relay.set()
+    for waiter in waiters:
+        waiter.join(DEADLINE)
+    assert woken == [True] * 8 and relay.is_set()
+    assert relay.wait(0) and relay.wait()  # set stays set
+
+
+def test_a_relay_never_set_times_out() -> None:
+    from aiomonitor._relay import Relay
+
+    relay = Relay()
+    assert relay.wait(0.01) is False and not relay.is_set()

@@ -20,6 +20,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
 from ._heavy import heavy_section
+from ._relay import Relay
 
 T = TypeVar("T")
 
@@ -30,7 +31,9 @@ class _Batch:
     __slots__ = ("done", "error", "result")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        #: Set when the run ends; its waiters wake one after another (fifty
+        #: woken at once wanted the GIL together: see ``_relay``).
+        self.done = Relay()
         self.result: Any = None
         self.error: BaseException | None = None
 

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import deque
 
+from ._relay import Relay
 from .backends import Backend, LoopUnresponsive
 
 #: Ping period while clients are connected.
@@ -31,22 +32,22 @@ class LoopWatchdog:
         self._lock = threading.Lock()
         self._unanswered_since: float | None = None
         #: The ping posted and not answered yet, if any (see ``ping``).
-        self._in_flight: threading.Event | None = None
+        self._in_flight: Relay | None = None
         self._lags: deque[tuple[float, float]] = deque(maxlen=int(LAG_WINDOW / PING_INTERVAL))
 
-    def ping(self) -> threading.Event:
-        """Post a ping (any thread, never blocks); the event is set on answer.
+    def ping(self) -> Relay:
+        """Post a ping (any thread, never blocks); the relay is set on answer.
 
         While one is unanswered, that one is shared: fifty clients typing
         ``ps`` at once probed the loop fifty times, fifty callbacks for the
-        app's loop to run and fifty threads to wake, where one answer says
-        the same.
+        app's loop to run, where one answer says the same.  The answer wakes
+        one of the threads waiting, and each the next (see ``_relay``).
         """
         posted = time.monotonic()
         with self._lock:
             if self._in_flight is not None:
                 return self._in_flight
-            answered = self._in_flight = threading.Event()
+            answered = self._in_flight = Relay()
             if self._unanswered_since is None:
                 self._unanswered_since = posted
 
