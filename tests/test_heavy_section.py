@@ -141,6 +141,25 @@ def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
             thread.join(timeout=10)
 
 
+def test_a_shared_answer_is_buffered_by_reference_one_at_a_time() -> None:
+    """An answer computed once for many clients is buffered as references to
+    its chunks, after one wait for room; a client that reads nothing holds
+    one answer, and its next waits until the client is dropped."""
+    from aiomonitor._streams import HIGH_WATER, SessionOutput
+
+    answer = (b"a" * HIGH_WATER, b"b" * 10)
+    reading = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+    reading.write_all_encoded(answer)
+    assert reading.take(HIGH_WATER) is answer[0] and reading.take() is answer[1]
+
+    dropped = threading.Event()
+    not_reading = SessionOutput(lambda: None, set, dropped.set, stall_timeout=0.2)
+    not_reading.write_all_encoded(answer)  # room: at once
+    assert not dropped.is_set()
+    not_reading.write_all_encoded(answer)  # over the high-water mark: waits, then gives up
+    assert dropped.is_set() and not not_reading.pending()
+
+
 @given(
     pieces=st.lists(st.binary(min_size=0, max_size=300), max_size=25),
     take=st.integers(1, 400),

@@ -129,4 +129,4 @@ def test_a_relay_never_set_times_out() -> None:
     from aiomonitor._relay import Relay
 
     relay = Relay()
-    assert relay.wait(0.01) is False and not relay.is_set()
+    assert relay.wait(0.01) is False and relay.wait(-1) is False and not relay.is_set()

@@ -159,13 +159,13 @@ class CommandBase:
 
     def _write_all(self, text: Text) -> None:
         """Write what ``_compute_text`` made (a worker thread: waits for a slow client)."""
-        write_encoded = getattr(self._sout, "write_encoded", None)
+        write_all_encoded = getattr(self._sout, "write_all_encoded", None)
+        if write_all_encoded is not None:  # references to the shared bytes (see SessionOutput)
+            write_all_encoded(text)
+            return
         with output_section():
-            for chunk in text:
-                if write_encoded is not None:  # (it takes the output turns: see SessionOutput)
-                    write_encoded(chunk)
-                else:  # a ``_sout`` replaced by the user: plain text, plain line ends
-                    self._sout.write(chunk.decode().replace("\r\n", "\n"))
+            for chunk in text:  # a ``_sout`` replaced by the user: plain text, plain line ends
+                self._sout.write(chunk.decode().replace("\r\n", "\n"))
 
     def _one_live_task(self, key: str) -> int | None:
         """The id of the live task *key* names (an id or a name); else say why, and None."""

@@ -40,6 +40,8 @@ class Relay:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until set (or *timeout* seconds); whether it is set."""
+        if timeout is not None and timeout < 0:  # as Event.wait takes it (a lock's acquire would raise)
+            timeout = 0
         if self._baton.acquire(timeout=timeout):
             self._baton.release()  # the next waiter's turn
             return True

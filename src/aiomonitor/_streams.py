@@ -12,7 +12,7 @@ import collections
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ._heavy import output_turn
 from ._protocol.telnet import encode_output
@@ -89,6 +89,32 @@ class SessionOutput(io.TextIOBase):
                     return
             with output_turn():
                 self._put(view[start : start + HIGH_WATER])
+
+    def write_all_encoded(self, chunks: Sequence[bytes]) -> None:
+        """Write a whole answer already encoded and shared (``Text``): one
+        wait for room, then references to its chunks, never a copy.
+
+        Fifty clients sharing one ``ps`` each wrote it from a worker thread
+        a piece at a time (wait for room, take an output turn, copy): fifty
+        threads woken again and again, passing the GIL among themselves while
+        the app's loop waited for it.  Here each worker waits once, while the
+        buffer is over ``HIGH_WATER`` (so a client that does not read holds
+        at most one answer and a high-water mark, however many commands it
+        sends), and the server's thread sends.  The chunks must not change.
+        """
+        if threading.get_ident() in self._nonblocking_threads():
+            for chunk in chunks:
+                self._put(chunk)
+            return
+        with self._cond:
+            if not self._wait_for_room():
+                return
+            for chunk in chunks:
+                self._append(chunk)
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._wake()
 
     def write_nowait(self, s: str) -> int:
         self._put(encode_output(s))
