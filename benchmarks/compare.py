@@ -95,7 +95,7 @@ def concurrency(python: str, tasks: int, clients: int, rounds: int, baseline_src
             for version in ("baseline", "ours")[:: 1 if round_number % 2 == 0 else -1]:
                 latencies, stall = apps[version].stall_during(lambda v=version: run.all_at_once(connected[v], b"ps"))
                 latencies.sort()
-                figures[version].append((latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], stall))
+                figures[version].append((run.p99_of(latencies), stall))
         for group in connected.values():
             for client in group:
                 client.close()

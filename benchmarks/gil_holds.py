@@ -69,64 +69,38 @@ class HoldRecorder:
         return sorted(taken, reverse=True)
 
 
-def app_main(framework: str, tasks: int) -> None:
-    """The app: parked traced tasks, a monitor, and a side channel on stdin."""
+def app_main(argv: list[str]) -> None:
+    """``_app.py scale`` (parked traced tasks, a monitor), its threads hooked,
+    its side channel answering each line with the holds since the last."""
     recorder = HoldRecorder()
     threading.setprofile(recorder)  # the monitor's threads start after this
 
-    def side_channel() -> None:
+    def side_channel(_heartbeat: _app.Heartbeat) -> None:
         for _ in sys.stdin:
             print(json.dumps(recorder.take()), flush=True)
 
-    import aiomonitor
-
-    options = {"port": 0, "console_port": 0, **_app.trace_options("traced-history")}
-    if framework == "trio":
-        import trio
-
-        async def trio_main() -> None:
-            async with trio.open_nursery() as nursery:
-                with aiomonitor.monitor_trio(**options) as monitor:
-                    for i in range(tasks):
-                        nursery.start_soon(trio.sleep, 3600, name=f"parked-{i}")
-                    await trio.sleep(0.5)
-                    print(json.dumps({"port": monitor.port}), flush=True)
-                    await trio.to_thread.run_sync(side_channel)
-                nursery.cancel_scope.cancel()
-
-        trio.run(trio_main)
-        return
-    import asyncio
-
-    async def asyncio_main() -> None:
-        with aiomonitor.start_monitor(asyncio.get_running_loop(), **options) as monitor:
-            parked = [asyncio.create_task(asyncio.sleep(3600), name=f"parked-{i}") for i in range(tasks)]
-            await asyncio.sleep(0.5)
-            print(json.dumps({"port": monitor.port}), flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, side_channel)
-            for task in parked:
-                task.cancel()
-
-    asyncio.run(asyncio_main())
+    _app.Heartbeat.side_channel = side_channel  # type: ignore[method-assign,assignment]
+    sys.argv = [_app.__file__, "scale", *argv]
+    _app.main()
 
 
 def measure(framework: str, tasks: int, commands: list[str], runs: int, shown: int) -> None:
     """Each command *runs* times; its longest holds over all runs."""
+    scale = ["--tasks", str(tasks), "--framework", framework, "--trace"]
     app = subprocess.Popen(
-        [sys.executable, __file__, "--app", "--framework", framework, "--tasks", str(tasks)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        [sys.executable, __file__, "--app", *scale], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert app.stdin is not None
     assert app.stdout is not None
     try:
-        client = run.MonitorClient(json.loads(app.stdout.readline())["port"])
+        info = json.loads(app.stdout.readline())
+        client = run.MonitorClient(info["port"])
         app.stdin.write("\n")  # forget what starting up held
         app.stdin.flush()
         app.stdout.readline()
         rows = []
-        for command in commands:
+        for template in commands:
+            command = template.replace("ID", str(info["task_id"])).replace("ENDED", str(info["ended_id"]))
             longest: dict[tuple[str, str], tuple[float, int]] = {}
             for _ in range(runs):
                 client.timed_top() if command == "top" else client.timed(command)
@@ -137,8 +111,8 @@ def measure(framework: str, tasks: int, commands: list[str], runs: int, shown: i
                     longest[name, site] = (max(ms, seen_ms), seen_count + count)
             ranked = sorted(longest.items(), key=lambda item: -item[1][0])[:shown] or [(("-", "-"), (0.0, 0))]
             for (name, site), (ms, count) in ranked:
-                rows.append([command, f"{ms:.2f}", str(count), name, site])
-                command = ""
+                rows.append([template, f"{ms:.2f}", str(count), name, site])
+                template = ""
         client.close()
     finally:
         app.kill()
@@ -155,13 +129,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shown", type=int, default=3, help="holds shown per command")
     parser.add_argument("--commands", help="comma-separated (default: every read-only command)")
-    args = parser.parse_args()
+    args, scale = parser.parse_known_args()
     if args.app:
-        app_main(args.framework, args.tasks)
+        app_main(["--tasks", str(args.tasks), "--framework", args.framework, *scale])
         return
-    commands = args.commands.split(",") if args.commands else [c for c in run.READ_ONLY_COMMANDS if "ID" not in c]
+    commands = args.commands.split(",") if args.commands else list(run.READ_ONLY_COMMANDS)
     for framework in [args.framework] if args.framework else ["asyncio", "trio"]:
-        measure(framework, args.tasks, [c for c in commands if "ENDED" not in c], args.runs, args.shown)
+        measure(framework, args.tasks, commands, args.runs, args.shown)
 
 
 if __name__ == "__main__":

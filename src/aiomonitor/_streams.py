@@ -111,8 +111,7 @@ class SessionOutput(io.TextIOBase):
                 return
             for chunk in chunks:
                 self._append(chunk)
-            wake = not self._wake_pending
-            self._wake_pending = True
+            wake = self._wake_due()
         if wake:
             self._wake()
 
@@ -143,10 +142,16 @@ class SessionOutput(io.TextIOBase):
                     self._append(b"\r\n[output truncated: the client is not reading]\r\n")
                 return
             self._append(data)
-            wake = not self._wake_pending
-            self._wake_pending = True
+            wake = self._wake_due()
         if wake:
             self._wake()
+
+    def _wake_due(self) -> bool:
+        """Whether the writer task must be woken for what was just appended
+        (under ``_cond``): once until it drains, not once per piece."""
+        wake = not self._wake_pending
+        self._wake_pending = True
+        return wake
 
     def _append(self, data: bytes | memoryview) -> None:
         self._pieces.append(data)

@@ -186,7 +186,7 @@ def smallest_gently(items: Iterable[T], count: int, key: Callable[[T], Any] | No
     return sorted(best, key=key)[:count]
 
 
-def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
+def sorted_by_id(items: Iterable[T]) -> list[T]:
     """``sorted(items, key=id)``, gently: C sorts of ``SORT_CHUNK`` items,
     then merged a range of ids at a time (a sample sort).
 
@@ -204,7 +204,7 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
     turns = GilTurns()
     pending = list(items)
     if len(pending) <= SORT_CHUNK:
-        return iter(sorted(pending, key=id))
+        return sorted(pending, key=id)
     runs = [sorted(chunk, key=id) for chunk in pieces(pending, SORT_CHUNK)]
     del pending
     # Every stride-th id of each run: between two splitters (every
@@ -224,7 +224,7 @@ def sorted_by_id(items: Iterable[T]) -> Iterator[T]:
             starts[index] = end
         ordered += sorted(gathered, key=id)
         turns.offer()
-    return iter(ordered)
+    return ordered
 
 
 def sorted_in_runs(items: Iterable[T], key: Callable[[T], Any] | None) -> list[T]:

@@ -42,7 +42,7 @@ def walk_tree(root: trio.lowlevel.Task, ordered: bool) -> tuple[list[trio.lowlev
             # One big sort would hold the GIL for tens of ms at 100k
             # children; sorted_by_id hands it back as it goes.
             if len(children) > _ONE_SORT_MAX:
-                children = list(sorted_by_id(children))
+                children = sorted_by_id(children)
             else:
                 children.sort(key=id)
             children.reverse()  # popped from the end: lowest id first
