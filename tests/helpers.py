@@ -35,7 +35,7 @@ class Client:
         else:
             assert port is not None
             self.sock = socket.create_connection((host, port), timeout=DEADLINE)
-        self.buffer = b""
+        self.buffer = bytearray()
         self.eof = False
 
     def __enter__(self) -> Client:
@@ -53,32 +53,36 @@ class Client:
     def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AssertionError(f"timed out; received so far: {self.buffer[-2000:]!r}")
+            raise AssertionError(f"timed out; received so far: {bytes(self.buffer[-2000:])!r}")
         self.sock.settimeout(remaining)
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(1 << 20)
         except TimeoutError:
-            raise AssertionError(f"timed out; received so far: {self.buffer[-2000:]!r}") from None
+            raise AssertionError(f"timed out; received so far: {bytes(self.buffer[-2000:])!r}") from None
         if not data:
             self.eof = True
         self.buffer += data
 
     def read_until(self, marker: bytes, timeout: float = DEADLINE) -> bytes:
-        """Everything up to and including *marker*."""
+        """Everything up to and including *marker* (linear in what arrives: answers are megabytes)."""
         deadline = time.monotonic() + timeout
-        while marker not in self.buffer:
+        searched = 0
+        while (found := self.buffer.find(marker, searched)) < 0:
             if self.eof:
-                raise AssertionError(f"connection closed before {marker!r}; got {self.buffer[-2000:]!r}")
+                raise AssertionError(f"connection closed before {marker!r}; got {bytes(self.buffer[-2000:])!r}")
+            searched = max(0, len(self.buffer) - len(marker) + 1)
             self._fill(deadline)
-        end = self.buffer.index(marker) + len(marker)
-        data, self.buffer = self.buffer[:end], self.buffer[end:]
+        end = found + len(marker)
+        data = bytes(self.buffer[:end])
+        del self.buffer[:end]
         return data
 
     def read_to_eof(self, timeout: float = DEADLINE) -> bytes:
         deadline = time.monotonic() + timeout
         while not self.eof:
             self._fill(deadline)
-        data, self.buffer = self.buffer, b""
+        data = bytes(self.buffer)
+        self.buffer.clear()
         return data
 
     def start(self, prompt: bytes = PROMPT) -> str:

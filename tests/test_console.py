@@ -219,3 +219,20 @@ async def test_help_and_stdin_readers_talk_to_the_client_not_the_app(console_mon
             refused = "".join(await lines(client, reader))
             assert "would read the app's standard input" in refused
         assert await lines(client, "1 + 1") == ["2\n"]  # the session and the app go on
+
+
+async def test_a_big_result_arrives_whole_and_a_runaway_print_ends_with_its_prompt(
+    console_monitor: aiomonitor.Monitor,
+) -> None:
+    """Statements write from the app's loop, which never waits for a client:
+    one result of any size is kept whole; many prints past the limit unsent
+    are cut to a marker, and the prompt follows either way."""
+    from aiomonitor._streams import NOT_KEEPING_UP
+
+    with await open_console(console_monitor) as client:
+        (big,) = await lines(client, "'x' * 20_000_000")
+        assert big == "'" + "x" * 20_000_000 + "'\n"
+        client.send(b"for i in range(200_000): print('y' * 200)\r\n\r\n")
+        runaway = await in_thread(lambda: client.read_until(CONSOLE_PROMPT, 60))
+        assert runaway.endswith(f"\r\n{NOT_KEEPING_UP}\r\n".encode() + CONSOLE_PROMPT)
+        assert (await lines(client, "6 * 7")) == ["42\n"]

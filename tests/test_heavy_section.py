@@ -119,7 +119,7 @@ def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
             self._sout = cast("TextIO", sout)
 
     def stuck_output() -> SessionOutput:
-        output = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+        output = SessionOutput(lambda: None, set)
         output.write_encoded(b"x" * (HIGH_WATER + 1))  # a client that reads nothing: full
         return output
 
@@ -128,7 +128,7 @@ def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
     for thread in writers:
         thread.start()
     try:
-        healthy = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+        healthy = SessionOutput(lambda: None, set)
         done = threading.Thread(target=Writer(healthy)._write_all, args=((b"answer",),))
         done.start()
         done.join(timeout=10)
@@ -141,51 +141,86 @@ def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
             thread.join(timeout=10)
 
 
-def test_a_shared_answer_is_buffered_by_reference_one_at_a_time() -> None:
+def test_a_shared_answer_is_buffered_by_reference_a_chunk_at_a_time() -> None:
     """An answer computed once for many clients is buffered as references to
-    its chunks, after one wait for room; a client that reads nothing holds
-    one answer, and its next waits until the client is dropped."""
-    from aiomonitor._streams import HIGH_WATER, SessionOutput
+    its chunks, each once the client has room for it; a writer waiting for a
+    client that reads nothing is released when the writer task cuts the
+    answer, which then ends with the marker and its prompt."""
+    from aiomonitor._streams import HIGH_WATER, NOT_READING, SessionOutput
 
     answer = (b"a" * HIGH_WATER, b"b" * 10)
-    reading = SessionOutput(lambda: None, set, lambda: None, stall_timeout=60)
+    reading = SessionOutput(lambda: None, set)
     reading.write_all_encoded(answer)
     assert reading.take(HIGH_WATER) is answer[0] and reading.take() is answer[1]
 
-    dropped = threading.Event()
-    not_reading = SessionOutput(lambda: None, set, dropped.set, stall_timeout=0.2)
+    not_reading = SessionOutput(lambda: None, set)
+    not_reading.begin_answer()
     not_reading.write_all_encoded(answer)  # room: at once
-    assert not dropped.is_set()
-    not_reading.write_all_encoded(answer)  # over the high-water mark: waits, then gives up
-    assert dropped.is_set() and not not_reading.pending()
+    second = threading.Thread(target=not_reading.write_all_encoded, args=(answer,))
+    second.start()  # over the high-water mark: waits for the client
+    second.join(timeout=0.2)
+    assert second.is_alive() and not_reading.take(3) == b"aaa"  # one take is not room enough
+    not_reading.cut()
+    second.join(timeout=10)
+    assert not second.is_alive(), "a cut answer still held its writer"
+    not_reading.write_all_encoded(answer)  # the rest of a cut answer is dropped
+    not_reading.end_answer("monitor >>> ")
+    assert bytes(not_reading.take()) == f"\r\n{NOT_READING}\r\nmonitor >>> ".encode()
+    assert not not_reading.pending()
 
 
-@given(
-    pieces=st.lists(st.binary(min_size=0, max_size=300), max_size=25),
-    take=st.integers(1, 400),
+def test_a_cut_while_idle_sends_the_marker_and_the_prompt_again() -> None:
+    from aiomonitor._streams import NOT_READING, SessionOutput
+
+    output = SessionOutput(lambda: None, set)
+    output.begin_answer()
+    output.write("answer\n")
+    output.end_answer("monitor >>> ")
+    output.cut()  # the client read neither the answer nor its prompt
+    assert bytes(output.take()) == f"\r\n{NOT_READING}\r\nmonitor >>> ".encode()
+
+
+_writes = st.one_of(
+    st.tuples(st.just("write"), st.binary(min_size=0, max_size=300)),
+    st.tuples(st.just("take"), st.integers(1, 400)),
+    st.tuples(st.just("end"), st.just(b"")),
 )
-def test_session_output_hands_on_what_was_written_in_order(pieces: list[bytes], take: int) -> None:
+
+
+@given(steps=st.lists(_writes, max_size=40))
+def test_session_output_hands_on_what_was_written_in_order(steps: list[tuple[str, object]]) -> None:
     """Pieces kept as written (shared, not copied) come out in order, in takes
-    of at most *take* bytes, past HARD_LIMIT dropped with one marker."""
+    of at most the size asked; from a writer that must not wait, an answer
+    past HARD_LIMIT unsent is cut to one marker, and its prompt still follows."""
     from aiomonitor import _streams
 
     here: set[int | None] = {threading.get_ident()}  # never blocks: as the server's own thread writes
-    output = _streams.SessionOutput(lambda: None, lambda: here, lambda: None, stall_timeout=60)
+    output = _streams.SessionOutput(lambda: None, lambda: here)
+    marker = f"\r\n{_streams.NOT_KEEPING_UP}\r\n".encode()
+    pending, cutting = b"", False
     saved, _streams.HARD_LIMIT = _streams.HARD_LIMIT, 2000
     try:
-        kept, truncated = b"", False
-        for piece in pieces:
-            if len(kept) + len(piece) <= 2000:
-                kept += piece
-            elif not truncated:
-                truncated = True
-                kept += b"\r\n[output truncated: the client is not reading]\r\n"
-            output.write_encoded(piece)
+        output.begin_answer()
+        for kind, value in steps:
+            if kind == "write":
+                assert isinstance(value, bytes)
+                output.write_encoded(value)
+                if cutting:
+                    continue
+                if len(pending) > 2000:
+                    pending, cutting = marker, True
+                else:
+                    pending += value
+            elif kind == "take":
+                assert isinstance(value, int)
+                chunk = bytes(output.take(value))
+                assert chunk == pending[:value]
+                pending = pending[len(chunk) :]
+            else:
+                output.end_answer(">>> ")
+                output.begin_answer()
+                pending, cutting = pending + b">>> ", False
     finally:
         _streams.HARD_LIMIT = saved
-    received = b""
-    while chunk := output.take(take):
-        assert len(chunk) <= take
-        received += bytes(chunk)
-    assert received == kept
+    assert bytes(output.take(len(pending) + 1)) == pending
     assert not output.pending()

@@ -195,8 +195,9 @@ async def test_a_client_that_never_reads_stalls_nobody(anyio_backend_name: str) 
             ticks += 1
             await anyio.sleep(0.01)
 
-    # The stuck client is dropped write_timeout after its output stops
-    # moving: it is looked for first, then the others work while it is stuck.
+    # The stuck client's answer is cut write_timeout after its output stops
+    # moving, and the client is dropped once it takes nothing for as long
+    # again: it is looked for first, then the others work while it is stuck.
     with open_monitor(anyio_backend_name, monitor=FloodMonitor, write_timeout=2.0) as monitor:
         async with anyio.create_task_group() as tg:
             tg.start_soon(heartbeat)
@@ -212,12 +213,14 @@ async def test_a_client_that_never_reads_stalls_nobody(anyio_backend_name: str) 
                     assert (await in_thread(other.command, "help ps")).startswith("ps ")
                 # The app's loop ticks on while the client is still stuck.
                 assert await in_thread(poll, lambda: ticks > before)
-                assert stuck_peer in await in_thread(other.command, "who")
 
-                def dropped() -> bool:  # cut off after write_timeout, without having read
-                    return stuck_peer not in other.command("who")
+                def stuck_row() -> str:
+                    return next((row for row in other.command("who").splitlines() if stuck_peer in row), "")
 
-                assert await in_thread(poll, dropped)
+                # Cut after write_timeout, without having read: its flood ends, its session stays.
+                assert await in_thread(poll, lambda: stuck_row().rstrip().endswith(" -"))
+                stuck.sendall(b"flood\r\n")  # more, still unread: now it is dropped
+                assert await in_thread(poll, lambda: not stuck_row())
             stuck.close()
             tg.cancel_scope.cancel()
 

@@ -160,7 +160,8 @@ def _one_command(address: _registry.Address, line: str, prompt: str, needs_passw
             return _fail(str(exc))
         sys.stdout.write(output)
         sys.stdout.flush()
-        return 0
+        cut = _oneshot.cut_reason(output)
+        return 0 if cut is None else _fail(f"{address}: {cut}")
     return 1
 
 

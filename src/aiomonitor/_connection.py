@@ -80,7 +80,7 @@ class Connection:
         self._login_budget = login_input_limit
         self._received = 0
         self._scope = anyio.CancelScope()
-        self._output = SessionOutput(self._wake_writer, nonblocking_threads, self.abort, write_timeout)
+        self._output = SessionOutput(self._wake_writer, nonblocking_threads)
         self._input = SessionInput(self._read_line_from_thread)
 
     @property
@@ -160,10 +160,20 @@ class Connection:
         """Write without ever blocking (the server's thread, the monitored loop's)."""
         self._output.write_nowait(text)
 
+    def prompt(self, text: str) -> None:
+        """End the answer in progress with the prompt *text* (server thread):
+        a cut answer still gets it, after its marker."""
+        self._output.end_answer(text)
+
     def _wake_writer(self) -> None:
         self._call_in_server(self._output_ready.set)
 
     async def _writer(self) -> None:
+        """Send what the session writes.  A client that takes no byte for
+        ``write_timeout`` loses the rest of the answer (its marker and its
+        prompt still follow); one that takes nothing for as long again,
+        not even those, is dropped."""
+        cut = False  # the answer was cut, and the client has taken nothing since
         while True:
             data = self._output.take()
             if not data:
@@ -171,9 +181,18 @@ class Connection:
                 self._output_ready = anyio.Event()
                 continue
             self._sending = True
-            with anyio.fail_after(self._write_timeout):
-                await self._stream.send(data)
-            self._sending = False
+            try:
+                await self._stream.send(data, self._write_timeout)
+            except TimeoutError:
+                if cut:
+                    raise
+                log.info("aiomonitor: %s took nothing for %g s; its answer was cut", self.peer, self._write_timeout)
+                cut = True
+                self._output.cut()
+                continue
+            finally:
+                self._sending = False
+            cut = False
 
     # -- input ---------------------------------------------------------------
 
@@ -269,6 +288,7 @@ class Connection:
         ``attention``) instead of the conversation.
         """
         self._busy = True
+        self._output.begin_answer()
         if not self._input_ended:  # work started after the client left is interrupted from the start
             self.interrupted.clear()
             self.attention.clear()

@@ -107,7 +107,7 @@ def run_everywhere(
     err: TextIO,
 ) -> int:
     """*line* on every monitor; each answer under a header (or each line
-    prefixed with its pid).  1 if any process did not answer."""
+    prefixed with its pid).  1 if any process did not answer, or cut its answer."""
 
     def run(entry: Entry) -> str:
         return _oneshot.run_line(entry.monitor, line, prompt=entry.prompt, password=password, timeout=timeout)
@@ -124,4 +124,8 @@ def run_everywhere(
         else:
             out.write(f"== pid {entry.pid}: {entry.program} ({entry.framework}, {entry.monitor}) ==\n")
             out.write(answer if answer.endswith("\n") or not answer else answer + "\n")
+        cut = None if isinstance(answer, _oneshot.NoAnswer) else _oneshot.cut_reason(answer)
+        if cut is not None:
+            err.write(f"aiomonitor: pid {entry.pid} ({entry.program}): {cut}\n")
+            status = 1
     return status

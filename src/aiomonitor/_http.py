@@ -126,8 +126,7 @@ async def serve(
         state.idle = False
         response = await handler(request)
         try:
-            with anyio.fail_after(write_timeout):
-                await _send_response(stream, conn, response)
+            await _send_response(stream, conn, response, write_timeout)
         except (OSError, TimeoutError, anyio.ClosedResourceError, h11.LocalProtocolError):
             return
         if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
@@ -206,18 +205,19 @@ def _head(response: Response, length: int | None) -> h11.Response:
     return h11.Response(status_code=response.status, headers=headers)
 
 
-async def _send_response(stream: ClientSocket, conn: h11.Connection, response: Response) -> None:
+async def _send_response(stream: ClientSocket, conn: h11.Connection, response: Response, idle_timeout: float) -> None:
+    """Send *response*; ``TimeoutError`` once the client takes no byte for *idle_timeout*."""
     body = response.body
     if isinstance(body, bytes):
-        await stream.send(conn.send(_head(response, len(body))) or b"")
+        await stream.send(conn.send(_head(response, len(body))) or b"", idle_timeout)
         for start in range(0, len(body), SEND_SIZE):
-            await stream.send(conn.send(h11.Data(data=body[start : start + SEND_SIZE])) or b"")
+            await stream.send(conn.send(h11.Data(data=body[start : start + SEND_SIZE])) or b"", idle_timeout)
     else:  # pieces of unknown total: chunked
-        await stream.send(conn.send(_head(response, None)) or b"")
+        await stream.send(conn.send(_head(response, None)) or b"", idle_timeout)
         for piece in body:
             if piece:
-                await stream.send(conn.send(h11.Data(data=piece)) or b"")
-    await stream.send(conn.send(h11.EndOfMessage()) or b"")
+                await stream.send(conn.send(h11.Data(data=piece)) or b"", idle_timeout)
+    await stream.send(conn.send(h11.EndOfMessage()) or b"", idle_timeout)
 
 
 async def _send_error(stream: ClientSocket, conn: h11.Connection, status: int, message: str, timeout: float) -> None:
@@ -227,8 +227,7 @@ async def _send_error(stream: ClientSocket, conn: h11.Connection, status: int, m
     body = error_body(message)
     response = Response(status, body, headers=[("Connection", "close")])
     with contextlib.suppress(OSError, TimeoutError, anyio.ClosedResourceError, h11.LocalProtocolError):
-        with anyio.fail_after(timeout):
-            await _send_response(stream, conn, response)
+        await _send_response(stream, conn, response, timeout)
 
 
 def error_body(message: str) -> bytes:

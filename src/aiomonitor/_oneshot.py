@@ -32,6 +32,9 @@ _TASK_COUNT = re.compile(r"(\d+) tasks? running")
 #: whole, as ``ps -w`` does.  (Not 0xFFFF: a 255 byte inside a telnet
 #: subnegotiation would have to be doubled.)
 UNLIMITED_COLUMNS = 9999
+#: How the monitor's marker of a cut answer begins (``_streams.TRUNCATED``;
+#: the client side imports nothing of the monitor).
+_TRUNCATED = "[output truncated: "
 #: Commands after which no prompt comes: the session ends.
 SESSION_ENDING_COMMANDS = frozenset({"exit", "quit", "q"})
 #: Commands that wait for keys of their own: nothing would ever end them here.
@@ -187,6 +190,14 @@ def run_line(
     if words and words[0] in SESSION_ENDING_COMMANDS:
         return reader.text
     raise NoAnswer("the monitor closed the connection before the answer ended")
+
+
+def cut_reason(output: str) -> str | None:
+    """Why the monitor cut *output* short (its last line says so), or None when it came whole."""
+    last = output.rstrip("\n").rpartition("\n")[2]
+    if last.startswith(_TRUNCATED) and last.endswith("]"):
+        return "the answer was cut: " + last[len(_TRUNCATED) : -1]
+    return None
 
 
 def task_count(address: Address, *, prompt: str, password: str | None, timeout: float) -> int | None:

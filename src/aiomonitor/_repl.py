@@ -48,7 +48,7 @@ class Console:
         state = self._state = self._state or ConsoleState(spec.namespace, conn.write)
         conn.write(banner(spec.framework))
         while True:
-            conn.write(state.prompt)
+            conn.prompt(state.prompt)
             event = await conn.next_event()
             if isinstance(event, EndOfInput):
                 conn.write("\n")

@@ -25,7 +25,8 @@ class SessionConfig:
     password: str | None = None
     #: How long work waits for the monitored loop to pick it up.
     hop_timeout: float = 2.0
-    #: A client that reads nothing for this long is disconnected.
+    #: A client that takes no byte for this long has its answer cut; for as
+    #: long again, and it is disconnected.
     write_timeout: float = 30.0
     #: Refuse logged-in clients beyond this many (None: no limit).
     max_sessions: int | None = 64
@@ -76,7 +77,7 @@ class MonitorSession:
     async def __call__(self, conn: Connection) -> None:
         conn.write(await conn.in_worker(self._host.intro_text))
         while True:
-            conn.write(self._host.prompt)
+            conn.prompt(self._host.prompt)
             event = await conn.next_event()
             if isinstance(event, EndOfInput):
                 return

@@ -14,6 +14,7 @@ selector loop, which the server thread always runs).
 
 from __future__ import annotations
 
+import math
 import socket
 
 import anyio
@@ -47,14 +48,21 @@ class ClientSocket:
         except OSError:  # BlockingIOError: nothing yet; others: the connection is broken
             return False
 
-    async def send(self, data: bytes | memoryview) -> None:
-        """All of *data*, waiting while the client's window is full."""
+    async def send(self, data: bytes | memoryview, idle_timeout: float = math.inf) -> None:
+        """All of *data*, waiting while the client's window is full.
+
+        Raises ``TimeoutError`` once the client has taken no byte for
+        *idle_timeout* seconds: a client is judged by its progress, never by
+        the size of what it is sent, so a reader that keeps up gets any
+        amount, however long that takes.
+        """
         view = memoryview(data)
         while view:
             try:
                 sent = self.sock.send(view)
             except (BlockingIOError, InterruptedError):
-                await anyio.wait_writable(self.sock)
+                with anyio.fail_after(idle_timeout):
+                    await anyio.wait_writable(self.sock)
                 continue
             view = view[sent:]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import io
 import threading
-import time
 from collections.abc import Callable, Sequence
 
 from ._heavy import output_turn
@@ -19,39 +18,47 @@ from ._protocol.telnet import encode_output
 
 #: Above this many buffered bytes a writing command waits for the client.
 HIGH_WATER = 1 << 20
-#: Writers that must not wait (the app's loop, the server) drop output past this.
+#: Writers that must not wait (the app's loop, the server) cut the answer
+#: they write once this many bytes are still unsent: one write of any size
+#: is kept whole, so what a session holds is this limit plus one piece.
 HARD_LIMIT = 8 << 20
+#: How a cut answer ends, on a line of its own, before the next prompt; the
+#: client (``aiomonitor -c``) looks for its first words.
+TRUNCATED = "[output truncated: "
+NOT_READING = TRUNCATED + "the client is not reading]"
+NOT_KEEPING_UP = TRUNCATED + "the client is not keeping up with the app's loop]"
 
 
 class SessionOutput(io.TextIOBase):
     """A thread-safe text sink, drained by the session's writer task.
 
-    ``write`` may block a worker thread while the client catches up, but never
-    blocks a thread listed in ``nonblocking_threads`` (the server's own thread
-    and the monitored loop's): there it buffers up to :data:`HARD_LIMIT` and
-    then drops, marking the loss once.
+    An *answer* runs from :meth:`begin_answer` (a command or statement
+    starts) to :meth:`end_answer` (its prompt).  ``write`` from a worker
+    thread waits while more than :data:`HIGH_WATER` bytes are unsent, so a
+    client that reads gets every answer whole, whatever its size.  It never
+    waits in a thread listed in ``nonblocking_threads`` (the server's own
+    and the monitored loop's): there an answer is cut once
+    :data:`HARD_LIMIT` bytes are unsent.  A client that takes no byte for a
+    while is judged by the writer task (:meth:`cut`), never here.  A cut
+    answer ends with a marker line, and its prompt always follows.
     """
 
-    def __init__(
-        self,
-        wake: Callable[[], None],
-        nonblocking_threads: Callable[[], set[int | None]],
-        on_stall: Callable[[], None],
-        stall_timeout: float,
-    ) -> None:
+    def __init__(self, wake: Callable[[], None], nonblocking_threads: Callable[[], set[int | None]]) -> None:
         super().__init__()
         self._wake = wake
         self._nonblocking_threads = nonblocking_threads
-        self._on_stall = on_stall
-        self._stall_timeout = stall_timeout
         self._cond = threading.Condition()
         # Pieces as written, not one bytearray: fifty clients sharing one
-        # ``ps`` share its bytes, where each used to copy them three times
-        # (in, out, and to bytes), GIL held (see ``take``).
+        # ``ps`` share its bytes instead of copying them in, out and to
+        # bytes with the GIL held (see ``take``).
         self._pieces: collections.deque[bytes | memoryview] = collections.deque()
         self._size = 0
         self._wake_pending = False
-        self._truncated = False
+        #: An answer is being written (between begin_answer and end_answer).
+        self._answering = False
+        #: The answer being written was cut: its writes are dropped until its prompt.
+        self._cutting = False
+        self._last_prompt = b""
         self._shut = False
 
     def writable(self) -> bool:
@@ -70,15 +77,15 @@ class SessionOutput(io.TextIOBase):
         """Write text already encoded for the client (``encode_output``).
 
         Heavy commands encode their output once, under the heavy section,
-        and share it between clients: fifty clients each encoding the same
-        megabyte kept the app's loop waiting for the GIL (90 ms measured).
+        and share it between clients: encoding the same megabyte once per
+        client kept the app's loop waiting for the GIL.
         """
         if threading.get_ident() in self._nonblocking_threads():
             self._put(data)
             return
         # Piece by piece, so one huge write waits for the client instead
-        # of overflowing the buffer: first for room (where a slow client
-        # keeps us, holding no turn), then the copy in one of the few output
+        # of growing the buffer: first for room (where a slow client keeps
+        # us, holding no turn), then the copy in one of the few output
         # turns (see ``_heavy.output_turn``).  After the wait the copy cannot
         # block: only the session's one command writes here this way, and
         # the server only drains.
@@ -91,37 +98,67 @@ class SessionOutput(io.TextIOBase):
                 self._put(view[start : start + HIGH_WATER])
 
     def write_all_encoded(self, chunks: Sequence[bytes]) -> None:
-        """Write a whole answer already encoded and shared (``Text``): one
-        wait for room, then references to its chunks, never a copy.
+        """Write a whole answer already encoded and shared (``Text``): a
+        wait for room before each chunk, then a reference to it, never a copy.
 
-        Fifty clients sharing one ``ps`` each wrote it from a worker thread
-        a piece at a time (wait for room, take an output turn, copy): fifty
-        threads woken again and again, passing the GIL among themselves while
-        the app's loop waited for it.  Here each worker waits once, while the
-        buffer is over ``HIGH_WATER`` (so a client that does not read holds
-        at most one answer and a high-water mark, however many commands it
-        sends), and the server's thread sends.  The chunks must not change.
+        The wait is what makes a client that reads get all of it: each chunk
+        goes in only once the client has taken all but ``HIGH_WATER`` of
+        what came before, so what is buffered stays a high-water mark plus
+        one chunk.  The chunks must not change.
         """
         if threading.get_ident() in self._nonblocking_threads():
             for chunk in chunks:
                 self._put(chunk)
             return
-        with self._cond:
-            if not self._wait_for_room():
-                return
-            for chunk in chunks:
+        for chunk in chunks:
+            with self._cond:
+                if not self._wait_for_room():
+                    return
                 self._append(chunk)
-            wake = self._wake_due()
-        if wake:
-            self._wake()
+                wake = self._wake_due()
+            if wake:
+                self._wake()
 
     def write_nowait(self, s: str) -> int:
         self._put(encode_output(s))
         return len(s)
 
     def put_raw(self, data: bytes) -> None:
-        """Protocol bytes (telnet replies): sent as they are, never blocking."""
-        self._put(data)
+        """Protocol bytes (telnet replies): sent as they are, never blocking,
+        even within a cut answer; dropped only past ``HARD_LIMIT``."""
+        with self._cond:
+            if self._shut or self._size > HARD_LIMIT:
+                return
+            self._append(data)
+            wake = self._wake_due()
+        if wake:
+            self._wake()
+
+    def begin_answer(self) -> None:
+        """A command or statement starts: what it writes is one answer."""
+        with self._cond:
+            self._answering = True
+
+    def end_answer(self, prompt: str) -> None:
+        """The answer is over: send *prompt*, whatever became of the answer."""
+        data = encode_output(prompt)
+        with self._cond:
+            self._answering = self._cutting = False
+            self._last_prompt = data
+            if self._shut:
+                return
+            self._append(data)
+            wake = self._wake_due()
+        if wake:
+            self._wake()
+
+    def cut(self) -> None:
+        """The client took nothing for too long (the writer task judges):
+        drop what is unsent and the rest of the answer, say so, and release
+        waiting writers.  The prompt follows the marker: at once when no
+        answer is being written, else when it ends."""
+        with self._cond:
+            self._cut_locked(NOT_READING)
 
     def pending(self) -> bool:
         """Whether anything is still waiting to be sent."""
@@ -131,18 +168,30 @@ class SessionOutput(io.TextIOBase):
         """Nothing to do: the writer task sends as soon as data arrives."""
 
     def _put(self, data: bytes | memoryview) -> None:
-        """Append without waiting (past ``HARD_LIMIT``: dropped, marked once).
-        Keeps *data* itself, never a copy: it must not change afterwards."""
+        """Append without waiting; keeps *data* itself, never a copy, so it
+        must not change afterwards.  Past ``HARD_LIMIT`` unsent, the answer is cut."""
         with self._cond:
-            if self._shut:
+            if self._shut or self._cutting:
                 return
-            if self._size + len(data) > HARD_LIMIT:
-                if not self._truncated:
-                    self._truncated = True
-                    self._append(b"\r\n[output truncated: the client is not reading]\r\n")
+            if self._size > HARD_LIMIT:
+                self._cut_locked(NOT_KEEPING_UP)
                 return
             self._append(data)
             wake = self._wake_due()
+        if wake:
+            self._wake()
+
+    def _cut_locked(self, marker: str) -> None:
+        if self._shut:
+            return
+        self._drop_all()
+        self._append(encode_output(f"\n{marker}\n"))
+        if self._answering:
+            self._cutting = True
+        elif self._last_prompt:
+            self._append(self._last_prompt)
+        wake = self._wake_due()
+        self._cond.notify_all()
         if wake:
             self._wake()
 
@@ -162,16 +211,16 @@ class SessionOutput(io.TextIOBase):
         self._size = 0
 
     def _wait_for_room(self) -> bool:
-        deadline = time.monotonic() + self._stall_timeout
-        while self._size > HIGH_WATER and not self._shut:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                self._shut = True
-                self._drop_all()
-                self._on_stall()
-                return False
-            self._cond.wait(remaining)
-        return not self._shut
+        """Wait (under ``_cond``) until the client has taken all but
+        ``HIGH_WATER``; False when the answer was cut or the client left.
+
+        No deadline here: the writer task sends whenever anything is
+        buffered, and cuts the answer (which wakes us) once the client takes
+        nothing for ``write_timeout``.
+        """
+        while self._size > HIGH_WATER and not (self._shut or self._cutting):
+            self._cond.wait()
+        return not (self._shut or self._cutting)
 
     def take(self, max_bytes: int = 256 * 1024) -> bytes | memoryview:
         """Remove and return up to *max_bytes* (server thread only).
@@ -193,8 +242,8 @@ class SessionOutput(io.TextIOBase):
             self._size -= max_bytes - room
             if not self._pieces:
                 self._wake_pending = False
-                self._truncated = False
-            self._cond.notify_all()
+            if self._size <= HIGH_WATER:  # what waiting writers wait for (cut and shut notify themselves)
+                self._cond.notify_all()
         return taken[0] if len(taken) == 1 else b"".join(taken)
 
     def shut(self) -> None:

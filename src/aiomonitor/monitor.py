@@ -72,7 +72,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       and how much they may send before the password.
     * ``hop_timeout``: how long a command waits for the monitored loop
       (cancel, console statements) before saying it is blocked.
-    * ``write_timeout``: a client that reads nothing for this long is dropped.
+    * ``write_timeout``: a client that takes no byte for this long loses the
+      rest of the answer (a marker line, then the prompt); one that takes
+      nothing for as long again is dropped.  A client that reads gets every
+      answer whole, however big.
     * ``trace_tasks``: remember where each task was created, by which task
       and who is cancelling it (``ps``, ``where``, ``pstree``).  Off by
       default: it costs a little on every task created (``benchmarks/``).
