@@ -122,18 +122,20 @@ def test_fuzz_lines_only_ever_fail_with_command_errors(line: str) -> None:
         pass
 
 
-def test_ps_table_fits_the_width_and_keeps_ids_whole() -> None:
+def test_ps_table_fits_the_width_and_keeps_ids_and_names_whole() -> None:
     tasks = [
         TaskSnapshot(
-            140000000000000 + i, "name-" + "x" * 80, "pending", "coro_" + "y" * 80, FrameInfo("/a/b.py", i, "f")
+            140000000000000 + i, f"name-{i}", "pending", "coro_" + "y" * 80, FrameInfo("/srv/" + "deep/" * 12 + "app.py", i, "f")
         )
         for i in range(3)
     ]
-    table = "".join(_table.table_text(_format.PS_HEADERS, _format.ps_columns([TaskColumns.of(tasks)]), 80))
-    lines = table.splitlines()
+    columns = _format.ps_columns([TaskColumns.of(tasks)])
+    layout = _format.ps_table(False, False, coroutine_adds_nothing=False)
+    lines = "".join(_table.table_text(layout, columns, 80)).splitlines()
     assert all(len(line) <= 80 for line in lines)
-    assert lines[2].startswith("140000000000000")
-    assert "…" in lines[2]
+    assert lines[2].startswith("140000000000000  pending  name-0  …/deep/")
+    assert lines[2].endswith("/deep/app.py:0 in f")
+    assert lines[-1] == "Hidden to fit 80 columns: Coroutine (-w shows all)"
 
 
 ANSI_SGR = re.compile(r"\x1b\[[0-9;]*m")
@@ -146,8 +148,9 @@ def test_coloured_tables_align_like_plain_ones(width: int | None) -> None:
         for i, state in enumerate(["pending", "cancelling", "done", "something-odd"])
     ]
     columns = _format.ps_columns([TaskColumns.of(tasks)])
-    plain = "".join(_table.table_text(_format.PS_HEADERS, columns, width, state_column=1)).splitlines()
-    coloured = "".join(_table.table_text(_format.PS_HEADERS, columns, width, COLOUR, state_column=1)).splitlines()
+    layout = _format.ps_table(False, False, coroutine_adds_nothing=False)
+    plain = "".join(_table.table_text(layout, columns, width, state_column=1)).splitlines()
+    coloured = "".join(_table.table_text(layout, columns, width, COLOUR, state_column=1)).splitlines()
     assert [ANSI_SGR.sub("", line) for line in coloured] == plain
     assert coloured[0].startswith("\x1b[1m")  # the heading
     assert "\x1b[32mpending" in coloured[2]

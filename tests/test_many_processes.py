@@ -70,7 +70,7 @@ def test_two_apps_are_listed_and_vanish_when_they_exit_or_are_killed(registry: P
 
         table = aiomonitor("ls").stdout.splitlines()
         assert table[0].split() == ["PID", "PROGRAM", "FRAMEWORK", "TASKS", "ADDRESS", "UPTIME"]
-        assert any(line.split()[0] == str(second.pid) and "monitored.py second" in line for line in table[1:])
+        assert any(line.split()[0] == str(second.pid) and "monitored.py second" in line for line in table[2:])
 
         first.send_signal(signal.SIGINT)  # a clean exit: the entry goes with the monitor
         first.wait(timeout=15)
@@ -150,7 +150,7 @@ def test_a_password_comes_from_the_environment_never_the_command_line() -> None:
     with running_app(str(PROGRAMS / "monitored.py"), "locked", env={"APP_PASSWORD": "s3cret"}) as (process, _, _):
         entry = listed()[process.pid]
         assert entry["password"] is True and entry["locked"] is True and entry["reachable"] is True
-        assert "locked" in aiomonitor("ls").stdout.splitlines()[1].split()
+        assert "locked" in aiomonitor("ls").stdout.splitlines()[2].split()
 
         without = aiomonitor("-P", str(process.pid), "-c", "ps")
         assert without.returncode == 1 and "AIOMONITOR_PASSWORD" in without.stderr

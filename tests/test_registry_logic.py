@@ -220,3 +220,16 @@ async def test_attach_starts_a_monitor_on_the_running_loop(anyio_backend_name: s
         while _attach._ATTACHED:
             _attach._ATTACHED.pop().close()
     assert _registry.live_entries() == []
+
+
+@pytest.mark.parametrize(
+    ("argv0", "name"),
+    [
+        ("/venv/lib/python3.11/site-packages/uvicorn/__main__.py", "uvicorn"),
+        ("/srv/app/serve.py", "serve.py"),
+        ("gunicorn", "gunicorn"),
+        ("__main__.py", "__main__.py"),
+    ],
+)
+def test_programs_are_named_as_people_call_them(argv0: str, name: str) -> None:
+    assert _registry.program_name(argv0) == name

@@ -225,50 +225,95 @@ def test_chains_of_odd_objects_are_described_as_one_by_one(kinds: list[str]) -> 
                 coro.close()
 
 
-@given(st.text(min_size=0, max_size=40), st.integers(1, 30))
-def test_ellipsized_in_c_equals_ellipsize(text: str, width: int) -> None:
-    if len(text) > width:
-        assert _table.ellipsized([text], width) == [_table.ellipsize(text, width)]
-
-
 _cells = st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n\r"), max_size=25)
+_locations = st.builds(
+    "{}/{}.py:{} in {}".format,
+    st.text("abc/", max_size=12),
+    st.text("xyz", min_size=1, max_size=8),
+    st.integers(1, 9999),
+    st.text("fgh", min_size=1, max_size=8),
+)
 
 
 @st.composite
 def _table_columns(draw: st.DrawFn) -> list[list[str]]:
     """Four columns of one length: each either distinct cells (ids, names)
     or a few values repeated (states, locations), so chunks are fitted both
-    from a column's memo and by C passes."""
+    from a column's memo and by C passes; the last holds locations."""
     count = draw(st.integers(0, 40))
     columns = []
-    for _ in range(4):
+    for index in range(4):
+        cells = _locations if index == 3 else _cells
         if draw(st.booleans()):
-            values = draw(st.lists(_cells, min_size=1, max_size=3))
+            values = draw(st.lists(cells, min_size=1, max_size=3))
             columns.append(draw(st.lists(st.sampled_from(values), min_size=count, max_size=count)))
         else:
-            columns.append(draw(st.lists(_cells, min_size=count, max_size=count)))
+            columns.append(draw(st.lists(cells, min_size=count, max_size=count)))
     return columns
 
 
+_LAYOUT = (
+    _table.Column("Id"),
+    _table.Column("State", hide_rank=1),
+    _table.Column("Busy", number=True, hide_rank=0),
+    _table.Column("Where", location=True),
+)
+
+
 @settings(max_examples=100)
-@given(columns=_table_columns(), width=st.none() | st.integers(10, 100), chunk=st.integers(1, 12))
-def test_tables_equal_the_per_cell_rule(columns: list[list[str]], width: int | None, chunk: int) -> None:
-    headers = ("Id", "State", "Name", "Where")
-    rows = list(zip(*columns, strict=True))
+@given(
+    columns=_table_columns(),
+    width=st.none() | st.integers(10, 100),
+    wide=st.booleans(),
+    chunk=st.integers(1, 12),
+)
+def test_tables_equal_the_per_cell_rule(columns: list[list[str]], width: int | None, wide: bool, chunk: int) -> None:
+    """Chunked, memoised and C-pass fitting equal one cell at a time; only
+    locations are ever shortened, and they keep file.py:LINE."""
     saved, _table.CHUNK_ROWS = _table.CHUNK_ROWS, chunk
     try:
-        text = "".join(_table.table_text(headers, columns, width, state_column=1))
+        text = "".join(_table.table_text(_LAYOUT, columns, width, state_column=1, wide=wide))
     finally:
         _table.CHUNK_ROWS = saved
-    _, given_widths = _table.column_widths(headers, columns, width, {0, 1})
-    *widths, last = given_widths
+    plan = _table.layout(_LAYOUT, columns, width, wide)
 
-    def line(cells: tuple[str, ...]) -> str:
-        *first, final = cells
-        return "  ".join([*map(_table.fit, first, widths), _table.ellipsize(final, last)])
+    def line(cells: list[str], heading: bool = False) -> str:
+        out = []
+        for position, (i, given) in enumerate(zip(plan.shown, plan.widths, strict=True)):
+            cell = cells[i] if heading else _table.shortened_location(cells[i], given) if i == 3 else cells[i]
+            if _LAYOUT[i].number:
+                cell = cell.rjust(given)
+            elif position < len(plan.shown) - 1:
+                cell = cell.ljust(given)
+            out.append(cell)
+        return "  ".join(out)
 
-    rule = "  ".join("-" * w for w in given_widths)
-    assert text == "".join(f"{row}\n" for row in [line(headers), rule, *map(line, rows)])
+    rows = [line(list(row)) for row in zip(*columns, strict=True)]
+    heading = line([c.header for c in _LAYOUT], heading=True)
+    rule = "  ".join("-" * w for w in plan.widths)
+    note = _table.hidden_note(plan, "-w shows all") if plan.hidden else ""
+    assert text == "".join(f"{row}\n" for row in [heading.rstrip(), rule, *rows]) + note
+    for row in zip(*columns, strict=True):  # the identifiers and names, whole; the locations' file:line
+        assert row[0] in text
+        file_and_line = row[3].rpartition("/")[2].partition(" in ")[0]
+        assert file_and_line in text
+    if wide or width is None:
+        assert all(row[3] in text for row in zip(*columns, strict=True))
+    if wide:
+        assert not plan.hidden
+
+
+@given(location=_locations, width=st.integers(0, 60))
+def test_a_shortened_location_keeps_its_file_and_line(location: str, width: int) -> None:
+    short = _table.shortened_location(location, width)
+    path, _, rest = location.partition(":")
+    file_and_line = path.rpartition("/")[2] + ":" + rest.partition(" ")[0]
+    assert file_and_line in short
+    if len(location) <= width:
+        assert short == location
+    else:
+        assert len(short) <= width or short.endswith(file_and_line)  # as short as it may be
+        assert short.startswith("…/") or "/" not in path
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 2048])

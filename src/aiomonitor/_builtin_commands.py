@@ -86,8 +86,8 @@ class BuiltinCommands(CommandBase):
         contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
         first; busy needs trace_timing, busiest first); -n shows at most
         COUNT; -a includes the monitor's own tasks (console statements); -w
-        never shortens a column to fit the terminal; -j prints one JSON
-        object per line instead.
+        shows every column, where a narrow window hides some (a line under
+        the table says which); -j prints one JSON object per line instead.
         """
         try:
             as_json, wide, query = _ps_options(args)
@@ -95,11 +95,11 @@ class BuiltinCommands(CommandBase):
             self._sout.write(f"{exc}\n")
             return
         self._warn_if_blocked()
-        width = None if wide else self._width
-        share = ("ps", as_json, query, width, self._style)
-        self._write_all(self._compute_text(self._ps_text, as_json, query, width, share=share))
+        width = self._width
+        share = ("ps", as_json, query, width, wide, self._style)
+        self._write_all(self._compute_text(self._ps_text, as_json, query, width, wide, share=share))
 
-    def _ps_text(self, as_json: bool, query: _query.TaskQuery, width: int | None) -> list[str]:
+    def _ps_text(self, as_json: bool, query: _query.TaskQuery, width: int | None, wide: bool) -> list[str]:
         # The snapshot streams into plain strings (see Backend.snapshot): no
         # list of 100k snapshots, unless a sort needs them all at once.
         backend = self._context.backend
@@ -110,11 +110,11 @@ class BuiltinCommands(CommandBase):
         columns = _format.ps_columns(selection.chunks(), traced, timed)
         narrowed = query.filters or query.limit is not None
         shown = f" ({selection.shown} shown)" if narrowed else ""
-        headers = _format.PS_HEADERS + (_format.TRACE_HEADERS if traced else ())
-        headers += _format.TIMING_HEADERS if timed else ()
-        table = list(_table.table_text(headers, columns, width, self._style, state_column=1))
+        redundant = _format.coroutine_adds_nothing(columns[3], columns[4])
+        layout = _format.ps_table(traced, timed, redundant)
+        table = list(_table.table_text(layout, columns, width, self._style, state_column=1, wide=wide))
         # A column per field of 100k new strings: dropped at once, they were
-        # freed by one cascade that held the GIL ~9 ms (trio, slow machine).
+        # freed by one cascade that held the GIL ~9 ms.
         release_gently(*columns)
         return [f"{_format.plural(selection.total, 'task')}{shown}\n", *table]
 
@@ -227,7 +227,7 @@ class BuiltinCommands(CommandBase):
             (c.peer + (" (you)" if c.is_caller else ""), c.kind, f"{c.connected_for:.0f} s", c.running or "-")
             for c in clients
         ]
-        self._sout.write(_table.format_table(("Client", "Kind", "Connected", "Running"), rows, None, self._style))
+        self._sout.write(_table.format_table(WHO_TABLE, rows, self._width, self._style))
 
     @alt_names("quit q")
     def do_exit(self) -> None:
@@ -241,6 +241,14 @@ class BuiltinCommands(CommandBase):
             self._sout.write("Python console disabled for this session\n")
             return
         self._request(NextStep.CONSOLE)
+
+
+WHO_TABLE = (
+    _table.Column("Client"),
+    _table.Column("Kind"),
+    _table.Column("Connected", number=True),
+    _table.Column("Running"),
+)
 
 
 def _ps_options(args: tuple[str, ...]) -> tuple[bool, bool, _query.TaskQuery]:

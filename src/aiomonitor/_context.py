@@ -23,7 +23,6 @@ from ._heavy import output_section
 from ._protocol.telnet import encode_output
 from ._shared_work import SharedWork, compute
 from ._style import PLAIN, Style
-from ._table import DEFAULT_WIDTH
 
 T = TypeVar("T")
 
@@ -122,11 +121,11 @@ class CommandBase:
         return call.client if call is not None else None
 
     @property
-    def _width(self) -> int:
-        """The client's terminal width; 80 when it did not say (plain telnet, nc)."""
+    def _width(self) -> int | None:
+        """The client's terminal width; None when it did not say (plain telnet,
+        nc, piped input): then tables shorten nothing (see ``_table``)."""
         client = self._client
-        columns = client.columns if client is not None else None
-        return columns or DEFAULT_WIDTH
+        return client.columns if client is not None else None
 
     @property
     def _style(self) -> Style:

@@ -16,6 +16,7 @@ from typing import TextIO, TypeVar
 
 from . import _oneshot
 from ._registry import Entry
+from ._table import Column, format_table
 
 Result = TypeVar("Result")
 
@@ -78,7 +79,7 @@ def list_monitors(entries: list[Entry], *, password: str | None, timeout: float,
     if not entries:
         out.write("No running monitors found.\n")
         return 0
-    rows = [("PID", "PROGRAM", "FRAMEWORK", "TASKS", "ADDRESS", "UPTIME")]
+    rows = []
     for entry, tasks in zip(entries, counts, strict=True):
         if isinstance(tasks, _oneshot.PasswordNeeded):
             shown = "locked"
@@ -86,14 +87,21 @@ def list_monitors(entries: list[Entry], *, password: str | None, timeout: float,
             shown = "no answer"
         else:
             shown = "?" if tasks is None else str(tasks)
-        program = entry.program if len(entry.program) <= 40 else entry.program[:39] + "…"
         rows.append(
-            (str(entry.pid), program, entry.framework, shown, str(entry.monitor), format_uptime(entry.uptime(now)))
+            (str(entry.pid), entry.program, entry.framework, shown, str(entry.monitor), format_uptime(entry.uptime(now)))
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n")
+    out.write(format_table(LS_TABLE, rows, None))
     return 0
+
+
+LS_TABLE = (
+    Column("PID", number=True),
+    Column("PROGRAM"),
+    Column("FRAMEWORK"),
+    Column("TASKS", number=True),
+    Column("ADDRESS"),
+    Column("UPTIME", number=True),
+)
 
 
 def run_everywhere(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from ._diagnosis import describe_holders, wait_target
 from ._locations import format_location
 from ._style import PLAIN, Style
-from ._table import Columns
+from ._table import Column, Columns
 from .backends import Canceller, FrameInfo, TaskColumns, TaskRecord, Wait
 
 
@@ -34,6 +34,38 @@ def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
 PS_HEADERS = ("Task ID", "State", "Name", "Coroutine", "Location")
 TRACE_HEADERS = ("Age", "Created at")
 TIMING_HEADERS = ("Steps", "Busy", "Max step")
+#: The order in which ps hides columns to fit a narrow window (first hidden
+#: first): the coroutine when it only repeats the location's function, then
+#: these, then the coroutine anyway.
+PS_HIDE_ORDER = ("Created at", "Max step", "Busy", "Steps", "Age")
+
+
+def ps_table(traced: bool, timed: bool, coroutine_adds_nothing: bool) -> list[Column]:
+    """The ps table's columns, with what may be hidden and in which order."""
+    coroutine_rank = -1 if coroutine_adds_nothing else len(PS_HIDE_ORDER)
+    ranks = {header: rank for rank, header in enumerate(PS_HIDE_ORDER)}
+    headers = PS_HEADERS + (TRACE_HEADERS if traced else ()) + (TIMING_HEADERS if timed else ())
+    return [
+        Column(
+            header,
+            number=header in ("Age", "Steps", "Busy", "Max step"),
+            location=header in ("Location", "Created at"),
+            hide_rank=coroutine_rank if header == "Coroutine" else ranks.get(header),
+        )
+        for header in headers
+    ]
+
+
+def coroutine_adds_nothing(coros: Sequence[str], locations: Sequence[str], chunk: int = 2048) -> bool:
+    """Whether each coroutine's name is the function its location already
+    names (``worker`` beside ``app.py:31 in worker``): then the column only
+    repeats it.  Compared once per distinct pair, a chunk at a time."""
+    for start in range(0, len(coros), chunk):
+        pairs = set(zip(coros[start : start + chunk], locations[start : start + chunk], strict=True))
+        for coro, location in pairs:
+            if coro.rpartition(".")[2] != location.rpartition(" in ")[2]:
+                return False
+    return True
 
 
 def seconds_text(seconds: float | None) -> str:

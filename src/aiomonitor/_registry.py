@@ -199,12 +199,21 @@ class Entry:
         return entry if monitor is not None else None
 
 
+def program_name(argv0: str) -> str:
+    """What people call the program: the script's name, or for ``python -m
+    PACKAGE`` (whose ``argv[0]`` is ``PACKAGE/__main__.py``) the package's."""
+    base = os.path.basename(argv0)
+    if base == "__main__.py":
+        return os.path.basename(os.path.dirname(argv0)) or base
+    return base
+
+
 def this_process(*, framework: str, monitor: Address, console: Address | None, password: bool, prompt: str) -> Entry:
     """The entry for a monitor of this process, started now."""
     argv = sys.argv if sys.argv and sys.argv[0] else getattr(sys, "orig_argv", ["python"])
     return Entry(
         pid=os.getpid(),
-        program=" ".join([os.path.basename(argv[0]), *argv[1:]]),
+        program=" ".join([program_name(argv[0]), *argv[1:]]),
         argv=tuple(argv),
         framework=framework,
         monitor=monitor,

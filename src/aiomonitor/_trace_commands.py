@@ -25,6 +25,35 @@ NO_HISTORY = (
 )
 
 
+#: ``ended`` hides, to fit: where each was created, then its coroutine, then how long it lived.
+ENDED_TABLE = (
+    _table.Column("#", number=True),
+    _table.Column("Task ID"),
+    _table.Column("Name"),
+    _table.Column("Coroutine", hide_rank=1),
+    _table.Column("Outcome"),
+    _table.Column("Lived", number=True, hide_rank=2),
+    _table.Column("Ended", number=True),
+    _table.Column("Created at", location=True, hide_rank=0),
+)
+
+
+def _top_table(coroutine_rank: int) -> tuple[_table.Column, ...]:
+    """``top`` hides its coroutine first when it only repeats the location's function, then the age."""
+    return (
+        _table.Column("Task ID"),
+        _table.Column("State"),
+        _table.Column("Name"),
+        _table.Column("Coroutine", hide_rank=coroutine_rank),
+        _table.Column("Age", number=True, hide_rank=1),
+        _table.Column("Busy", number=True),
+        _table.Column("Location", location=True),
+    )
+
+
+TOP_TABLE, TOP_TABLE_PLAIN = _top_table(2), _top_table(0)
+
+
 class TraceCommands(CommandBase):
     """``ended``, ``where-ended``, ``pstree`` and ``top``."""
 
@@ -35,7 +64,7 @@ class TraceCommands(CommandBase):
         Usage: ended [-j] [-a] [-w] [FILTER...]: how each ended (returned,
         raised, cancelled), how long it lived and where it was created, newest
         last; -a includes the monitor's own tasks (console statements); -w
-        never shortens a column to fit the terminal.
+        shows every column, where a narrow window hides some.
         """
         as_json = "-j" in args or "--json" in args
         include_own = "-a" in args or "--all" in args
@@ -65,10 +94,8 @@ class TraceCommands(CommandBase):
             )
             for e in ended
         ]
-        headers = ("#", "Task ID", "Name", "Coroutine", "Outcome", "Lived", "Ended", "Created at")
         self._sout.write(f"{_format.plural(len(rows), 'ended task')}\n")
-        width = None if wide else self._width
-        self._sout.write(_table.format_table(headers, rows, width, self._style, keep=(0, 1)))
+        self._sout.write(_table.format_table(ENDED_TABLE, rows, self._width, self._style, wide=wide))
 
     @alt_names("where-ended wt")
     def do_where_ended(self, taskid: str) -> None:
@@ -168,5 +195,8 @@ class TraceCommands(CommandBase):
             for t in tasks
         ]
         header = f"{_format.plural(total, 'task')}, sorted by {sort}; Enter or Ctrl-C leaves\n"
-        headers = ("Task ID", "State", "Name", "Coroutine", "Age", "Busy", "Location")
-        return header + _table.format_table(headers, rows, self._width, self._style, state_column=1)
+        redundant = _format.coroutine_adds_nothing([row[3] for row in rows], [row[6] for row in rows])
+        layout = TOP_TABLE_PLAIN if redundant else TOP_TABLE
+        return header + _table.format_table(
+            layout, rows, self._width, self._style, state_column=1, wide_hint="a wider window shows all"
+        )
