@@ -125,7 +125,11 @@ def test_fuzz_lines_only_ever_fail_with_command_errors(line: str) -> None:
 def test_ps_table_fits_the_width_and_keeps_ids_and_names_whole() -> None:
     tasks = [
         TaskSnapshot(
-            140000000000000 + i, f"name-{i}", "pending", "coro_" + "y" * 80, FrameInfo("/srv/" + "deep/" * 12 + "app.py", i, "f")
+            140000000000000 + i,
+            f"name-{i}",
+            "pending",
+            "coro_" + "y" * 80,
+            FrameInfo("/srv/" + "deep/" * 12 + "app.py", i, "f"),
         )
         for i in range(3)
     ]

@@ -92,7 +92,17 @@ def test_the_client_side_never_imports_the_monitor(module: str) -> None:
     nothing of the server, the commands or a framework comes with them.  Only
     ``run`` and ``attach`` start a monitor, and ``_cli`` imports them lazily."""
     # _table and _style: pure text layout, so ``ls`` follows the tables' one rule.
-    allowed = {"_client", "_client_ptk", "_client_telnet", "_oneshot", "_fleet", "_registry", "_version", "_table", "_style"}
+    allowed = {
+        "_client",
+        "_client_ptk",
+        "_client_telnet",
+        "_oneshot",
+        "_fleet",
+        "_registry",
+        "_version",
+        "_table",
+        "_style",
+    }
     if module == "_cli":
         allowed |= {"_run", "_attach"}
     for name in imported_modules(PACKAGE / f"{module}.py"):

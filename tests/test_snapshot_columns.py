@@ -279,12 +279,12 @@ def test_tables_equal_the_per_cell_rule(columns: list[list[str]], width: int | N
 
     def line(cells: list[str], heading: bool = False) -> str:
         out = []
-        for position, (i, given) in enumerate(zip(plan.shown, plan.widths, strict=True)):
-            cell = cells[i] if heading else _table.shortened_location(cells[i], given) if i == 3 else cells[i]
+        for position, (i, room) in enumerate(zip(plan.shown, plan.widths, strict=True)):
+            cell = cells[i] if heading else _table.shortened_location(cells[i], room) if i == 3 else cells[i]
             if _LAYOUT[i].number:
-                cell = cell.rjust(given)
+                cell = cell.rjust(room)
             elif position < len(plan.shown) - 1:
-                cell = cell.ljust(given)
+                cell = cell.ljust(room)
             out.append(cell)
         return "  ".join(out)
 

@@ -88,7 +88,14 @@ def list_monitors(entries: list[Entry], *, password: str | None, timeout: float,
         else:
             shown = "?" if tasks is None else str(tasks)
         rows.append(
-            (str(entry.pid), entry.program, entry.framework, shown, str(entry.monitor), format_uptime(entry.uptime(now)))
+            (
+                str(entry.pid),
+                entry.program,
+                entry.framework,
+                shown,
+                str(entry.monitor),
+                format_uptime(entry.uptime(now)),
+            )
         )
     out.write(format_table(LS_TABLE, rows, None))
     return 0
