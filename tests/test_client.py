@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
+import socket
 import subprocess
 import sys
+import termios
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from .apps import running_app
 from .helpers import Client, poll
@@ -155,3 +161,47 @@ def test_the_0_4_client_module_still_connects(demo_port: int, tmp_path: Path) ->
     child.expect_exact(PROMPT)
     child.sendline("exit")
     child.expect(pexpect.EOF)
+
+
+def _unread(sock: socket.socket) -> int:
+    """Bytes waiting in *sock* that its reader has not taken yet."""
+    return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"), sys.byteorder)
+
+
+def test_a_character_and_a_line_end_split_between_reads_arrive_whole() -> None:
+    """The interactive client's reader over a real socket: ``└─`` cut inside
+    its UTF-8 bytes, and CR LF cut between CR and LF, each across two reads."""
+    from aiomonitor._client import Connection
+
+    ours, theirs = socket.socketpair()
+    shown: list[str] = []
+    with ours, theirs:
+        reader = threading.Thread(target=Connection(ours).read_until_prompt, args=(shown.append,))
+        reader.start()
+        whole = "└─ worker\r\n└─ next\r\nmonitor >>> ".encode()
+        cuts = [2, whole.index(b"\r\n") + 1, len(whole)]
+        start = 0
+        for cut in cuts:
+            theirs.sendall(whole[start:cut])
+            assert poll(lambda: _unread(ours) == 0)  # read: the next piece comes in a read of its own
+            start = cut
+        reader.join(timeout=15)
+    assert "".join(shown) == "└─ worker\n└─ next\n"
+    assert "\ufffd" not in "".join(shown) and "\r" not in "".join(shown)
+
+
+@given(
+    text=st.text(max_size=80).map(lambda t: t.replace("\r", "") + "\r\n└─ ok\r\n"), cuts=st.lists(st.integers(0, 200))
+)
+def test_telnet_text_is_the_same_however_the_bytes_are_cut(text: str, cuts: list[int]) -> None:
+    from aiomonitor._client_telnet import TelnetText
+
+    data = text.encode()
+    reader = TelnetText()
+    out = []
+    start = 0
+    for cut in [*sorted({min(cut, len(data)) for cut in cuts}), len(data)]:
+        out.append(reader.feed(data[start:cut])[0])
+        start = cut
+    out.append(reader.close())
+    assert "".join(out) == text.replace("\r\n", "\n")

@@ -12,11 +12,13 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from . import _format, _json, _query, _table
 from ._context import CommandBase, NextStep
 from ._diagnosis import stall_line
+from ._groups import task_groups
 from ._protocol import commands
 from ._protocol.commands import CommandError
 from .backends import LoopUnresponsive, NotCancellable, UnknownTask, release_gently
@@ -81,30 +83,37 @@ class BuiltinCommands(CommandBase):
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [-a] [-w] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
+        Usage: ps [-j] [-g] [-a] [-w] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
         A FILTER keeps the tasks whose id, name, state, coroutine or location
         contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
         first; busy needs trace_timing, busiest first); -n shows at most
         COUNT; -a includes the monitor's own tasks (console statements); -w
         shows every column, where a narrow window hides some (a line under
-        the table says which); -j prints one JSON object per line instead.
+        the table says which); -g folds the tasks that run the same coroutine
+        at the same line into one row each, largest first (filters apply
+        first); -j prints one JSON object per line (per group with -g).
         """
         try:
-            as_json, wide, query = _ps_options(args)
+            options, query = _ps_options(args)
         except ValueError as exc:
             self._sout.write(f"{exc}\n")
             return
         self._warn_if_blocked()
         width = self._width
-        share = ("ps", as_json, query, width, wide, self._style)
-        self._write_all(self._compute_text(self._ps_text, as_json, query, width, wide, share=share))
+        share = ("ps", options, query, width, self._style)
+        self._write_all(self._compute_text(self._ps_text, options, query, width, share=share))
 
-    def _ps_text(self, as_json: bool, query: _query.TaskQuery, width: int | None, wide: bool) -> list[str]:
+    def _ps_text(self, options: PsOptions, query: _query.TaskQuery, width: int | None) -> list[str]:
         # The snapshot streams into plain strings (see Backend.snapshot): no
         # list of 100k snapshots, unless a sort needs them all at once.
         backend = self._context.backend
         selection = _query.select_tasks(backend, query)
-        if as_json:
+        if options.grouped:
+            groups = task_groups(selection.chunks())
+            if options.as_json:
+                return [_json.groups_text(groups)]
+            return _format.groups_text(selection.total, groups, width, self._style, options.wide)
+        if options.as_json:
             return list(_json.task_text(selection.chunks()))
         traced, timed = backend.traced, backend.timed
         columns = _format.ps_columns(selection.chunks(), traced, timed)
@@ -112,7 +121,7 @@ class BuiltinCommands(CommandBase):
         shown = f" ({selection.shown} shown)" if narrowed else ""
         redundant = _format.coroutine_adds_nothing(columns[3], columns[4])
         layout = _format.ps_table(traced, timed, redundant)
-        table = list(_table.table_text(layout, columns, width, self._style, state_column=1, wide=wide))
+        table = list(_table.table_text(layout, columns, width, self._style, state_column=1, wide=options.wide))
         # A column per field of 100k new strings: dropped at once, they were
         # freed by one cascade that held the GIL ~9 ms.
         release_gently(*columns)
@@ -251,13 +260,25 @@ WHO_TABLE = (
 )
 
 
-def _ps_options(args: tuple[str, ...]) -> tuple[bool, bool, _query.TaskQuery]:
-    """(json, wide, query) from ps's arguments; ValueError says what is wrong."""
-    as_json, wide, include_own, sort, limit, filters = False, False, False, None, None, []
+@dataclass(frozen=True)
+class PsOptions:
+    """What ``ps`` was asked for, besides which tasks (the query)."""
+
+    as_json: bool = False
+    wide: bool = False
+    #: Alike tasks folded into one row each (-g).
+    grouped: bool = False
+
+
+def _ps_options(args: tuple[str, ...]) -> tuple[PsOptions, _query.TaskQuery]:
+    """(options, query) from ps's arguments; ValueError says what is wrong."""
+    as_json, wide, grouped, include_own, sort, limit, filters = False, False, False, False, None, None, []
     words = iter(args)
     for word in words:
         if word in ("-j", "--json"):
             as_json = True
+        elif word in ("-g", "--group"):
+            grouped = True
         elif word in ("-a", "--all"):
             include_own = True
         elif word in ("-w", "--wide"):
@@ -271,7 +292,9 @@ def _ps_options(args: tuple[str, ...]) -> tuple[bool, bool, _query.TaskQuery]:
             limit = int(count)
         else:
             filters.append(word.lower())
-    return as_json, wide, _query.TaskQuery(tuple(filters), sort, limit, include_own)
+    if grouped and (sort is not None or limit is not None):
+        raise ValueError("-g shows every group, largest first: it takes no -s or -n")
+    return PsOptions(as_json, wide, grouped), _query.TaskQuery(tuple(filters), sort, limit, include_own)
 
 
 def _parse_signal(name: str) -> signal.Signals | None:

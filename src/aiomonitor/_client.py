@@ -30,9 +30,9 @@ from ._client_telnet import (
     IP,
     TTYPE,
     TTYPE_SEND,
+    TelnetText,
     connect,
     naws,
-    split_telnet,
     terminal_type_offer,
     terminal_type_reply,
 )
@@ -60,7 +60,7 @@ class Connection:
         self.closed = False
         #: Sent when the server asks (only if we offered it: see main).
         self.terminal_type = terminal_type
-        self._unfinished = b""
+        self._text = TelnetText()
 
     def read_until_prompt(self, show: Callable[[str], None]) -> str | None:
         """Show output as it arrives; return the prompt once output settles
@@ -74,13 +74,12 @@ class Connection:
             data = self.sock.recv(65536)
             if not data:
                 self.closed = True
-                show(pending)
+                show(pending + self._text.close())
                 return None
-            raw, self._unfinished, requests = split_telnet(self._unfinished + data)
+            received, requests = self._text.feed(data)
             if bytes([TTYPE, TTYPE_SEND]) in requests and self.terminal_type:
                 self.sock.sendall(terminal_type_reply(self.terminal_type))
-            text = pending + raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
-            head, newline, pending = text.rpartition("\n")
+            head, newline, pending = (pending + received).rpartition("\n")
             if newline:
                 show(head + "\n")
 

@@ -8,6 +8,7 @@ Imports nothing of the monitor (``tests/test_layers.py``).
 
 from __future__ import annotations
 
+import codecs
 import socket
 import struct
 
@@ -83,3 +84,36 @@ def split_telnet(data: bytes) -> tuple[bytes, bytes, list[bytes]]:
         else:
             index += 2
     return bytes(out), b"", subnegotiations
+
+
+class TelnetText:
+    """The server's bytes as the text a person reads, across reads: telnet
+    sequences removed, UTF-8 decoded incrementally (a ``└─`` split between
+    two reads stays whole), CR LF as newlines (also split between reads).
+
+    The one reader of the client side: the interactive session and the
+    one-command exchange (``_oneshot``) both feed it what ``recv`` gives.
+    """
+
+    def __init__(self) -> None:
+        self._unfinished = b""
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held_cr = False
+
+    def feed(self, data: bytes) -> tuple[str, list[bytes]]:
+        """The text *data* completes, and the payloads of the subnegotiations it holds."""
+        raw, self._unfinished, subnegotiations = split_telnet(self._unfinished + data)
+        return self._newlines(self._decoder.decode(raw)), subnegotiations
+
+    def close(self) -> str:
+        """What is left once the server has closed the connection."""
+        return self._newlines(self._decoder.decode(b"", final=True), final=True)
+
+    def _newlines(self, text: str, final: bool = False) -> str:
+        if self._held_cr:
+            text = "\r" + text
+            self._held_cr = False
+        if text.endswith("\r") and not final:  # its LF may come with the next read
+            text = text[:-1]
+            self._held_cr = True
+        return text.replace("\r\n", "\n")

@@ -13,9 +13,10 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 from ._diagnosis import describe_holders, wait_target
+from ._groups import TaskGroup
 from ._locations import format_location
 from ._style import PLAIN, Style
-from ._table import Column, Columns
+from ._table import Column, Columns, table_text
 from .backends import Canceller, FrameInfo, TaskColumns, TaskRecord, Wait
 
 
@@ -107,6 +108,35 @@ def ps_columns(chunks: Iterable[TaskColumns], traced: bool = False, timed: bool 
             busy.extend(map(seconds_text, chunk.busy))
             longest.extend(map(seconds_text, chunk.longest_step))
     return columns
+
+
+def groups_text(total: int, groups: Sequence[TaskGroup], width: int | None, style: Style, wide: bool) -> list[str]:
+    """``ps -g``: a row per group of alike tasks, the largest first."""
+    now = time.monotonic()
+    rows = [
+        (
+            str(group.count),
+            ", ".join(state if len(group.states) == 1 else f"{state} {count}" for state, count in group.states.items()),
+            "tasks" if group.name is None else group.name,
+            group.coro,
+            format_location(group.location),
+            describe_age(None if group.oldest is None else now - group.oldest),
+            describe_age(None if group.newest is None else now - group.newest),
+            ", ".join(map(str, group.examples)) + (", …" if group.count > len(group.examples) else ""),
+        )
+        for group in groups
+    ]
+    cells = [[row[i] for row in rows] for i in range(len(GROUP_HEADERS))]
+    redundant = coroutine_adds_nothing(cells[3], cells[4])
+    layout = [
+        Column(header, number=header in ("Count", "Oldest", "Newest"), location=header == "Location", hide_rank=rank)
+        for header, rank in zip(GROUP_HEADERS, (None, None, None, -1 if redundant else 2, None, 1, 0, 3), strict=True)
+    ]
+    heading = f"{plural(total, 'task')} in {plural(len(groups), 'group')} of alike tasks (same coroutine, same line)\n"
+    return [heading, *table_text(layout, cells, width, style, wide=wide)]
+
+
+GROUP_HEADERS = ("Count", "States", "Name", "Coroutine", "Location", "Oldest", "Newest", "Examples")
 
 
 def _indented_names(chunk: TaskColumns, depths: dict[int, int]) -> list[str]:

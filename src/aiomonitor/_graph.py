@@ -11,11 +11,27 @@ from __future__ import annotations
 import itertools
 import operator
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
-from .backends import GilTurns, pieces, release_gently, sorted_in_runs
+from ._locations import format_location
+from .backends import FrameInfo, GilTurns, pieces, release_gently, sorted_in_runs
 
 Edge = tuple[int, int, str]
+#: Alike leaf siblings are folded into one line from this many on.
+FOLD_AT = 3
+#: Ids a folded line names as examples.
+FOLD_EXAMPLES = 3
+
+
+@dataclass(frozen=True)
+class Folding:
+    """What folding alike siblings needs: tasks are alike when they run the
+    same coroutine at the same place and hang under the same parent the same way."""
+
+    names: Mapping[int, str]
+    coros: Mapping[int, str]
+    locations: Mapping[int, FrameInfo | None]
 
 
 def children_map(nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int]) -> dict[int, list[Edge]]:
@@ -75,9 +91,15 @@ def labels(names: Mapping[int, str], coros: Mapping[int, str]) -> dict[int, str]
 
 
 def tree_lines(
-    nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int]
+    nodes: Mapping[int, str], edges: Iterable[Edge], creators: Mapping[int, int], folding: Folding | None = None
 ) -> tuple[list[str], list[list[int]]]:
     """Indented lines for every node, and the cycles found (as id paths).
+
+    With *folding*, a parent's childless children that are alike (see
+    :class:`Folding`), :data:`FOLD_AT` or more of them, are one line:
+    ``├─ 997 x app (handle) app.py:21 in handle  [taskgroup]  e.g. 11, 12, 13``
+    (the x is a multiplication sign).  Alike tasks alone at the top level
+    (no parent, no children) fold the same way.
 
     A depth-first walk with a stack of (children, next index) per level, not
     recursion (deep await chains must not hit the recursion limit).  A run
@@ -96,6 +118,11 @@ def tree_lines(
     # under it, so leaves need no place in ``seen`` (100k of them grew it
     # through rehashes of fresh memory, one of which held the GIL ~7 ms).
     starts += [node for node in nodes if node in has_parent and node in children]
+    if folding is not None:
+        alone = [(node, None) for node in starts if node not in children and node not in has_parent]
+        if len(alone) >= FOLD_AT:
+            lines.extend(folded_labels(alone, nodes, folding))
+            starts = [node for node in starts if node in children or node in has_parent]
     for start in starts:
         if start in seen:
             continue
@@ -112,7 +139,7 @@ def tree_lines(
             if level.next >= len(level.kids):
                 stack.pop()
                 continue
-            level.next = _draw_leaves(level, nodes, lines, turns)
+            level.next = _draw_leaves(level, nodes, lines, turns, folding)
             if level.next >= len(level.kids):
                 continue
             _, child, how = level.kids[level.next]
@@ -161,8 +188,11 @@ class _Level:
 _CHILD, _HOW = operator.itemgetter(1), operator.itemgetter(2)
 
 
-def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], turns: GilTurns) -> int:
-    """Draw the run of leaf children from ``level.next`` in C passes; the index after it.
+def _draw_leaves(
+    level: _Level, nodes: Mapping[int, str], lines: list[str], turns: GilTurns, folding: Folding | None = None
+) -> int:
+    """Draw the run of leaf children from ``level.next`` (folded, with
+    *folding*); the index after it.
 
     *turns* is the whole drawing's: a tree of many short runs still offers
     the GIL once a millisecond."""
@@ -171,6 +201,11 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], turn
         end = level.leaf.index(False, start)
     except ValueError:
         end = len(level.kids)
+    ends_level = end == len(level.kids)
+    if folding is not None and end - start >= FOLD_AT:
+        _draw_folded(level.kids[start:end], level.prefix, ends_level, nodes, lines, folding)
+        turns.offer()
+        return end
     for piece in range(start, end, LABEL_CHUNK):
         run = level.kids[piece : min(piece + LABEL_CHUNK, end)]
         ids = list(map(_CHILD, run))
@@ -187,6 +222,54 @@ def _draw_leaves(level: _Level, nodes: Mapping[int, str], lines: list[str], turn
         lines.extend(map("%s%s%s  [%s]".__mod__, fields))
         turns.offer()
     return end
+
+
+def _draw_folded(
+    run: list[Edge], prefix: str, ends_level: bool, nodes: Mapping[int, str], lines: list[str], folding: Folding
+) -> None:
+    """A run of leaf children, folded (see ``folded_labels``), with their connectors."""
+    labels = folded_labels([(child, how) for _, child, how in run], nodes, folding)
+    connectors = ["├─ "] * len(labels)
+    if ends_level:
+        connectors[-1] = "└─ "
+    lines.extend(map(f"{prefix}%s%s".__mod__, zip(connectors, labels, strict=True)))
+
+
+def folded_labels(run: Sequence[tuple[int, str | None]], nodes: Mapping[int, str], folding: Folding) -> list[str]:
+    """Lines for (task, how) leaves: each set of FOLD_AT or more alike ones
+    as one line (the largest first), then the others one line each, in order.
+
+    One Python step per leaf (a dict append): bytecode, so the GIL is handed
+    over at every switch interval however long the run.
+    """
+    alike: dict[tuple[str, FrameInfo | None, str | None], list[int]] = {}
+    coros, locations = folding.coros, folding.locations
+    for child, how in run:
+        alike.setdefault((coros[child], locations.get(child), how), []).append(child)
+    folded = sorted(
+        ((key, ids) for key, ids in alike.items() if len(ids) >= FOLD_AT), key=lambda item: (-len(item[1]), item[1][0])
+    )
+    labels = [_folded_label(ids, folding, how) for (_, _, how), ids in folded]
+    gone = {child for _, ids in folded for child in ids} if folded else set()
+    labels += [nodes[child] + _how_tag(how) for child, how in run if child not in gone]
+    return labels
+
+
+def _how_tag(how: str | None) -> str:
+    return "" if how is None else f"  [{how}]"
+
+
+def _folded_label(ids: list[int], folding: Folding, how: str | None) -> str:
+    names = {folding.names[child] for child in ids}
+    name = names.pop() if len(names) == 1 else "tasks"
+    first = ids[0]
+    examples = ", ".join(map(str, ids[:FOLD_EXAMPLES])) + (", …" if len(ids) > FOLD_EXAMPLES else "")
+    where = format_location(folding.locations.get(first))
+    return f"{len(ids)} {_TIMES} {name} ({folding.coros[first]}) {where}{_how_tag(how)}  e.g. {examples}"
+
+
+#: How a folded line counts its tasks (``997 x app``, with the sign).
+_TIMES = "\N{MULTIPLICATION SIGN}"
 
 
 def cycles(graph: Mapping[int, Mapping[int, str]]) -> list[list[int]]:

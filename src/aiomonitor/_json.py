@@ -16,6 +16,7 @@ from typing import Any
 from . import _format, _graph
 from ._diagnosis import Finding
 from ._doctor_query import Diagnosis
+from ._groups import TaskGroup
 from ._query import AwaitTree, ClientInfo, MonitorStatus, TaskDetail
 from ._stalls import Stall
 from .backends import EndedTask, FrameInfo, TaskColumns, TaskSnapshot, joined_gently, release_gently
@@ -103,6 +104,26 @@ _TASK_LINE = (
     '{"id": %s, "name": %s, "state": %s, "coro": %s, "location": %s, "parent_id": %s, "created": %s, '
     '"creator_id": %s, "age": %s, "steps": %s, "busy": %s, "longest_step": %s}'
 )
+
+
+def group(item: TaskGroup, now: float) -> dict[str, Any]:
+    """A group of alike tasks as ``ps -g -j`` prints it and the web API serves it."""
+    return {
+        "count": item.count,
+        "states": item.states,
+        "name": item.name,
+        "coro": item.coro,
+        "location": location(item.location),
+        "oldest_age": None if item.oldest is None else now - item.oldest,
+        "newest_age": None if item.newest is None else now - item.newest,
+        "examples": item.examples,
+    }
+
+
+def groups_text(groups: Iterable[TaskGroup]) -> str:
+    """``ps -g -j``: one JSON object per group, a line each."""
+    now = time.monotonic()
+    return "".join(json.dumps(group(item, now)) + "\n" for item in groups)
 
 
 def _numbers(values: list[float | None] | list[int | None]) -> Iterable[str]:

@@ -12,7 +12,6 @@ Every wait counts against one deadline for the whole call.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
 import re
 import select
@@ -20,7 +19,7 @@ import socket
 import time
 from dataclasses import dataclass
 
-from ._client_telnet import connect, naws, split_telnet
+from ._client_telnet import TelnetText, connect, naws
 from ._registry import Address
 
 DEFAULT_PROMPT = "monitor >>> "
@@ -80,25 +79,23 @@ class Login:
 
 
 class _Reader:
-    """Text from the socket, telnet sequences removed, until a deadline.
+    """Text from the socket (``TelnetText``), until a deadline.
 
     Kept as chunks and joined when asked: ``ps`` at 100k tasks is megabytes,
-    and appending to one string would copy it once per chunk.  Decoded
-    incrementally, so a character split between two reads stays whole.
+    and appending to one string would copy it once per chunk.
     """
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self._sock = sock
         self._deadline = deadline
-        self._unfinished = b""
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._text = TelnetText()
         self._chunks: list[str] = []
         self.closed = False
 
     @property
     def text(self) -> str:
         """Everything read since the last ``take``, with CR LF as newlines."""
-        joined = "".join(self._chunks).replace("\r\n", "\n")
+        joined = "".join(self._chunks)
         self._chunks = [joined]
         return joined
 
@@ -113,10 +110,9 @@ class _Reader:
             raise NoAnswer(f"connection lost: {exc.strerror or exc}") from None
         if not data:
             self.closed = True
-            self._chunks.append(self._decoder.decode(b"", final=True))
+            self._chunks.append(self._text.close())
             return
-        raw, self._unfinished, _ = split_telnet(self._unfinished + data)
-        self._chunks.append(self._decoder.decode(raw))
+        self._chunks.append(self._text.feed(data)[0])
 
     def take(self) -> str:
         text = self.text

@@ -128,31 +128,36 @@ class AwaitTree:
     edges: tuple[tuple[int, int, str], ...]
     #: task id -> id of the task that created it (tracing only).
     creators: Mapping[int, int]
+    #: task id -> where it waits (for folding alike tasks; empty unless asked for).
+    locations: Mapping[int, FrameInfo | None] = field(default_factory=dict)
 
     def release(self) -> None:
         """Free the mappings a piece at a time (see ``release_gently``); empty after."""
-        for mapping in (self.names, self.coros, self.creators):
+        for mapping in (self.names, self.coros, self.creators, self.locations):
             if isinstance(mapping, dict):
                 release_gently(mapping)
 
 
-def await_tree(backend: Backend, include_own: bool = False) -> AwaitTree:
+def await_tree(backend: Backend, include_own: bool = False, with_locations: bool = False) -> AwaitTree:
     # From the snapshot's columns by C-level passes (no Python, no tuple per
     # task), and one listing of the tasks for the snapshot and the edges.
     names: dict[int, str] = {}
     coros: dict[int, str] = {}
     creators: dict[int, int] = {}
+    locations: dict[int, FrameInfo | None] = {}
     with backend.one_look():
         for chunk in backend.snapshot_columns():
             if not include_own:
                 chunk = chunk.without_name(MONITOR_TASK_NAME)
             names.update(zip(chunk.id, chunk.name, strict=True))
             coros.update(zip(chunk.id, chunk.coro, strict=True))
+            if with_locations:
+                locations.update(zip(chunk.id, chunk.location, strict=True))
             created = map(operator.is_not, chunk.creator_id, itertools.repeat(None))
             pairs = cast("Iterable[tuple[int, int]]", zip(chunk.id, chunk.creator_id, strict=True))
             creators.update(itertools.compress(pairs, created))
         edges = tuple(backend.await_edges())
-    return AwaitTree(names, coros, edges, creators)
+    return AwaitTree(names, coros, edges, creators, locations)
 
 
 # -- ended tasks -------------------------------------------------------------------

@@ -132,21 +132,26 @@ class TraceCommands(CommandBase):
         Edges: await (a task awaiting another), gather, taskgroup (an
         asyncio.TaskGroup's members), nursery (trio), and with trace_tasks,
         created (a task nobody waits for, under its creator).  Cycles are
-        reported.  -j prints the graph as JSON; -a includes the monitor's own
-        tasks (console statements).
+        reported.  Three or more alike childless siblings (the same coroutine
+        at the same line) are folded into one line with their count and a few
+        example ids; --expand (-e) shows every task.  -j prints the graph as
+        JSON, every task; -a includes the monitor's own tasks (console
+        statements).
         """
         as_json = "-j" in args or "--json" in args
         include_own = "-a" in args or "--all" in args
-        share = ("pstree", as_json, include_own)
-        self._write_all(self._compute_text(self._pstree_text, as_json, include_own, share=share))
+        expand = as_json or "-e" in args or "--expand" in args
+        share = ("pstree", as_json, include_own, expand)
+        self._write_all(self._compute_text(self._pstree_text, as_json, include_own, expand, share=share))
 
-    def _pstree_text(self, as_json: bool, include_own: bool) -> list[str]:
-        tree = _query.await_tree(self._context.backend, include_own)
+    def _pstree_text(self, as_json: bool, include_own: bool, expand: bool) -> list[str]:
+        tree = _query.await_tree(self._context.backend, include_own, with_locations=not expand)
         try:
             if as_json:
                 return list(_json.await_tree(tree))
             labels = _graph.labels(tree.names, tree.coros)
-            lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators)
+            folding = None if expand else _graph.Folding(tree.names, tree.coros, tree.locations)
+            lines, cycles = _graph.tree_lines(labels, tree.edges, tree.creators, folding)
             chunks = list(_format.batched_text(lines))
             release_gently(lines, labels)
         finally:
