@@ -100,6 +100,22 @@ def test_tasks_are_paged_filtered_sorted_and_match_ps_j() -> None:
             assert row[key] == line[key], key
 
 
+def test_tasks_grouped_are_ps_g_j_paged() -> None:
+    with web_app("asyncio", extra_tasks=250) as app:
+        page = app.get_json("/api/v1/tasks?group=1&limit=1")
+        assert page["grouped"] and page["matched"] >= 253 and page["group_count"] >= 3
+        (largest,) = page["groups"]
+        assert largest["count"] == 251 and largest["coro"] == "park_here"  # parked-job and the extras
+        assert largest["location"]["file"].endswith("web_app.py") and len(largest["examples"]) == 3
+        rest = app.get_json("/api/v1/tasks?group=1&offset=1")["groups"]
+        assert sum(group["count"] for group in [largest, *rest]) == page["matched"]
+        with Client(app.monitor_port) as client:
+            client.start()
+            lines = [json.loads(x) for x in client.command("ps -g -j").splitlines() if x.startswith("{")]
+        assert lines[0].keys() == largest.keys() and lines[0]["count"] == largest["count"]
+        assert app.get_json("/api/v1/tasks?group=1&filter=ticker")["groups"][0]["count"] == 1
+
+
 @pytest.mark.parametrize(
     ("query", "word"),
     [
@@ -111,6 +127,8 @@ def test_tasks_are_paged_filtered_sorted_and_match_ps_j() -> None:
         ("colour=red", "unknown parameter"),
         ("filter=" + "x" * 300, "filter"),
         ("all=maybe", "all"),
+        ("group=1&sort=name", "group"),
+        ("group=maybe", "group"),
     ],
 )
 def test_bad_parameters_get_a_400_with_one_line(query: str, word: str) -> None:

@@ -104,6 +104,22 @@ def test_the_filter_narrows_the_table(page: Page) -> None:
         assert "of 1 shown" in page.locator("#summary").inner_text()
 
 
+def test_group_alike_folds_the_table_and_the_tree_folds_alike_siblings(page: Page) -> None:
+    with web_app("asyncio", extra_tasks=30) as app:
+        page.goto(app.url)
+        _task_row(page, "extra-29").wait_for()
+        page.check("#group")
+        crowd = page.locator("#tasks tbody tr.group", has=page.locator("td.num", has_text="31"))
+        crowd.wait_for()
+        assert "park_here" in crowd.inner_text() and "web_app.py" in crowd.inner_text()
+        assert "groups of" in page.locator("#summary").inner_text()
+        page.goto(app.url.replace("#", "") + "#/tree")
+        folded = page.locator("#tree li.folded", has_text="31 \N{MULTIPLICATION SIGN} tasks")
+        folded.wait_for()
+        assert "park_here" in folded.inner_text() and "e.g." in folded.inner_text()
+        assert page.locator("#tree", has_text="extra-7").count() == 0  # folded, not listed
+
+
 @pytest.mark.parametrize("framework", ["asyncio", "trio"])
 def test_the_cancel_button_asks_first_then_the_task_really_ends(page: Page, framework: str) -> None:
     with web_app(framework) as app:

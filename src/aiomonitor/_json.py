@@ -175,7 +175,7 @@ def await_tree(tree: AwaitTree) -> Iterator[str]:
     lines, cycles = _graph.tree_lines(names, tree.edges, tree.creators)
     release_gently(lines)
     yield '{"tasks": ['
-    yield from _joined(_tree_tasks(names, tree.coros), raw=True)
+    yield from _joined(_tree_tasks(names, tree.coros, tree.locations), raw=True)
     yield '], "edges": ['
     yield from _joined({"waiter": w, "awaited": a, "how": how} for w, a, how in tree.edges if w in names and a in names)
     yield '], "created_by": {'
@@ -183,13 +183,22 @@ def await_tree(tree: AwaitTree) -> Iterator[str]:
     yield f'}}, "cycles": {json.dumps(cycles)}}}\n'
 
 
-def _tree_tasks(names: Mapping[int, str], coros: Mapping[int, str]) -> Iterator[str]:
-    """``json.dumps({"id": ..., "name": ..., "coro": ...})`` of each task, in C-level passes."""
+def _tree_tasks(
+    names: Mapping[int, str], coros: Mapping[int, str], locations: Mapping[int, FrameInfo | None]
+) -> Iterator[str]:
+    """``json.dumps({"id": ..., "name": ..., "coro": ..., "location": ...})`` of
+    each task, in C-level passes (each location, shared by many, encoded once)."""
+    places: dict[FrameInfo | None, str] = {None: "null"}
     ids = iter(names)
     while chunk := list(itertools.islice(ids, 1000)):
         names_text = map(_encode_string, map(names.__getitem__, chunk))
         coros_text = map(_encode_string, map(coros.__getitem__, chunk))
-        yield from map('{"id": %s, "name": %s, "coro": %s}'.__mod__, zip(chunk, names_text, coros_text, strict=True))
+        wheres = list(map(locations.get, chunk))
+        for where in set(wheres).difference(places):
+            places[where] = json.dumps(_place(where))  # type: ignore[arg-type]
+        places_text = map(places.__getitem__, wheres)
+        fields = zip(chunk, names_text, coros_text, places_text, strict=True)
+        yield from map('{"id": %s, "name": %s, "coro": %s, "location": %s}'.__mod__, fields)
 
 
 def _joined(items: Iterable[Any], raw: bool = False, batch: int = 1000) -> Iterator[str]:

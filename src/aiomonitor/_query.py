@@ -128,7 +128,7 @@ class AwaitTree:
     edges: tuple[tuple[int, int, str], ...]
     #: task id -> id of the task that created it (tracing only).
     creators: Mapping[int, int]
-    #: task id -> where it waits (for folding alike tasks; empty unless asked for).
+    #: task id -> where it waits (for folding alike tasks).
     locations: Mapping[int, FrameInfo | None] = field(default_factory=dict)
 
     def release(self) -> None:
@@ -138,7 +138,7 @@ class AwaitTree:
                 release_gently(mapping)
 
 
-def await_tree(backend: Backend, include_own: bool = False, with_locations: bool = False) -> AwaitTree:
+def await_tree(backend: Backend, include_own: bool = False) -> AwaitTree:
     # From the snapshot's columns by C-level passes (no Python, no tuple per
     # task), and one listing of the tasks for the snapshot and the edges.
     names: dict[int, str] = {}
@@ -151,8 +151,7 @@ def await_tree(backend: Backend, include_own: bool = False, with_locations: bool
                 chunk = chunk.without_name(MONITOR_TASK_NAME)
             names.update(zip(chunk.id, chunk.name, strict=True))
             coros.update(zip(chunk.id, chunk.coro, strict=True))
-            if with_locations:
-                locations.update(zip(chunk.id, chunk.location, strict=True))
+            locations.update(zip(chunk.id, chunk.location, strict=True))
             created = map(operator.is_not, chunk.creator_id, itertools.repeat(None))
             pairs = cast("Iterable[tuple[int, int]]", zip(chunk.id, chunk.creator_id, strict=True))
             creators.update(itertools.compress(pairs, created))

@@ -145,7 +145,7 @@ class TraceCommands(CommandBase):
         self._write_all(self._compute_text(self._pstree_text, as_json, include_own, expand, share=share))
 
     def _pstree_text(self, as_json: bool, include_own: bool, expand: bool) -> list[str]:
-        tree = _query.await_tree(self._context.backend, include_own, with_locations=not expand)
+        tree = _query.await_tree(self._context.backend, include_own)
         try:
             if as_json:
                 return list(_json.await_tree(tree))

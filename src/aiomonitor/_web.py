@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 from . import _json, _query, _web_params
 from ._context import CommandContext
 from ._doctor_query import diagnose_settled
+from ._groups import task_groups
 from ._http import Request, Response, error_body
 from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ._metrics import Metrics
@@ -196,6 +197,19 @@ class WebApp:
     def _task_page(self, page: _web_params.TaskPage) -> dict[str, Any]:
         backend = self._context.backend
         selection = _query.select_tasks(backend, page.query)
+        if page.grouped:
+            groups = task_groups(selection.chunks())
+            now = time.monotonic()
+            return {
+                "total": selection.total,
+                "matched": selection.matched,
+                "offset": page.offset,
+                "limit": page.limit,
+                "traced": backend.traced,
+                "grouped": True,
+                "group_count": len(groups),
+                "groups": [_json.group(item, now) for item in groups[page.offset : page.offset + page.limit]],
+            }
         rows = [_json.task(task) for index, task in enumerate(selection) if index >= page.offset]
         return {
             "total": selection.total,

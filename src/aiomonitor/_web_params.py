@@ -97,10 +97,12 @@ class TaskPage:
     query: TaskQuery
     offset: int
     limit: int
+    #: Groups of alike tasks instead of tasks (``ps -g``): the page is of groups.
+    grouped: bool = False
 
 
 def task_page(params: Mapping[str, str]) -> TaskPage:
-    _only(params, {"filter", "sort", "limit", "offset", "all"})
+    _only(params, {"filter", "sort", "limit", "offset", "all", "group"})
     filters = filter_words(params.get("filter", ""))
     sort = params.get("sort") or None
     if sort is not None and sort not in TASK_SORT_KEYS:
@@ -108,6 +110,10 @@ def task_page(params: Mapping[str, str]) -> TaskPage:
     limit = _integer(params, "limit", DEFAULT_PAGE, 0, MAX_PAGE)
     offset = _integer(params, "offset", 0, 0, MAX_OFFSET)
     include_own = _flag(params, "all")
+    if _flag(params, "group"):
+        if sort is not None:
+            raise BadParameter("group lists the largest groups first: it takes no sort")
+        return TaskPage(TaskQuery(filters, None, None, include_own), offset, limit, grouped=True)
     # The page is the first offset + limit rows, less the first offset: the
     # backends' fast path (no full snapshot) serves it when nothing filters.
     return TaskPage(TaskQuery(filters, sort, offset + limit, include_own), offset, limit)

@@ -7,6 +7,7 @@ const TOKEN = document.querySelector('meta[name="aiomonitor-token"]').content;
 const REFRESH_MS = 2000;
 const PAGE_SIZES = [50, 100, 500];
 const TREE_NODES_DRAWN = 3000;
+const FOLD_AT = 3;
 
 // -- small helpers ---------------------------------------------------------------
 
@@ -102,10 +103,12 @@ async function cancelTask(id, name) {
 
 const tasksView = {
   live: true,
-  state: { filter: "", sort: "", limit: 100, offset: 0 },
+  state: { filter: "", sort: "", limit: 100, offset: 0, group: false },
   render(container) {
     const s = this.state;
     let timer = null;
+    const group = el("input", { type: "checkbox", id: "group", checked: s.group,
+      onchange: (event) => { s.group = event.target.checked; s.offset = 0; this.sort.disabled = s.group; this.update(); } });
     const filter = el("input", {
       type: "search", id: "filter", placeholder: "filter: name, coroutine, state, file…", value: s.filter,
       oninput: (event) => {
@@ -113,7 +116,7 @@ const tasksView = {
         timer = setTimeout(() => { s.filter = event.target.value; s.offset = 0; this.update(); }, 250);
       },
     });
-    const sort = el("select", { id: "sort", onchange: (event) => { s.sort = event.target.value; s.offset = 0; this.update(); } },
+    const sort = this.sort = el("select", { id: "sort", disabled: s.group, onchange: (event) => { s.sort = event.target.value; s.offset = 0; this.update(); } },
       ["", "id", "name", "state", "age", "busy"].map((key) => el("option", { value: key, selected: key === s.sort, text: key ? `sort by ${key}` : "default order" })));
     const size = el("select", { id: "page-size", onchange: (event) => { s.limit = Number(event.target.value); s.offset = 0; this.update(); } },
       PAGE_SIZES.map((n) => el("option", { value: n, selected: n === s.limit, text: `${n} per page` })));
@@ -121,17 +124,20 @@ const tasksView = {
     this.next = el("button", { id: "next", onclick: () => { s.offset += s.limit; this.update(); } }, "next ›");
     this.summary = el("span", { id: "summary", class: "muted" });
     this.table = el("table", { id: "tasks" });
-    container.append(el("h2", { text: "Live tasks" }), el("div", { class: "toolbar" }, filter, sort, size, this.prev, this.next, this.summary), el("div", { class: "scroll" }, this.table));
+    const groupToggle = el("label", { title: "One row per coroutine waiting at one line (ps -g)" }, group, " group alike");
+    container.append(el("h2", { text: "Live tasks" }), el("div", { class: "toolbar" }, filter, groupToggle, sort, size, this.prev, this.next, this.summary), el("div", { class: "scroll" }, this.table));
   },
   seq: 0,
   async update() {
     const s = this.state;
     const params = new URLSearchParams({ limit: s.limit, offset: s.offset });
     if (s.filter.trim()) params.set("filter", s.filter.trim());
-    if (s.sort) params.set("sort", s.sort);
+    if (s.sort && !s.group) params.set("sort", s.sort);
+    if (s.group) params.set("group", "1");
     const seq = ++this.seq;  // a refresh and a keystroke may cross: only the newest answer is shown
     const page = await api(`/api/v1/tasks?${params}`);
     if (seq !== this.seq) return;
+    if (page.grouped) { this.showGroups(page); return; }
     const last = page.offset + page.tasks.length;
     this.summary.textContent = page.tasks.length
       ? `${page.offset + 1}–${last} of ${page.matched} shown` + (page.matched !== page.total ? ` (${page.total} tasks in all)` : "")
@@ -148,6 +154,21 @@ const tasksView = {
       page.traced ? [el("td", { class: "num", text: seconds(t.age) }), el("td", { class: "code" }, shortPlace(t.created))] : null,
       page.timed ? [el("td", { class: "num", text: t.steps === null ? "-" : t.steps }), el("td", { class: "num", text: seconds(t.busy) })] : null,
       el("td", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel"))));
+    this.table.replaceChildren(el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
+  },
+  showGroups(page) {
+    const last = page.offset + page.groups.length;
+    this.summary.textContent = `${page.group_count} groups of ${page.matched} tasks` + (page.groups.length ? `; ${page.offset + 1}–${last} shown` : "");
+    this.prev.disabled = page.offset === 0;
+    this.next.disabled = last >= page.group_count;
+    const head = ["count", "states", "name", "coroutine", "location", "oldest", "newest", "examples"];
+    const rows = page.groups.map((g) => el("tr", { class: "group" },
+      el("td", { class: "num", text: g.count }),
+      el("td", { text: Object.entries(g.states).map(([state, n]) => Object.keys(g.states).length > 1 ? `${state} ${n}` : state).join(", ") }),
+      el("td", { class: "name", text: g.name === null ? "tasks" : g.name }), el("td", { class: "code", text: g.coro }),
+      el("td", { class: "code" }, shortPlace(g.location)),
+      el("td", { class: "num", text: seconds(g.oldest_age) }), el("td", { class: "num", text: seconds(g.newest_age) }),
+      el("td", { class: "code id" }, g.examples.flatMap((id, i) => i ? [", ", taskLink(id)] : [taskLink(id)]), g.count > g.examples.length ? ", …" : "")));
     this.table.replaceChildren(el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
   },
 };
@@ -250,11 +271,38 @@ const treeView = {
       const kids = (children.get(id) || []).filter((edge) => !seen.has(edge.awaited));
       if (!kids.length || drawn > TREE_NODES_DRAWN) return el("li", {}, label);
       return el("li", {}, el("details", { open: drawn < 200 }, el("summary", {}, label, el("span", { class: "muted", text: ` · ${kids.length}` })),
-        el("ul", {}, kids.map((edge) => node(edge.awaited, edge.how)))));
+        el("ul", {}, folded(kids).map((item) => item.edges ? foldedItem(item) : node(item.awaited, item.how)))));
+    };
+    // Three or more childless siblings running the same coroutine at the same
+    // line, hung the same way, are one line (as pstree folds them).
+    const folded = (kids) => {
+      const alike = new Map();
+      for (const edge of kids) {
+        if (children.has(edge.awaited)) continue;
+        const t = names.get(edge.awaited) || {};
+        const key = JSON.stringify([t.coro, place(t.location), edge.how]);
+        if (!alike.has(key)) alike.set(key, []);
+        alike.get(key).push(edge);
+      }
+      const groups = [...alike.values()].filter((edges) => edges.length >= FOLD_AT).sort((a, b) => b.length - a.length);
+      const gone = new Set(groups.flatMap((edges) => edges.map((edge) => edge.awaited)));
+      return [...groups.map((edges) => ({ edges })), ...kids.filter((edge) => !gone.has(edge.awaited))];
+    };
+    const foldedItem = ({ edges }) => {
+      drawn += 1;
+      for (const edge of edges) seen.add(edge.awaited);
+      const first = names.get(edges[0].awaited) || { name: "?", coro: "" };
+      const shared = edges.every((edge) => (names.get(edge.awaited) || {}).name === first.name) ? first.name : "tasks";
+      const examples = edges.slice(0, 3).flatMap((edge, i) => i ? [", ", taskLink(edge.awaited)] : [taskLink(edge.awaited)]);
+      return el("li", { class: "folded" }, `${edges.length} × ${shared} `, el("span", { class: "code muted", text: `${first.coro} ${place(first.location)}` }),
+        edges[0].how ? el("span", { class: "how", text: ` (${edges[0].how})` }) : null, " e.g. ", ...examples, edges.length > 3 ? ", …" : "");
     };
     const roots = tree.tasks.filter((t) => !awaited.has(t.id)).map((t) => t.id);
     const items = [];
-    for (const id of roots) { if (drawn > TREE_NODES_DRAWN) break; items.push(node(id)); }
+    for (const item of folded(roots.map((id) => ({ awaited: id, how: null })))) {
+      if (drawn > TREE_NODES_DRAWN) break;
+      items.push(item.edges ? foldedItem(item) : node(item.awaited));
+    }
     for (const t of tree.tasks) { if (drawn > TREE_NODES_DRAWN) break; if (!seen.has(t.id)) items.push(node(t.id)); }
     const notes = [el("p", { class: "muted", text: `${tree.tasks.length} tasks, ${tree.edges.length} await edges.` })];
     if (drawn > TREE_NODES_DRAWN) notes.push(el("p", { class: "muted", text: `Only the first ${TREE_NODES_DRAWN} are drawn; the whole tree is at /api/v1/tree.` }));
