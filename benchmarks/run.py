@@ -52,12 +52,34 @@ def spread(values: Sequence[float], scale: float = 1.0, digits: int = 3) -> str:
     return f"{median} ({low}-{high})"
 
 
+#: Every table printed in this run, as Markdown, for ``--markdown``.
+MARKDOWN_TABLES: list[str] = []
+
+
 def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     print(f"\n## {title}\n")
     for row in (headers, ["-" * w for w in widths], *rows):
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     sys.stdout.flush()
+    lines = [f"### {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows]
+    MARKDOWN_TABLES.append("\n".join(lines) + "\n")
+
+
+def write_markdown(path: str, argv: Sequence[str], runs: int) -> None:
+    """The run's tables as a Markdown page: when, on what, and the exact command."""
+    when = time.strftime("%Y-%m-%d")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    command = " ".join(["python benchmarks/run.py", *argv])
+    head = [
+        f"Measured on {when}, on {machine}, with {python}, {runs} runs per figure,",
+        f"by `{command}`.",
+        "",
+    ]
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(head) + "\n" + "\n".join(MARKDOWN_TABLES))
 
 
 def live_task_memory(python: str, framework: str, configs: Sequence[str], runs: int, n: int = 100_000) -> None:
@@ -298,8 +320,10 @@ READ_ONLY_COMMANDS = (
     "ps -n 20 -s age",
     "ps -s name",
     "ps parked-5",
+    "ps -g",
     "pstree",
     "pstree -j",
+    "pstree --expand",
     "where ID",
     "ended",
     "where-ended ENDED",
@@ -498,6 +522,7 @@ def main() -> None:
         help="another aiomonitor source tree (e.g. a git worktree of an older commit: its src directory); "
         "with --only commands or concurrency, each measurement is taken on both, interleaved",
     )
+    parser.add_argument("--markdown", help="also write every table to this Markdown file (docs/benchmarks-results.md)")
     args = parser.parse_args()
     runs = args.runs or (3 if args.quick else 5)
     only = set(args.only.split(","))
@@ -575,6 +600,8 @@ def main() -> None:
         )
         # One run each: its ps takes tens of seconds at 100k tasks.
         print_peer_ratios(our_scale, measure_scale(peer, sizes, 1, terminal=True))
+    if args.markdown:
+        write_markdown(args.markdown, sys.argv[1:], runs)
 
 
 if __name__ == "__main__":

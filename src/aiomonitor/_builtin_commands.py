@@ -36,7 +36,9 @@ class BuiltinCommands(CommandBase):
     """``help``, ``ps``, ``where``, ``cancel``, ``signal``, ``stacktrace``, ``lag``,
     ``who``, ``console`` and ``exit``."""
 
+    #: What ``help COMMAND`` shows; fields ``cmd_name``, ``arg_list``, ``doc``, ``doc_firstline``.
     help_template = "{cmd_name} {arg_list}\n    {doc}\n"
+    #: Like :attr:`help_template`, once per command, for ``help``.
     help_short_template = "    {cmd_name}{cmd_arg_sep}{arg_list}: {doc_firstline}"
 
     # -- help ------------------------------------------------------------------

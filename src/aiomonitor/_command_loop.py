@@ -34,7 +34,10 @@ class CommandLoop(CommandBase):
     _cmd_prefix = commands.COMMAND_PREFIX
     _empty_result = object()
 
+    #: The prompt a session shows before each command line.
     prompt = "monitor >>> "
+    #: The greeting after login; fields ``tasknum`` (the number of tasks),
+    #: ``s`` ("s" unless there is exactly one) and ``framework``.
     intro = "\n{framework} Monitor: {tasknum} task{s} running\nType help for available commands\n\n"
 
     _lastcmd_fallback: str | None = None

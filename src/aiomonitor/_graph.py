@@ -68,8 +68,8 @@ def _add_children(children: dict[int, list[Edge]], edges: list[Edge]) -> None:
 
 #: Tasks per C-level pass in children_map and tree_lines.
 LABEL_CHUNK = 2048
-#: Labels made per C-level pass: one pass over 100k held the GIL ~60 ms,
-#: one over 2048 3-8 ms on a slow machine.
+#: Labels made per C-level pass: one pass over 100k holds the GIL ~60 ms,
+#: one over 2048 up to ~8 ms (``benchmarks/gil_holds.py``).
 _LABEL_PASS = 512
 
 

@@ -1,9 +1,8 @@
 """Heavy computations, one at a time, shared by the clients that ask together.
 
-Fifty clients typing ``ps`` at once used to compute fifty snapshots one
-after another (heavy work is serialised so the app's loop never queues
-behind fifty GIL-hungry threads): the last answer came fifty snapshots late.
-Here, requests for the same computation (the same command, arguments and
+Heavy work is serialised, so the app's loop never queues behind fifty
+GIL-hungry threads; fifty clients typing ``ps`` at once would then wait for
+fifty snapshots, the last answer fifty snapshots late.  Instead, requests for the same computation (the same command, arguments and
 client settings: the *key*) that arrive while an earlier one waits for its
 turn join it, and all get the one result.  A request never takes a result
 that started computing before it arrived, so every answer is as fresh as

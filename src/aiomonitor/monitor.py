@@ -43,8 +43,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("aiomonitor")
 
+#: The default host: the monitor binds to localhost only.
 MONITOR_HOST = "127.0.0.1"
+#: The default monitor port (connect with ``nc``, ``telnet`` or ``python -m aiomonitor``).
 MONITOR_PORT = 50101
+#: The default port of the in-loop Python console.
 CONSOLE_PORT = 50102
 
 
@@ -284,6 +287,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
 
     @property
     def closed(self) -> bool:
+        """Whether the monitor was closed; a closed Monitor cannot be started again."""
         return self._closed
 
     @property
@@ -293,6 +297,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
 
     @property
     def console_port(self) -> int:
+        """The console's TCP port (the real one if 0 was asked for)."""
         return self._console_port
 
     @property

@@ -291,8 +291,8 @@ def joined_gently(separator: str, strings: Iterable[str]) -> str:
     time, handing the GIL over between passes.
 
     The join drives the whole C pipeline behind *strings*: 2048 ``ps -j``
-    lines (a dozen fields formatted each) held the GIL ~10 ms in that one
-    call on a slow machine.
+    lines (a dozen fields formatted each) can hold the GIL ~10 ms in that
+    one call.
     """
     turns = GilTurns()
     iterator = iter(strings)

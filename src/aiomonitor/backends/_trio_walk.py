@@ -56,8 +56,8 @@ def _children_of(task: trio.lowlevel.Task) -> list[trio.lowlevel.Task]:
 
     trio's ``child_tasks`` builds a frozenset (a new hash table), which the
     caller copies into a list and frees: three C calls of 100k items for a
-    big nursery, one of which held the GIL 7-11 ms on a slow machine
-    (page faults for the table).  A list of the nursery's own set is one
+    big nursery, one of which can hold the GIL ~10 ms (page faults for the
+    table).  A list of the nursery's own set is one
     pass, a third of that; the public copy stands in if trio renames it.
     """
     children: list[trio.lowlevel.Task] = []

@@ -75,8 +75,8 @@ def _indexes_named(tasks: list[trio.lowlevel.Task], name: str | None) -> set[int
     """Where tasks called *name* are in *tasks* (the monitor's own: a few).
 
     Each chunk's names are read and compared by C loops, short enough not
-    to stall the app; one ``list.index`` search of 100k names held the GIL
-    4-6 ms on a slow machine (a string compare per task).
+    to stall the app; one ``list.index`` search of 100k names holds the GIL
+    up to ~6 ms (a string compare per task).
     """
     if name is None:
         return set()
