@@ -127,9 +127,11 @@ async def test_telnet_negotiation_is_answered_never_echoed(monitor: aiomonitor.M
         assert bytes([IAC, WONT, ECHO]) in replies
         assert bytes([IAC, DO, NAWS]) in replies
         assert b"[aiomonitor: yes]" in replies
-        table = replies.split(b"[aiomonitor: yes]\r\n", 1)[1]
-        assert max(len(line.decode()) for line in table.split(b"\r\n")) <= 70
-        assert "…" in table.decode()  # long cells shortened to fit
+        table = replies.split(b"[aiomonitor: yes]\r\n", 1)[1].decode()
+        lines = table.split("\r\n")
+        if max(map(len, lines)) > 70:  # only a name too long for the width may widen it: names are never cut
+            assert any(len(word) > 30 for line in lines[2:] for word in line.split()), table
+        assert "Hidden to fit 70 columns: " in table  # columns gave way
 
 
 async def test_colours_only_for_a_client_that_named_its_terminal(monitor: aiomonitor.Monitor) -> None:
@@ -144,7 +146,7 @@ async def test_colours_only_for_a_client_that_named_its_terminal(monitor: aiomon
         assert "\x1b[1mTask ID" in table
         rows = ANSI_SGR.sub("", table).splitlines()
         state_at = rows[1].index("State")
-        states = {row[state_at:].split()[0] for row in rows[3:] if row}
+        states = {row[state_at:].split()[0] for row in rows[3:] if row[:1].isdigit()}
         assert states and states <= {"pending", "running", "waiting", "cancelling", "done"}  # still aligned
         assert "\x1b" not in await in_thread(plain.command, "ps")
 

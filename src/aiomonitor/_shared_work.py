@@ -2,11 +2,12 @@
 
 Heavy work is serialised, so the app's loop never queues behind fifty
 GIL-hungry threads; fifty clients typing ``ps`` at once would then wait for
-fifty snapshots, the last answer fifty snapshots late.  Instead, requests for the same computation (the same command, arguments and
-client settings: the *key*) that arrive while an earlier one waits for its
-turn join it, and all get the one result.  A request never takes a result
-that started computing before it arrived, so every answer is as fresh as
-an answer of its own would have been.
+fifty snapshots, the last answer fifty snapshots late.  Instead, requests
+for the same computation (the same command, arguments and client settings:
+the *key*) that arrive while an earlier one waits for its turn join it,
+and all get the one result.  A request never takes a result that started
+computing before it arrived, so every answer is as fresh as an answer of
+its own would have been.
 
 Results are shared between threads as they are: keep them immutable (the
 text commands return lists of strings).

@@ -114,8 +114,7 @@ class SessionOutput(io.TextIOBase):
             with self._cond:
                 if not self._wait_for_room():
                     return
-                self._append(chunk)
-                wake = self._wake_due()
+                wake = self._append(chunk)
             if wake:
                 self._wake()
 
@@ -129,8 +128,7 @@ class SessionOutput(io.TextIOBase):
         with self._cond:
             if self._shut or self._size > HARD_LIMIT:
                 return
-            self._append(data)
-            wake = self._wake_due()
+            wake = self._append(data)
         if wake:
             self._wake()
 
@@ -147,8 +145,7 @@ class SessionOutput(io.TextIOBase):
             self._last_prompt = data
             if self._shut:
                 return
-            self._append(data)
-            wake = self._wake_due()
+            wake = self._append(data)
         if wake:
             self._wake()
 
@@ -176,8 +173,7 @@ class SessionOutput(io.TextIOBase):
             if self._size > HARD_LIMIT:
                 self._cut_locked(NOT_KEEPING_UP)
                 return
-            self._append(data)
-            wake = self._wake_due()
+            wake = self._append(data)
         if wake:
             self._wake()
 
@@ -185,12 +181,11 @@ class SessionOutput(io.TextIOBase):
         if self._shut:
             return
         self._drop_all()
-        self._append(encode_output(f"\n{marker}\n"))
+        wake = self._append(encode_output(f"\n{marker}\n"))
         if self._answering:
             self._cutting = True
         elif self._last_prompt:
             self._append(self._last_prompt)
-        wake = self._wake_due()
         self._cond.notify_all()
         if wake:
             self._wake()
@@ -202,9 +197,11 @@ class SessionOutput(io.TextIOBase):
         self._wake_pending = True
         return wake
 
-    def _append(self, data: bytes | memoryview) -> None:
+    def _append(self, data: bytes | memoryview) -> bool:
+        """Buffer *data* (under ``_cond``); whether the writer task must be woken for it."""
         self._pieces.append(data)
         self._size += len(data)
+        return self._wake_due()
 
     def _drop_all(self) -> None:
         self._pieces.clear()

@@ -197,28 +197,23 @@ class WebApp:
     def _task_page(self, page: _web_params.TaskPage) -> dict[str, Any]:
         backend = self._context.backend
         selection = _query.select_tasks(backend, page.query)
+        body: dict[str, Any]
         if page.grouped:
             groups = task_groups(selection.chunks())
             now = time.monotonic()
-            return {
-                "total": selection.total,
-                "matched": selection.matched,
-                "offset": page.offset,
-                "limit": page.limit,
-                "traced": backend.traced,
-                "grouped": True,
-                "group_count": len(groups),
-                "groups": [_json.group(item, now) for item in groups[page.offset : page.offset + page.limit]],
-            }
-        rows = [_json.task(task) for index, task in enumerate(selection) if index >= page.offset]
+            shown = groups[page.offset : page.offset + page.limit]
+            body = {"grouped": True, "group_count": len(groups), "groups": [_json.group(item, now) for item in shown]}
+        else:
+            rows = [_json.task(task) for index, task in enumerate(selection) if index >= page.offset]
+            body = {"timed": backend.timed, "tasks": rows}
+        # The counts once the selection has been read through.
         return {
             "total": selection.total,
             "matched": selection.matched,
             "offset": page.offset,
             "limit": page.limit,
             "traced": backend.traced,
-            "timed": backend.timed,
-            "tasks": rows,
+            **body,
         }
 
     async def _task(self, task_id: int, request: Request) -> Response:
