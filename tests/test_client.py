@@ -171,7 +171,7 @@ def _unread(sock: socket.socket) -> int:
 def test_a_character_and_a_line_end_split_between_reads_arrive_whole() -> None:
     """The interactive client's reader over a real socket: ``└─`` cut inside
     its UTF-8 bytes, and CR LF cut between CR and LF, each across two reads."""
-    from aiomonitor._client import Connection
+    from aiomonitor._client._interactive import Connection
 
     ours, theirs = socket.socketpair()
     shown: list[str] = []
@@ -194,7 +194,7 @@ def test_a_character_and_a_line_end_split_between_reads_arrive_whole() -> None:
     text=st.text(max_size=80).map(lambda t: t.replace("\r", "") + "\r\n└─ ok\r\n"), cuts=st.lists(st.integers(0, 200))
 )
 def test_telnet_text_is_the_same_however_the_bytes_are_cut(text: str, cuts: list[int]) -> None:
-    from aiomonitor._client_telnet import TelnetText
+    from aiomonitor._client._telnet import TelnetText
 
     data = text.encode()
     reader = TelnetText()

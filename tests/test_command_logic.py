@@ -14,7 +14,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor import _format, _json, _table
 from aiomonitor._protocol import commands
 from aiomonitor._protocol.commands import (
     ArgumentMappingException,
@@ -22,7 +21,8 @@ from aiomonitor._protocol.commands import (
     MultipleCommandException,
     UnknownCommandException,
 )
-from aiomonitor._style import COLOUR, PLAIN, style_for_terminal
+from aiomonitor._render import _format, _json, _table
+from aiomonitor._render._style import COLOUR, PLAIN, style_for_terminal
 from aiomonitor.backends import FrameInfo, TaskColumns, TaskSnapshot
 from aiomonitor.utils import alt_names
 
@@ -73,7 +73,7 @@ def test_a_prefix_of_a_whole_command_wins_over_its_hyphenated_extensions() -> No
 
 
 def test_pstree_draws_branches_and_the_last_child() -> None:
-    from aiomonitor import _graph
+    from aiomonitor._render import _graph
 
     nodes = {1: "main", 2: "a", 3: "b", 4: "c", 5: "d", 6: "e"}
     edges = [(1, 2, "await"), (1, 3, "gather"), (2, 4, "await"), (2, 5, "await"), (3, 6, "await")]

@@ -228,7 +228,7 @@ async def test_a_big_result_arrives_whole_and_a_runaway_print_ends_with_its_prom
     one result of any size is kept whole; many prints arrive whole while the
     client keeps up, are cut to a marker past the limit unsent when it does
     not, and the prompt follows either way."""
-    from aiomonitor._streams import NOT_KEEPING_UP
+    from aiomonitor._server._streams import NOT_KEEPING_UP
 
     with await open_console(console_monitor) as client:
         (big,) = await lines(client, "'x' * 20_000_000")

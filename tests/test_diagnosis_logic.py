@@ -9,8 +9,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor import _diagnosis, _graph
-from aiomonitor._stalls import Stall
+from aiomonitor._query import _diagnosis
+from aiomonitor._query._cycles import cycles
+from aiomonitor._query._stalls import Stall
 from aiomonitor.backends import FrameInfo, Holder, Wait
 
 HERE = FrameInfo("/srv/app/jobs.py", 10, "work")
@@ -24,7 +25,7 @@ def lock_wait(task: int, target: int, holder: int | None, at: FrameInfo = HERE) 
 
 def deadlocks(waits: list[Wait], edges: list[tuple[int, int, str]], names: dict[int, str]) -> list[_diagnosis.Finding]:
     graph = _diagnosis.wait_graph(waits, edges)
-    return _diagnosis.check_deadlocks(_graph.cycles(graph), graph, waits, names)
+    return _diagnosis.check_deadlocks(cycles(graph), graph, waits, names)
 
 
 def is_acyclic(graph: dict[int, dict[int, str]]) -> bool:
@@ -46,7 +47,7 @@ def is_acyclic(graph: dict[int, dict[int, str]]) -> bool:
 @given(st.dictionaries(st.integers(0, 8), st.sets(st.integers(0, 8), max_size=3), max_size=9))
 def test_cycles_are_real_and_found_exactly_when_there_are_some(edges: dict[int, set[int]]) -> None:
     graph = {node: dict.fromkeys(targets, "await") for node, targets in edges.items()}
-    found = _graph.cycles(graph)
+    found = cycles(graph)
     assert bool(found) == (not is_acyclic(graph))
     for cycle in found:
         for position, node in enumerate(cycle):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from aiomonitor import _diagnosis
+from aiomonitor._query import _diagnosis
 
 from .apps import ROOT, running_app
 from .conftest import open_monitor

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aiomonitor._groups import EXAMPLES, task_groups
+from aiomonitor._query._groups import EXAMPLES, task_groups
 from aiomonitor.backends import FrameInfo, TaskColumns, TaskSnapshot
 
 from .conftest import open_monitor

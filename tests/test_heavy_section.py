@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor._heavy import COMPUTING_SWITCH_INTERVAL, heavy_section, is_active
+from aiomonitor._gil._heavy import COMPUTING_SWITCH_INTERVAL, heavy_section, is_active
 
 from .conftest import open_monitor
 from .helpers import Client, in_thread
@@ -110,9 +110,9 @@ async def test_commands_change_settings_only_while_computing(anyio_backend_name:
 
 def test_a_writer_waiting_for_its_client_holds_no_output_turn() -> None:
     """More stuck clients than turns: another session's output still goes through."""
-    from aiomonitor import _heavy
-    from aiomonitor._context import CommandBase
-    from aiomonitor._streams import HIGH_WATER, SessionOutput
+    from aiomonitor._commands._context import CommandBase
+    from aiomonitor._gil import _heavy
+    from aiomonitor._server._streams import HIGH_WATER, SessionOutput
 
     class Writer(CommandBase):
         def __init__(self, sout: SessionOutput) -> None:
@@ -146,7 +146,7 @@ def test_a_shared_answer_is_buffered_by_reference_a_chunk_at_a_time() -> None:
     its chunks, each once the client has room for it; a writer waiting for a
     client that reads nothing is released when the writer task cuts the
     answer, which then ends with the marker and its prompt."""
-    from aiomonitor._streams import HIGH_WATER, NOT_READING, SessionOutput
+    from aiomonitor._server._streams import HIGH_WATER, NOT_READING, SessionOutput
 
     answer = (b"a" * HIGH_WATER, b"b" * 10)
     reading = SessionOutput(lambda: None, set)
@@ -170,7 +170,7 @@ def test_a_shared_answer_is_buffered_by_reference_a_chunk_at_a_time() -> None:
 
 
 def test_a_cut_while_idle_sends_the_marker_and_the_prompt_again() -> None:
-    from aiomonitor._streams import NOT_READING, SessionOutput
+    from aiomonitor._server._streams import NOT_READING, SessionOutput
 
     output = SessionOutput(lambda: None, set)
     output.begin_answer()
@@ -192,7 +192,7 @@ def test_session_output_hands_on_what_was_written_in_order(steps: list[tuple[str
     """Pieces kept as written (shared, not copied) come out in order, in takes
     of at most the size asked; from a writer that must not wait, an answer
     past HARD_LIMIT unsent is cut to one marker, and its prompt still follows."""
-    from aiomonitor import _streams
+    from aiomonitor._server import _streams
 
     here: set[int | None] = {threading.get_ident()}  # never blocks: as the server's own thread writes
     output = _streams.SessionOutput(lambda: None, lambda: here)

@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 import pytest
 
-from aiomonitor._accepting import LOBBY_SIZE
+from aiomonitor._server._door import LOBBY_SIZE
 
 from .attacks import PASSWORD, attackers, flood, guess, hostile_app, idle_connections, log_in
 from .conftest import _HAVE_UVLOOP, open_monitor

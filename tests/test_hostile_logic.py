@@ -15,10 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomonitor import _stdin_guard
-from aiomonitor._accepting import Arrival, Lobby
-from aiomonitor._login import FAILURE_DELAY, MAX_BURSTS, MAX_FAILURE_SPACING, LoginThrottle
-from aiomonitor._pacing import CpuBudget
+from aiomonitor._server import _stdin_guard
+from aiomonitor._server._door import FAILURE_DELAY, MAX_BURSTS, MAX_FAILURE_SPACING, Arrival, Lobby, LoginThrottle
+from aiomonitor._server._pacing import CpuBudget
 from aiomonitor.backends._records import TaskRecord
 from aiomonitor.backends._tracing import CHAIN_CUT, CHAIN_KEEP, raw_record, to_record
 

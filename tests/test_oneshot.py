@@ -16,7 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor import _client, _oneshot
+from aiomonitor._client import _interactive as _client
+from aiomonitor._client import _oneshot
 from aiomonitor._registry import Address
 
 PROMPT = b"monitor >>> "

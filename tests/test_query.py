@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomonitor import _query
+from aiomonitor._query import _queries as _query
 from aiomonitor.backends import (
     MONITOR_TASK_NAME,
     Backend,
@@ -175,7 +175,7 @@ def test_run_sync_on_a_blocked_loop_raises_and_never_runs_later() -> None:
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers()), max_size=300), st.none() | st.integers(0, 50))
 def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit: int | None) -> None:
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small chunks, so the merge path runs
     try:
@@ -190,7 +190,7 @@ def test_gentle_sorting_is_sorted_and_stable(items: list[tuple[int, int]], limit
 def test_sorting_by_id_in_ranges_is_a_sort_by_id(count: int, distinct: int, random: Any) -> None:
     """Tiny runs: many ranges and splitters; an object may come more than
     once.  Distinct objects are never sorted more than two runs at once."""
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     objects = [object() for _ in range(distinct)]
     if distinct >= count:
@@ -332,7 +332,7 @@ def test_the_first_in_tree_order_are_the_full_ordered_walk_s_first(shape: list[t
         child = _FakeTask()
         parent._child_nurseries[nursery_index % 2]._tasks.append(child)
         tasks.append(child)
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     # Small chunks: the chunked sorts and selections run with a few tasks.
     _trio_walk._ONE_SORT_MAX, saved = 3, _trio_walk._ONE_SORT_MAX
@@ -347,7 +347,7 @@ def test_the_first_in_tree_order_are_the_full_ordered_walk_s_first(shape: list[t
 
 @given(st.lists(st.tuples(st.integers(0, 5), st.integers()), max_size=300), st.integers(0, 50))
 def test_the_smallest_few_gently_are_those_of_a_stable_sort(items: list[tuple[int, int]], count: int) -> None:
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     _gil.SORT_CHUNK, saved = 7, _gil.SORT_CHUNK  # small chunks, so the selection and its trims run
     try:
@@ -361,7 +361,7 @@ def test_the_smallest_few_gently_are_those_of_a_stable_sort(items: list[tuple[in
 
 @given(st.lists(st.integers(), max_size=60), st.integers(1, 7))
 def test_releasing_gently_empties_every_kind_of_container(items: list[int], piece: int) -> None:
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     containers: list[Any] = [list(items), dict.fromkeys(items, "x"), set(items)]
     saved, _gil.RELEASE_PIECE = _gil.RELEASE_PIECE, piece
@@ -377,7 +377,7 @@ def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) ->
     """Few distinct keys and tiny runs: every branch of the piecewise merge, and ties."""
     import operator
 
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     items = [(key, index) for index, key in enumerate(keys)]
     saved, _gil.SORT_CHUNK = _gil.SORT_CHUNK, chunk
@@ -391,7 +391,7 @@ def test_sorting_in_runs_merges_in_pieces_stably(keys: list[int], chunk: int) ->
 @given(st.lists(st.text(max_size=3), max_size=40), st.sampled_from(["", "\n", ", "]), st.integers(1, 5))
 def test_joining_gently_is_joining(strings: list[str], separator: str, per_pass: int) -> None:
     """Passes of a few strings, empty ones included: the same text as one join."""
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     saved, _gil.JOIN_PASS = _gil.JOIN_PASS, per_pass
     try:
@@ -406,7 +406,7 @@ def test_gil_turns_are_offered_at_most_once_a_turn(monkeypatch: pytest.MonkeyPat
     time are free, and a turn given starts the count again."""
     import types
 
-    from aiomonitor.backends import _gil
+    from aiomonitor._gil import _passes as _gil
 
     now = [100.0]
     slept: list[float] = []
@@ -427,7 +427,7 @@ def test_gil_turns_are_offered_at_most_once_a_turn(monkeypatch: pytest.MonkeyPat
 
 def test_pings_while_one_is_unanswered_share_it() -> None:
     """Fifty probes at once cost the app's loop one callback, not fifty."""
-    from aiomonitor._watchdog import LoopWatchdog
+    from aiomonitor._query._watchdog import LoopWatchdog
 
     posted: list[Callable[[], None]] = []
 

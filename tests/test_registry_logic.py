@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor import _attach, _fleet, _registry
+from aiomonitor import _attach, _registry
 from aiomonitor._autostart import AutoMonitor
+from aiomonitor._client import _fleet
 from aiomonitor._run import split_arguments
 
 from .helpers import poll

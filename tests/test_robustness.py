@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor._server import _COMMAND_THREADS
+from aiomonitor._server._server_thread import _COMMAND_THREADS
 
 from .conftest import open_monitor
 from .helpers import CONSOLE_PROMPT, PROMPT, Client, in_thread, open_fds, poll

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aiomonitor._shared_work import SharedWork
+from aiomonitor._gil._shared_work import SharedWork
 
 from .helpers import DEADLINE, poll
 
@@ -110,7 +110,7 @@ def test_unkeyed_work_runs_each_time() -> None:
 
 def test_a_relay_wakes_every_waiter_once_set_and_each_wait_after() -> None:
     """Waiters wake one after another (``_relay``), but every one of them wakes."""
-    from aiomonitor._relay import Relay
+    from aiomonitor._gil._relay import Relay
 
     relay = Relay()
     woken: list[bool] = []
@@ -126,7 +126,7 @@ def test_a_relay_wakes_every_waiter_once_set_and_each_wait_after() -> None:
 
 
 def test_a_relay_never_set_times_out() -> None:
-    from aiomonitor._relay import Relay
+    from aiomonitor._gil._relay import Relay
 
     relay = Relay()
     assert relay.wait(0.01) is False and relay.wait(-1) is False and not relay.is_set()

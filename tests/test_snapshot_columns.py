@@ -18,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aiomonitor import _format, _graph, _query, _table
+from aiomonitor._query import _queries as _query
+from aiomonitor._render import _format, _graph, _table
 from aiomonitor.backends import TaskColumns, TaskSnapshot, _asyncio_edges, _columns, asyncio_backend
 from aiomonitor.backends._chains import awaited_by, describe_chains
 from aiomonitor.backends._frames import await_chain, describe_chain

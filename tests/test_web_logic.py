@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor import _http, _metrics, _web_params
-from aiomonitor._query import TASK_SORT_KEYS
-from aiomonitor._web_params import BadParameter, Denied
+from aiomonitor._query._queries import TASK_SORT_KEYS
+from aiomonitor._web import _http, _metrics
+from aiomonitor._web import _params as _web_params
+from aiomonitor._web._params import BadParameter, Denied
 from aiomonitor.backends import asyncio_backend
 
 from .helpers import classic_loop_thread

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import aiomonitor
-from aiomonitor._streams import NOT_READING, TRUNCATED
+from aiomonitor._server._streams import NOT_READING, TRUNCATED
 
 from .conftest import open_monitor
 from .helpers import PROMPT, Client, in_thread

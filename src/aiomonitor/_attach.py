@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _registry
-from ._cli import PASSWORD_ENV
+from ._registry import PASSWORD_ENV
 
 #: Monitors started in this process by ``attach``, kept alive here: nothing
 #: else in the process holds them.  Only ``start_in_running_loop`` adds to it.

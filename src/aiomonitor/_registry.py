@@ -37,6 +37,9 @@ from typing import Any
 
 from ._version import __version__
 
+#: Where the client, `run` and `attach` find a monitor's password: never on the command line.
+PASSWORD_ENV = "AIOMONITOR_PASSWORD"  # noqa: S105 - the variable's name
+
 log = logging.getLogger("aiomonitor")
 
 ENV_DIR = "AIOMONITOR_RUNTIME_DIR"

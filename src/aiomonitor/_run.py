@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from ._autostart import AutoMonitor
-from ._cli import PASSWORD_ENV
+from ._registry import PASSWORD_ENV
 from .monitor import Monitor
 
 #: Options that take a value, for finding where the program's own arguments begin.

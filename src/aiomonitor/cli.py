@@ -5,7 +5,7 @@ The same program as ``python -m aiomonitor`` (``-H/--host``, ``-p/--port``, ...)
 
 from __future__ import annotations
 
-from ._cli import main
+from ._client._cli import main
 
 __all__ = ("main",)
 

@@ -21,25 +21,26 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _listen, _registry
-from ._builtin_commands import BuiltinCommands
-from ._command_loop import CommandLoop
-from ._context import CommandCall, CommandContext
-from ._doctor_commands import DoctorCommands
-from ._doctor_query import CancelMemory
-from ._repl import ConsoleSpec
-from ._server import ListenSpec, MonitorServer
-from ._session import SessionConfig
-from ._shared_work import SharedWork
-from ._stalls import DEFAULT_MAX_STALLS, StallRecorder
-from ._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
-from ._trace_commands import TraceCommands
-from ._watchdog import LoopWatchdog
-from ._web_endpoint import WebEndpoint
+from . import _registry
+from ._commands._builtin_commands import BuiltinCommands
+from ._commands._command_loop import CommandLoop
+from ._commands._context import CommandCall, CommandContext
+from ._commands._doctor_commands import DoctorCommands
+from ._commands._trace_commands import TraceCommands
+from ._gil._shared_work import SharedWork
+from ._query._doctor_query import CancelMemory
+from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
+from ._query._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
+from ._query._watchdog import LoopWatchdog
+from ._server import _listen
+from ._server._repl import ConsoleSpec
+from ._server._server_thread import ListenSpec, MonitorServer
+from ._server._session import SessionConfig
+from ._web._endpoint import WebEndpoint
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, asyncio_backend, trio_backend
 
 if TYPE_CHECKING:
-    from ._web_server import WebListener
+    from ._web._listener import WebListener
 
 log = logging.getLogger("aiomonitor")
 
@@ -177,7 +178,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             watchdog=self._watchdog,
             stall_recorder=self._stall_recorder,
             cancel_memory=CancelMemory(),
-            clients=lambda: self._server.connections() if self._server is not None else [],
+            clients=lambda: [conn.client for conn in self._server.connections()] if self._server is not None else [],
             console_enabled=console_enabled,
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),

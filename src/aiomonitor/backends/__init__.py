@@ -1,9 +1,11 @@
 """The interface between the monitor and one async framework, and its factory.
 
 Only re-exports and the factory live here: the interface is in ``_base``, the
-records it returns in ``_records``, the GIL helpers in ``_gil``, each backend
-in a module of its own.  Nothing in ``backends/`` imports the rest of the
-package: the monitor depends on backends, never the other way round.
+records it returns in ``_records``, each backend in a module of its own;
+``__all__`` names the framework interface and its records, nothing else.
+Nothing in ``backends/`` imports the rest of the package but the GIL
+etiquette (``aiomonitor._gil``), which imports nothing of ours: the monitor
+depends on backends, never the other way round.
 """
 
 from __future__ import annotations
@@ -23,17 +25,6 @@ from ._base import (
 )
 from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
-from ._gil import (
-    GIL_YIELD_EVERY,
-    GilTurns,
-    joined_gently,
-    pieces,
-    release_gently,
-    sorted_by_id,
-    sorted_gently,
-    sorted_in_runs,
-    yielding,
-)
 from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
@@ -41,7 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = (
     "DEFAULT_HOP_TIMEOUT",
-    "GIL_YIELD_EVERY",
     "MONITOR_TASK_NAME",
     "Backend",
     "CancelOutcome",
@@ -49,7 +39,6 @@ __all__ = (
     "Census",
     "EndedTask",
     "FrameInfo",
-    "GilTurns",
     "Holder",
     "Interrupted",
     "LoopUnresponsive",
@@ -63,15 +52,8 @@ __all__ = (
     "asyncio_backend",
     "columns_of",
     "is_library",
-    "joined_gently",
-    "pieces",
-    "release_gently",
     "snapshots_of",
-    "sorted_by_id",
-    "sorted_gently",
-    "sorted_in_runs",
     "trio_backend",
-    "yielding",
 )
 
 

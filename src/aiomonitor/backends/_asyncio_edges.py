@@ -16,9 +16,9 @@ import operator
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
+from .._gil._passes import pieces, release_gently, yielding
 from ._chains import ChainLevels, awaited_by
 from ._frames import await_chain
-from ._gil import pieces, release_gently, yielding
 
 _TASK_GROUP_EXIT = getattr(getattr(asyncio, "TaskGroup", None), "__aexit__", None)
 

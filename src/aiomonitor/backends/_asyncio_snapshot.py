@@ -18,10 +18,10 @@ import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, cast
 
+from .._gil._passes import GilTurns
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
-from ._gil import GilTurns
 from ._timing import TimedCoroutine, stats_of
 from ._tracing import RawRecord, trace_columns
 

@@ -30,8 +30,8 @@ from collections.abc import Callable, Collection
 from types import FrameType
 from typing import Any, NamedTuple
 
+from .._gil._passes import release_gently, yielding
 from ._frames import await_chain
-from ._gil import release_gently, yielding
 from ._records import Holder, Wait
 from ._waits import WaitDescriber, app_location, holders_by_evidence, method_codes, primitive_in_chain, type_label
 

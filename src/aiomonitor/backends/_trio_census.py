@@ -8,7 +8,7 @@ import operator
 
 import trio
 
-from ._gil import COUNT_CHUNK, GilTurns
+from .._gil._passes import COUNT_CHUNK, GilTurns
 from ._trio_tracer import WRAPPER_CODE, user_coro
 
 

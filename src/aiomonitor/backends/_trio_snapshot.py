@@ -16,10 +16,10 @@ from typing import cast
 
 import trio
 
+from .._gil._passes import GilTurns
 from . import _columns
 from ._chains import describe_chains
 from ._columns import TaskColumns
-from ._gil import GilTurns
 from ._timing import StepStats
 from ._tracing import RawRecord, trace_columns
 from ._trio_tracer import user_coros

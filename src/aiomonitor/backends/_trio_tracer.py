@@ -18,15 +18,7 @@ import trio
 
 from ._frames import await_chain
 from ._records import FrameInfo
-from ._tracing import (
-    History,
-    RawRecord,
-    caller_frame,
-    exception_summary,
-    framework_files,
-    keepable,
-    raw_record,
-)
+from ._tracing import History, RawRecord, caller_frame, exception_summary, framework_files, keepable, raw_record
 
 
 async def _run_task(coro: Any, tracer: TaskTracer, scope: trio.CancelScope | None) -> Any:

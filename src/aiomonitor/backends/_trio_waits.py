@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from ._gil import yielding
+from .._gil._passes import yielding
 from ._records import Holder, Wait
 from ._waits import WaitDescriber, app_location, holders_by_evidence, method_codes, primitive_in_chain, type_label
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import trio
 
-from ._gil import GIL_YIELD_EVERY, GilTurns, smallest_gently, sorted_by_id
+from .._gil._passes import GIL_YIELD_EVERY, GilTurns, smallest_gently, sorted_by_id
 
 #: Siblings sorted by one C call; more are sorted in GIL-friendly chunks.
 _ONE_SORT_MAX = 4096

@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
+from .._gil._passes import count_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
 from ._asyncio_edges import await_edges_of
 from ._asyncio_snapshot import column_chunks
 from ._asyncio_tracer import AsyncioTracer
@@ -24,17 +25,7 @@ from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import await_chain, describe_chain
-from ._gil import count_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
-from ._records import (
-    Canceller,
-    CancelOutcome,
-    Census,
-    EndedTask,
-    FrameInfo,
-    TaskRecord,
-    TaskSnapshot,
-    Wait,
-)
+from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
 from ._timing import TimedCoroutine, stats_of
 from ._tracing import trace_fields
 

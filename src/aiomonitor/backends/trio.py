@@ -34,11 +34,11 @@ from typing import Any
 
 import trio
 
+from .._gil._passes import GilTurns, smallest_gently, tasks_with_ids, yielding
 from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import describe_chain
-from ._gil import GilTurns, smallest_gently, tasks_with_ids, yielding
 from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines

@@ -1,0 +1,3 @@
+"""Query results as text and JSON: tables (one width rule), tasks, stacks, the
+await tree, styles.  Pure: no I/O, no threads, no framework.
+"""

@@ -1,0 +1,111 @@
+"""One Monitor's web dashboard: its settings, its socket, its address and token.
+
+Kept apart from ``monitor`` so that nothing of the web (h11,
+prometheus_client) is imported unless ``web_port`` is set: the core needs
+anyio only, and ``aiomonitor[web]`` is an extra.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import secrets
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import _registry
+from .._server import _listen
+
+if TYPE_CHECKING:
+    from .._commands._context import CommandContext
+    from ._http import Handler
+    from ._listener import WebListener
+
+log = logging.getLogger("aiomonitor")
+
+#: Random bytes in a generated token (24 characters of URL-safe base64).
+TOKEN_BYTES = 18
+TOKEN_CHARACTERS = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
+
+class WebEndpoint:
+    """The settings of ``Monitor(web_port=…)``; :meth:`bind` at start, then the address."""
+
+    def __init__(
+        self,
+        port: int | None,
+        host: str | None,
+        token: str | None,
+        metrics_public: bool,
+        context: CommandContext,
+        records_stalls: bool,
+    ) -> None:
+        if port is not None:
+            require_web_extra()
+        if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
+            # It travels in a header, a URL and a cookie: RFC 6750's token68 fits all three.
+            raise ValueError("web_token must be letters, digits and -._~+/= only, and not empty")
+        self.port = port
+        self._host = host
+        self._token_setting = token
+        self.token: str | None = None
+        self._metrics_public = metrics_public
+        self.listener: WebListener | None = None
+        self._context = context
+        self._records_stalls = records_stalls
+
+    def bind(self, default_host: str, write_timeout: float) -> WebListener | None:
+        """Bind the port (``OSError`` if taken) and pick this start's token; None when off."""
+        if self.port is None:
+            return None
+        from ._listener import WebListener
+
+        host = self._host or default_host
+        sock = _listen.bind_tcp(host, self.port)
+        self.port = sock.getsockname()[1]
+        self.token = self._token_setting or secrets.token_urlsafe(TOKEN_BYTES)
+        if not _listen.is_loopback(host):
+            log.warning(
+                "aiomonitor: the web dashboard on %s:%d is plain HTTP reachable from other machines: "
+                "its token travels unencrypted; put it behind TLS or keep it on 127.0.0.1.",
+                host,
+                self.port,
+            )
+        self.listener = WebListener(sock, self._make_handler, write_timeout)
+        log.info("aiomonitor: web dashboard on %s:%d", host, self.port)
+        return self.listener
+
+    def url(self, default_host: str) -> str | None:
+        if self.token is None or self.port is None:
+            return None
+        host = _registry.Address(self._host or default_host, self.port).connectable_host()
+        host = f"[{host}]" if ":" in host else host
+        # Quoted: a chosen token may hold "+", which a query would read as a space.
+        return f"http://{host}:{self.port}/?token={urllib.parse.quote(self.token, safe='')}"
+
+    def connection_count(self) -> int:
+        return self.listener.connection_count() if self.listener is not None else 0
+
+    def _make_handler(self, run_in_worker: Callable[..., Any]) -> Handler:
+        """The web app, made in the server thread once its worker pool exists."""
+        from ._metrics import Metrics, MetricsSource
+        from ._routes import WebApp, WebSettings
+
+        context = self._context
+
+        def sessions() -> int:
+            return len(context.clients()) + self.connection_count()
+
+        assert self.token is not None
+        settings = WebSettings(self.token, self._metrics_public, self._records_stalls, self.connection_count)
+        metrics = Metrics(MetricsSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
+        return WebApp(context, settings, run_in_worker, metrics).handle
+
+
+def require_web_extra() -> None:
+    """A clear error at construction when ``aiomonitor[web]`` is missing."""
+    missing = [name for name in ("h11", "prometheus_client") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ImportError(f"web_port needs {' and '.join(missing)}: pip install 'aiomonitor[web]'", name=missing[0])

@@ -1,0 +1,363 @@
+"""The web dashboard's routes: the page, ``/api/v1/…`` and ``/metrics``.
+
+Each route reads the query layer (``_query``), the same functions the telnet
+commands use, and renders with ``_json``, which is also what ``-j`` prints:
+a task in the API is the object ``ps -j`` prints for it.  Heavy reads run in
+the monitor's worker threads through ``_shared_work.compute`` (one at a
+time, shared between identical requests, in a heavy section), never in the
+server thread, which keeps answering while a read takes its time and while
+the app's loop is blocked.  Nothing here enters the monitored loop except
+``cancel``, which waits for the loop at most ``hop_timeout``.
+
+Access (``_web_params``): every route but the static files needs the token.
+The page itself also accepts it as a cookie (``SameSite=Strict``,
+``HttpOnly``), set when the page is opened with ``?token=``; the page's
+script sends the token as ``Authorization: Bearer`` on every API call, and
+a POST is refused without that header or with a foreign ``Origin``, so
+another site can neither read the API nor make a browser cancel a task.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import importlib.resources
+import json
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .._commands._context import CommandContext
+from .._gil._shared_work import compute
+from .._query import _queries as _query
+from .._query._doctor_query import diagnose_settled
+from .._query._groups import task_groups
+from .._render import _json
+from .._version import __version__
+from ..backends import LoopUnresponsive, NotCancellable, UnknownTask
+from . import _params as _web_params
+from ._http import Request, Response, error_body
+from ._listener import RunInWorker
+from ._metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ._metrics import Metrics
+from ._params import BadParameter, Denied
+
+log = logging.getLogger("aiomonitor")
+
+T = TypeVar("T")
+
+#: How long a cancelled task may take to finish before the answer says "still running".
+CANCEL_GRACE = 0.5
+#: Files of the page, served as they are (no token needed: nothing secret in them).
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    token: str
+    #: ``/metrics`` without a token (for a scraper that can't send one).
+    metrics_public: bool
+    records_stalls: bool
+    #: The web connections open now (telnet sessions are counted from the context).
+    web_connections: Callable[[], int]
+
+
+class WebApp:
+    """Answers one request at a time per connection; any number of connections."""
+
+    def __init__(
+        self,
+        context: CommandContext,
+        settings: WebSettings,
+        run_in_worker: RunInWorker,
+        metrics: Metrics,
+    ) -> None:
+        self._context = context
+        self._settings = settings
+        self._run = run_in_worker
+        self._metrics = metrics
+        self._static = _load_static()
+        get: dict[str, Callable[[Request], Awaitable[Response]]] = {
+            "/api/v1/status": self._status,
+            "/api/v1/tasks": self._tasks,
+            "/api/v1/ended": self._ended,
+            "/api/v1/tree": self._tree,
+            "/api/v1/lag": self._lag,
+            "/api/v1/stalls": self._stalls,
+            "/api/v1/sessions": self._sessions,
+            "/api/v1/doctor": self._doctor,
+        }
+        self._get = get
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except BadParameter as exc:
+            return _error(400, str(exc))
+        except Denied as exc:
+            return _error(exc.status, str(exc))
+        except Exception:  # one request's trouble is a 500, never the server's end
+            log.exception("aiomonitor: web request %s %s failed", request.method, request.path)
+            return _error(500, "internal error (see the app's log)")
+
+    async def _route(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/static/") and request.method == "GET":
+            return self._static_file(path.removeprefix("/static/"))
+        if path == "/favicon.ico":  # asked by every browser; we have none to give
+            return Response(204, b"", "image/x-icon")
+        if path in ("/", "/index.html") and request.method == "GET":
+            return self._page(request)
+        if path == "/metrics" and request.method == "GET":
+            if not self._settings.metrics_public:
+                self._authorise(request)
+            _web_params.no_parameters(request.query)
+            body = await self._run(self._metrics.render)
+            return Response(200, body, METRICS_CONTENT_TYPE)
+        if not path.startswith("/api/v1/"):
+            return _error(404, f"no such page: {path[:80]}")
+        if request.method == "POST":
+            self._authorise(request, change=True)
+            return await self._post(request)
+        self._authorise(request)
+        if path in self._get:
+            return await self._get[path](request)
+        prefix = "/api/v1/tasks/"
+        if path.startswith(prefix) and "/" not in path[len(prefix) :]:
+            return await self._task(_web_params.task_id(path[len(prefix) :]), request)
+        if path.startswith(prefix) and path.endswith("/cancel"):
+            return _error(405, "cancel is a POST")
+        return _error(404, f"no such API: {path[:80]}")
+
+    def _authorise(self, request: Request, *, change: bool = False, cookie: str | None = None) -> bool:
+        """The one token check (raises :class:`Denied`); whether the token came in the query.
+
+        A change counts only the ``Authorization`` header, which a browser
+        adds to no cross-site request, and its origin must be ours; the page
+        itself also takes its cookie."""
+        headers, query = request.headers, request.query
+        if change:
+            authorization = headers.get("authorization")
+            if authorization is None:
+                raise Denied(401, "changes need 'Authorization: Bearer <token>'")
+            headers, query = {"authorization": authorization}, {}
+        from_query = _web_params.check_token(self._settings.token, headers, query, cookie)
+        if change:
+            _web_params.check_origin(request.headers)
+        return from_query
+
+    # -- the page ----------------------------------------------------------------
+
+    def _page(self, request: Request) -> Response:
+        cookie = request.cookie(_web_params.TOKEN_COOKIE)
+        try:
+            from_query = self._authorise(request, cookie=cookie)
+        except Denied as exc:
+            page = _DENIED_PAGE.format(status=exc.status, message=html.escape(str(exc)))
+            return Response(exc.status, page.encode(), "text/html; charset=utf-8")
+        backend = self._context.backend
+        page = (
+            self._static["index.html"]
+            .decode()
+            .format(
+                token=html.escape(self._settings.token),
+                framework=html.escape(backend.framework),
+                pid=os.getpid(),
+                version=html.escape(__version__),
+            )
+        )
+        headers = [("Content-Security-Policy", _CSP), ("X-Frame-Options", "DENY")]
+        if from_query:
+            # The page's own cookie: a reload or a bookmark of "/" works without the token in the URL.
+            cookie_value = f"{_web_params.TOKEN_COOKIE}={self._settings.token}; Path=/; HttpOnly; SameSite=Strict"
+            headers.append(("Set-Cookie", cookie_value))
+        return Response(200, page.encode(), "text/html; charset=utf-8", headers)
+
+    def _static_file(self, name: str) -> Response:
+        kind = STATIC_TYPES.get(os.path.splitext(name)[1])
+        body = self._static.get(name)
+        if kind is None or body is None:
+            return _error(404, "no such file")
+        return Response(200, body, kind)
+
+    # -- reads -------------------------------------------------------------------
+
+    async def _compute(self, func: Callable[..., T], *args: Any, share: Any = None) -> T:
+        work = functools.partial(compute, self._context.shared_work, func, *args, share=share)
+        result: T = await self._run(work)
+        return result
+
+    async def _status(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        return _json_response(await self._run(self._status_now))
+
+    def _status_now(self) -> dict[str, Any]:
+        context = self._context
+        status = _query.monitor_status(context.backend, context.watchdog)
+        recorder = context.stall_recorder
+        return {
+            **_json.status(status),
+            "pid": os.getpid(),
+            "version": __version__,
+            "stalls": recorder.count if self._settings.records_stalls else None,
+            "sessions": len(context.clients()) + self._settings.web_connections(),
+        }
+
+    async def _tasks(self, request: Request) -> Response:
+        page = _web_params.task_page(request.query)
+        key = ("web-tasks", page)
+        return _json_response(await self._compute(self._task_page, page, share=key))
+
+    def _task_page(self, page: _web_params.TaskPage) -> dict[str, Any]:
+        backend = self._context.backend
+        selection = _query.select_tasks(backend, page.query)
+        body: dict[str, Any]
+        if page.grouped:
+            groups = task_groups(selection.chunks())
+            now = time.monotonic()
+            shown = groups[page.offset : page.offset + page.limit]
+            body = {"grouped": True, "group_count": len(groups), "groups": [_json.group(item, now) for item in shown]}
+        else:
+            rows = [_json.task(task) for index, task in enumerate(selection) if index >= page.offset]
+            body = {"timed": backend.timed, "tasks": rows}
+        # The counts once the selection has been read through.
+        return {
+            "total": selection.total,
+            "matched": selection.matched,
+            "offset": page.offset,
+            "limit": page.limit,
+            "traced": backend.traced,
+            **body,
+        }
+
+    async def _task(self, task_id: int, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        try:
+            detail = await self._compute(self._task_detail, task_id, share=("web-task", task_id))
+        except UnknownTask:
+            return _error(404, f"no live task {task_id} (it may have ended)")
+        return _json_response(detail)
+
+    def _task_detail(self, task_id: int) -> dict[str, Any]:
+        return _json.task_detail(*_query.task_with_detail(self._context.backend, task_id))
+
+    async def _ended(self, request: Request) -> Response:
+        page = _web_params.ended_page(request.query)
+        try:
+            ended = await self._run(_query.ended_tasks, self._context.backend, page.filters)
+        except _query.HistoryOff:
+            return _error(409, "no ended tasks are kept: start the monitor with max_termination_history > 0")
+        newest_first = list(reversed(ended))
+        rows = [_json.ended(item) for item in newest_first[page.offset : page.offset + page.limit]]
+        return _json_response({"matched": len(ended), "offset": page.offset, "limit": page.limit, "ended": rows})
+
+    async def _tree(self, request: Request) -> Response:
+        include_own = _web_params.tree_parameters(request.query)
+
+        def tree_text() -> tuple[bytes, ...]:
+            tree = _query.await_tree(self._context.backend, include_own)
+            try:
+                return tuple(piece.encode() for piece in _json.await_tree(tree))
+            finally:
+                tree.release()
+
+        pieces = await self._compute(tree_text, share=("web-tree", include_own))
+        return Response(200, pieces)
+
+    async def _lag(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        recorder = self._context.stall_recorder
+        if not self._settings.records_stalls:
+            return _error(409, "the stall recorder is off (stall_threshold=None)")
+        return _json_response(
+            {
+                "threshold": recorder.threshold,
+                "now": time.time(),
+                "blocked_for": recorder.heartbeat_age(),
+                "stalls_total": recorder.count,
+                "history": [[round(at, 3), round(peak, 6)] for at, peak in recorder.lag_history()],
+            }
+        )
+
+    async def _stalls(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        if not self._settings.records_stalls:
+            return _error(409, "the stall recorder is off (stall_threshold=None)")
+        stalls = _query.recent_stalls(self._context.stall_recorder)
+        rows = [_json.stall(stall) for stall in reversed(stalls)]
+        return _json_response({"stalls": rows})
+
+    async def _sessions(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        clients = _query.connected_clients(self._context.clients())
+        rows = [_json.client(c) for c in clients]
+        return _json_response({"sessions": rows, "web_connections": self._settings.web_connections()})
+
+    async def _doctor(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        context = self._context
+        bound = functools.partial(compute, context.shared_work)
+        result = await self._run(
+            diagnose_settled, bound, context.backend, context.stall_recorder, context.cancel_memory
+        )
+        return _json_response(_json.diagnosis(result))
+
+    # -- changes -----------------------------------------------------------------
+
+    async def _post(self, request: Request) -> Response:
+        """A change, once ``_authorise(change=True)`` let it through."""
+        prefix, suffix = "/api/v1/tasks/", "/cancel"
+        path = request.path
+        if not (path.startswith(prefix) and path.endswith(suffix)):
+            return _error(404 if not path.startswith(prefix) else 405, f"nothing to POST at {path[:80]}")
+        _web_params.no_parameters(request.query)
+        task_id = _web_params.task_id(path[len(prefix) : -len(suffix)])
+        response: Response = await self._run(self._cancel, task_id)
+        return response
+
+    def _cancel(self, task_id: int) -> Response:
+        try:
+            outcome = self._context.backend.cancel(task_id, CANCEL_GRACE)
+        except UnknownTask:
+            return _error(404, f"no live task {task_id} (it may have ended)")
+        except (LoopUnresponsive, NotCancellable) as exc:
+            return _error(409, f"could not cancel task {task_id}: {exc}")
+        return _json_response(
+            {
+                "task_id": task_id,
+                "requested": outcome.requested,
+                "finished": outcome.finished,
+                "ending": outcome.ending or None,
+            }
+        )
+
+
+def _json_response(data: dict[str, Any]) -> Response:
+    return Response(200, json.dumps(data).encode())
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(status, error_body(message))
+
+
+def _load_static() -> dict[str, bytes]:
+    """The page's files, read once (they ship inside the package: no CDN, works offline)."""
+    folder = importlib.resources.files(__package__) / "_static"
+    return {item.name: item.read_bytes() for item in folder.iterdir() if item.is_file()}
+
+
+#: The page loads only its own script and style, and talks only to us.
+_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+_DENIED_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>aiomonitor: no access</title></head>
+<body><h1>aiomonitor: {status}</h1><p>{message}</p>
+<p>Open the address <code>monitor.web_url</code> gives (it carries the token), or
+<code>aiomonitor ls</code> on the app's host.</p></body></html>
+"""
