@@ -14,7 +14,7 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-import run
+import harness
 
 
 def commands(
@@ -23,7 +23,7 @@ def commands(
     framework: str,
     rounds: int,
     baseline_src: str,
-    lines: Sequence[str] = run.READ_ONLY_COMMANDS,
+    lines: Sequence[str] = harness.READ_ONLY_COMMANDS,
 ) -> None:
     """Answer time and the app's loop stall per command, ours and the baseline's."""
     seconds: dict[tuple[str, str], list[float]] = {}
@@ -34,11 +34,11 @@ def commands(
         # Both apps at once, each command asked of one right after the other
         # (which first alternates by round): the machine's speed drifts
         # within minutes, and a pair measured seconds apart shares the drift.
-        apps: dict[str, run.ScaleApp] = {}
+        apps: dict[str, harness.ScaleApp] = {}
         try:
             for version, source in versions:
-                apps[version] = run.ScaleApp(python, tasks, framework, trace=True, source=source)
-            clients = {version: run.MonitorClient(app.port) for version, app in apps.items()}
+                apps[version] = harness.ScaleApp(python, tasks, framework, trace=True, source=source)
+            clients = {version: harness.MonitorClient(app.port) for version, app in apps.items()}
             order = [version for version, _ in versions][:: 1 if round_number % 2 == 0 else -1]
             for template in lines:
                 for version in order:
@@ -80,22 +80,26 @@ def commands(
         "ours GCs gen0/1/2",
     ]
     title = f"Every read-only command against the baseline tree, {tasks:,} traced {framework} tasks, {rounds} rounds"
-    run.print_table(title, headers, rows)
+    harness.print_table(title, headers, rows)
 
 
 def concurrency(python: str, tasks: int, clients: int, rounds: int, baseline_src: str) -> None:
     """*clients* send ``ps`` at once to each tree's app in turn (which first
     alternates by round), both apps alive throughout: p99 answer and stall."""
     figures: dict[str, list[tuple[float, float]]] = {"baseline": [], "ours": []}
-    apps = {"baseline": run.ScaleApp(python, tasks, "asyncio", source=baseline_src)}
+    apps = {"baseline": harness.ScaleApp(python, tasks, "asyncio", source=baseline_src)}
     try:
-        apps["ours"] = run.ScaleApp(python, tasks, "asyncio")
-        connected = {version: [run.MonitorClient(app.port) for _ in range(clients)] for version, app in apps.items()}
+        apps["ours"] = harness.ScaleApp(python, tasks, "asyncio")
+        connected = {
+            version: [harness.MonitorClient(app.port) for _ in range(clients)] for version, app in apps.items()
+        }
         for round_number in range(rounds):
             for version in ("baseline", "ours")[:: 1 if round_number % 2 == 0 else -1]:
-                latencies, stall = apps[version].stall_during(lambda v=version: run.all_at_once(connected[v], b"ps"))
+                latencies, stall = apps[version].stall_during(
+                    lambda v=version: harness.all_at_once(connected[v], b"ps")
+                )
                 latencies.sort()
-                figures[version].append((run.p99_of(latencies), stall))
+                figures[version].append((harness.p99_of(latencies), stall))
         for group in connected.values():
             for client in group:
                 client.close()
@@ -113,4 +117,4 @@ def concurrency(python: str, tasks: int, clients: int, rounds: int, baseline_src
             ]
         )
     title = f"{clients} clients send ps at once, {tasks:,} tasks, against the baseline tree, {rounds} rounds"
-    run.print_table(title, ["tree", "p99 s median (worst)", "app stall ms median / worst"], rows)
+    harness.print_table(title, ["tree", "p99 s median (worst)", "app stall ms median / worst"], rows)

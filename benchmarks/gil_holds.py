@@ -31,7 +31,7 @@ from types import FrameType
 from typing import Any
 
 import _app
-import run
+import harness
 
 #: C calls shorter than this (CPU seconds) are not reported.
 FLOOR = 0.001
@@ -94,7 +94,7 @@ def measure(framework: str, tasks: int, commands: list[str], runs: int, shown: i
     assert app.stdout is not None
     try:
         info = json.loads(app.stdout.readline())
-        client = run.MonitorClient(info["port"])
+        client = harness.MonitorClient(info["port"])
         app.stdin.write("\n")  # forget what starting up held
         app.stdin.flush()
         app.stdout.readline()
@@ -118,7 +118,7 @@ def measure(framework: str, tasks: int, commands: list[str], runs: int, shown: i
         app.kill()
         app.wait()
     title = f"Longest GIL holds (CPU ms in one C call) per command, {tasks:,} traced {framework} tasks, {runs} runs"
-    run.print_table(title, ["command", "longest ms", "calls >= 1 ms", "C function", "called from"], rows)
+    harness.print_table(title, ["command", "longest ms", "calls >= 1 ms", "C function", "called from"], rows)
 
 
 def main() -> None:
@@ -133,7 +133,7 @@ def main() -> None:
     if args.app:
         app_main(["--tasks", str(args.tasks), "--framework", args.framework, *scale])
         return
-    commands = args.commands.split(",") if args.commands else list(run.READ_ONLY_COMMANDS)
+    commands = args.commands.split(",") if args.commands else list(harness.READ_ONLY_COMMANDS)
     for framework in [args.framework] if args.framework else ["asyncio", "trio"]:
         measure(framework, args.tasks, commands, args.runs, args.shown)
 

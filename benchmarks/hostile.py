@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from run import MonitorClient, print_table, scale_app, spread
+from harness import MonitorClient, print_table, scale_app, spread
 from tests.attacks import (
     PASSWORD,
     attackers,
