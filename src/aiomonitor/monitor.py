@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Iterator
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _registry
 from ._commands._builtin_commands import BuiltinCommands
@@ -38,9 +38,6 @@ from ._server._server_thread import ListenSpec, MonitorServer
 from ._server._session import SessionConfig
 from ._web._endpoint import WebEndpoint
 from .backends import DEFAULT_HOP_TIMEOUT, Backend, asyncio_backend, trio_backend
-
-if TYPE_CHECKING:
-    from ._web._listener import WebListener
 
 log = logging.getLogger("aiomonitor")
 
@@ -199,8 +196,11 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             raise RuntimeError("this Monitor was closed; create a new one")
         if self._started:
             raise RuntimeError("this Monitor is already started")
-        listeners, web = self._bind()  # (web: the dashboard's listener, if on)
-        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server", web=web)
+        listeners, web_sock = self._bind()  # (web_sock: the dashboard's socket, if on)
+        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server")
+        if web_sock is not None:
+            web = self._web.listener(web_sock, self._server.run_in_worker, self._config.write_timeout)
+            self._server.host_web(web)
         self._server.start()
         # A child forked without exec must not keep our sockets: it would hold
         # the port after the parent closes, and answer nobody.  The hook can't
@@ -228,14 +228,14 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         )
         self._registration = _registry.announce(entry)
 
-    def _bind(self) -> tuple[list[ListenSpec], WebListener | None]:
+    def _bind(self) -> tuple[list[ListenSpec], socket.socket | None]:
         listeners: list[ListenSpec] = []
         try:
             listeners.append(ListenSpec(self._bind_one(self._path, self._port, console=False), console_only=False))
             if self._console_enabled:
                 sock = self._bind_one(self._console_path, self._console_port, console=True)
                 listeners.append(ListenSpec(sock, console_only=True))
-            return listeners, self._web.bind(self._host, self._config.write_timeout)
+            return listeners, self._web.bind(self._host)
         except BaseException:
             for spec in listeners:
                 spec.sock.close()

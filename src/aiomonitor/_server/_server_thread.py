@@ -16,7 +16,7 @@ import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 
@@ -33,12 +33,14 @@ class WebFace(Protocol):
 
     sock: socket.socket
 
-    async def serve(self, tg: anyio.abc.TaskGroup, run_in_worker: Callable[..., Awaitable[Any]]) -> None: ...
+    async def serve(self, tg: anyio.abc.TaskGroup) -> None: ...
 
     def close_in_forked_child(self) -> None: ...
 
 
 log = logging.getLogger("aiomonitor")
+
+T = TypeVar("T")
 
 #: How long start() waits for the thread to come up.
 _START_TIMEOUT = 10.0
@@ -115,6 +117,14 @@ class MonitorServer:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(callback)
 
+    def host_web(self, web: WebFace) -> None:
+        """Serve *web* beside the telnet listeners (before :meth:`start`)."""
+        self._web = web
+
+    async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
+        """``func(*args)`` in one of the worker threads commands run in (server thread)."""
+        return await self._workers.run(func, *args)
+
     def connections(self) -> list[Connection]:
         """The connected clients (a copy; safe from any thread)."""
         return list(self._connections)
@@ -170,7 +180,7 @@ class MonitorServer:
                     tg.start_soon(acceptor.accept_loop, spec.sock, spec.console_only)
                 tg.start_soon(acceptor.usher)
                 if self._web is not None:
-                    tg.start_soon(self._web.serve, tg, self._workers.run)
+                    tg.start_soon(self._web.serve, tg)
                 self._ready.set()
                 await self._stop_requested.wait()
                 await self._say_goodbye()

@@ -11,17 +11,16 @@ import importlib.util
 import logging
 import re
 import secrets
+import socket
 import urllib.parse
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import _registry
 from .._server import _listen
 
 if TYPE_CHECKING:
     from .._commands._context import CommandContext
-    from ._http import Handler
-    from ._listener import WebListener
+    from ._listener import RunInWorker, WebListener
 
 log = logging.getLogger("aiomonitor")
 
@@ -52,16 +51,14 @@ class WebEndpoint:
         self._token_setting = token
         self.token: str | None = None
         self._metrics_public = metrics_public
-        self.listener: WebListener | None = None
+        self._listener: WebListener | None = None
         self._context = context
         self._records_stalls = records_stalls
 
-    def bind(self, default_host: str, write_timeout: float) -> WebListener | None:
+    def bind(self, default_host: str) -> socket.socket | None:
         """Bind the port (``OSError`` if taken) and pick this start's token; None when off."""
         if self.port is None:
             return None
-        from ._listener import WebListener
-
         host = self._host or default_host
         sock = _listen.bind_tcp(host, self.port)
         self.port = sock.getsockname()[1]
@@ -73,9 +70,8 @@ class WebEndpoint:
                 host,
                 self.port,
             )
-        self.listener = WebListener(sock, self._make_handler, write_timeout)
         log.info("aiomonitor: web dashboard on %s:%d", host, self.port)
-        return self.listener
+        return sock
 
     def url(self, default_host: str) -> str | None:
         if self.token is None or self.port is None:
@@ -86,10 +82,14 @@ class WebEndpoint:
         return f"http://{host}:{self.port}/?token={urllib.parse.quote(self.token, safe='')}"
 
     def connection_count(self) -> int:
-        return self.listener.connection_count() if self.listener is not None else 0
+        return self._listener.connection_count() if self._listener is not None else 0
 
-    def _make_handler(self, run_in_worker: Callable[..., Any]) -> Handler:
-        """The web app, made in the server thread once its worker pool exists."""
+    def listener(self, sock: socket.socket, run_in_worker: RunInWorker, write_timeout: float) -> WebListener:
+        """The web app, assembled once, on the listener that serves it from *sock*.
+
+        *run_in_worker* is the server's worker pool (``MonitorServer.run_in_worker``).
+        """
+        from ._listener import WebListener
         from ._metrics import Metrics, MetricsSource
         from ._routes import WebApp, WebSettings
 
@@ -101,7 +101,8 @@ class WebEndpoint:
         assert self.token is not None
         settings = WebSettings(self.token, self._metrics_public, self._records_stalls, self.connection_count)
         metrics = Metrics(MetricsSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
-        return WebApp(context, settings, run_in_worker, metrics).handle
+        self._listener = WebListener(sock, WebApp(context, settings, run_in_worker, metrics).handle, write_timeout)
+        return self._listener
 
 
 def require_web_extra() -> None:

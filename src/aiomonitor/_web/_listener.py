@@ -47,14 +47,13 @@ class WebListener:
     def __init__(
         self,
         sock: socket.socket,
-        handler: Callable[[RunInWorker], _http.Handler],
+        handler: _http.Handler,
         write_timeout: float,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
-        """*handler* is called once, in the server thread, with the worker
-        pool's ``run``, for the request handler."""
+        """*handler* answers each request (the web app, ``_routes``)."""
         self.sock = sock
-        self._make_handler = handler
+        self._handler = handler
         self._write_timeout = write_timeout
         self._max_connections = max_connections
         #: Open connections, oldest first.
@@ -64,8 +63,8 @@ class WebListener:
         """How many web connections are open (any thread: a length read)."""
         return len(self._open)
 
-    async def serve(self, tg: anyio.abc.TaskGroup, run_in_worker: RunInWorker) -> None:
-        handler = self._make_handler(run_in_worker)
+    async def serve(self, tg: anyio.abc.TaskGroup) -> None:
+        handler = self._handler
 
         async def arrived(client: socket.socket, _address: Any) -> None:
             stream = ClientSocket(client)
