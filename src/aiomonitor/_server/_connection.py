@@ -86,10 +86,9 @@ class ClientState:
 
 
 class Connection:
-    """The state and I/O of one connected client.
+    """The wire, the tasks and the login budget of one connected client.
 
-    Attributes read by commands from worker threads (``lastcmd``, ``columns``,
-    ``style``, ``interrupted``) are plain values or thread-safe primitives.
+    Commands never see it: they see its :class:`ClientState` (``client``).
     """
 
     def __init__(
