@@ -1,7 +1,7 @@
 """Hostile and careless clients: what they cost the app (``run.py --only hostile``).
 
-The attacks are the ones ``tests/test_hostile.py`` checks (from
-``tests/attacks.py``); here each is repeated and reported as median and
+The attacks are the ones ``tests/scenarios/test_hostile.py`` checks (from
+``attacks.py``); here each is repeated and reported as median and
 worst, next to its bar from issue 15.
 """
 
@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import socket
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness import MonitorClient, print_table, scale_app, spread
-from tests.attacks import (
+from attacks import (
     PASSWORD,
     attackers,
     flood,
@@ -25,6 +20,7 @@ from tests.attacks import (
     idle_connections,
     log_in,
 )
+from harness import MonitorClient, print_table, scale_app, spread
 
 
 def flood_ratios(framework: str, runs: int) -> tuple[list[float], list[float]]:

@@ -1,0 +1,1 @@
+"""What the tests share: the raw client's helpers, apps run as processes, the web helpers, programs."""
