@@ -234,3 +234,15 @@ def test_a_chosen_web_token_is_used_as_given() -> None:
                 assert answer.status == 200, "the address works as given, '+' and '/' included"
     finally:
         loop.close()
+
+
+@given(st.text(max_size=60))
+def test_a_path_maps_to_one_route_pattern_or_stays_itself(tail: str) -> None:
+    from aiomonitor._web._routes import _pattern
+
+    for path in (tail, "/api/v1/tasks/" + tail, "/static/" + tail):
+        pattern = _pattern(path)
+        assert pattern == path or pattern in {"/static/{name}", "/api/v1/tasks/{id}", "/api/v1/tasks/{id}/cancel"}
+    assert _pattern("/api/v1/tasks/123") == "/api/v1/tasks/{id}"
+    assert _pattern("/api/v1/tasks/0x1f/cancel") == "/api/v1/tasks/{id}/cancel"
+    assert _pattern("/api/v1/tasks/1/2/3") == "/api/v1/tasks/1/2/3"  # no such route: a 404

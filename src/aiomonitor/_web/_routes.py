@@ -80,17 +80,25 @@ class WebApp:
         self._run = run_in_worker
         self._metrics = metrics
         self._static = _load_static()
-        get: dict[str, Callable[[Request], Awaitable[Response]]] = {
-            "/api/v1/status": self._status,
-            "/api/v1/tasks": self._tasks,
-            "/api/v1/ended": self._ended,
-            "/api/v1/tree": self._tree,
-            "/api/v1/lag": self._lag,
-            "/api/v1/stalls": self._stalls,
-            "/api/v1/sessions": self._sessions,
-            "/api/v1/doctor": self._doctor,
+        #: The one route table: (method, path) -> handler.  A path's task id
+        #: is the ``{id}`` of its pattern, parsed once (see ``_pattern``).
+        self._routes: dict[tuple[str, str], Route] = {
+            ("GET", "/"): self._page,
+            ("GET", "/index.html"): self._page,
+            ("GET", "/favicon.ico"): self._favicon,
+            ("GET", "/metrics"): self._metrics_text,
+            ("GET", "/static/{name}"): self._static_request,
+            ("GET", "/api/v1/status"): self._status,
+            ("GET", "/api/v1/tasks"): self._tasks,
+            ("GET", "/api/v1/tasks/{id}"): self._task,
+            ("POST", "/api/v1/tasks/{id}/cancel"): self._cancel_request,
+            ("GET", "/api/v1/ended"): self._ended,
+            ("GET", "/api/v1/tree"): self._tree,
+            ("GET", "/api/v1/lag"): self._lag,
+            ("GET", "/api/v1/stalls"): self._stalls,
+            ("GET", "/api/v1/sessions"): self._sessions,
+            ("GET", "/api/v1/doctor"): self._doctor,
         }
-        self._get = get
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -104,33 +112,22 @@ class WebApp:
             return _error(500, "internal error (see the app's log)")
 
     async def _route(self, request: Request) -> Response:
-        path = request.path
-        if path.startswith("/static/") and request.method == "GET":
-            return self._static_file(path.removeprefix("/static/"))
-        if path == "/favicon.ico":  # asked by every browser; we have none to give
-            return Response(204, b"", "image/x-icon")
-        if path in ("/", "/index.html") and request.method == "GET":
-            return self._page(request)
-        if path == "/metrics" and request.method == "GET":
-            if not self._settings.metrics_public:
-                self._authorise(request)
-            _web_params.no_parameters(request.query)
-            body = await self._run(self._metrics.render)
-            return Response(200, body, METRICS_CONTENT_TYPE)
-        if not path.startswith("/api/v1/"):
-            return _error(404, f"no such page: {path[:80]}")
-        if request.method == "POST":
-            self._authorise(request, change=True)
-            return await self._post(request)
-        self._authorise(request)
-        if path in self._get:
-            return await self._get[path](request)
-        prefix = "/api/v1/tasks/"
-        if path.startswith(prefix) and "/" not in path[len(prefix) :]:
-            return await self._task(_web_params.task_id(path[len(prefix) :]), request)
-        if path.startswith(prefix) and path.endswith("/cancel"):
-            return _error(405, "cancel is a POST")
-        return _error(404, f"no such API: {path[:80]}")
+        """Authorise, then answer from the route table (404 or 405 otherwise).
+
+        Everything under ``/api/v1/`` asks for the token before anything
+        else is said about it, even that it does not exist."""
+        path, method = request.path, request.method
+        pattern = _pattern(path)
+        if path.startswith("/api/v1/"):
+            self._authorise(request, change=method == "POST")
+        route = self._routes.get((method, pattern))
+        if route is not None:
+            return await route(request)
+        if any(known == pattern for _, known in self._routes):
+            if pattern.endswith("/cancel"):
+                return _error(405, "cancel is a POST")
+            return _error(405, f"{method} is not answered at {path[:80]}")
+        return _error(404, f"no such {'API' if path.startswith('/api/v1/') else 'page'}: {path[:80]}")
 
     def _authorise(self, request: Request, *, change: bool = False, cookie: str | None = None) -> bool:
         """The one token check (raises :class:`Denied`); whether the token came in the query.
@@ -151,7 +148,7 @@ class WebApp:
 
     # -- the page ----------------------------------------------------------------
 
-    def _page(self, request: Request) -> Response:
+    async def _page(self, request: Request) -> Response:
         cookie = request.cookie(_web_params.TOKEN_COOKIE)
         try:
             from_query = self._authorise(request, cookie=cookie)
@@ -175,6 +172,20 @@ class WebApp:
             cookie_value = f"{_web_params.TOKEN_COOKIE}={self._settings.token}; Path=/; HttpOnly; SameSite=Strict"
             headers.append(("Set-Cookie", cookie_value))
         return Response(200, page.encode(), "text/html; charset=utf-8", headers)
+
+    async def _favicon(self, request: Request) -> Response:
+        """Asked by every browser; we have none to give."""
+        return Response(204, b"", "image/x-icon")
+
+    async def _metrics_text(self, request: Request) -> Response:
+        if not self._settings.metrics_public:
+            self._authorise(request)
+        _web_params.no_parameters(request.query)
+        body = await self._run(self._metrics.render)
+        return Response(200, body, METRICS_CONTENT_TYPE)
+
+    async def _static_request(self, request: Request) -> Response:
+        return self._static_file(request.path.removeprefix("/static/"))
 
     def _static_file(self, name: str) -> Response:
         kind = STATIC_TYPES.get(os.path.splitext(name)[1])
@@ -233,8 +244,9 @@ class WebApp:
             **body,
         }
 
-    async def _task(self, task_id: int, request: Request) -> Response:
+    async def _task(self, request: Request) -> Response:
         _web_params.no_parameters(request.query)
+        task_id = _task_id_of(request.path)
         try:
             detail = await self._compute(self._task_detail, task_id, share=("web-task", task_id))
         except UnknownTask:
@@ -307,15 +319,10 @@ class WebApp:
 
     # -- changes -----------------------------------------------------------------
 
-    async def _post(self, request: Request) -> Response:
-        """A change, once ``_authorise(change=True)`` let it through."""
-        prefix, suffix = "/api/v1/tasks/", "/cancel"
-        path = request.path
-        if not (path.startswith(prefix) and path.endswith(suffix)):
-            return _error(404 if not path.startswith(prefix) else 405, f"nothing to POST at {path[:80]}")
+    async def _cancel_request(self, request: Request) -> Response:
+        """A cancel, once ``_authorise(change=True)`` let it through."""
         _web_params.no_parameters(request.query)
-        task_id = _web_params.task_id(path[len(prefix) : -len(suffix)])
-        response: Response = await self._run(self._cancel, task_id)
+        response: Response = await self._run(self._cancel, _task_id_of(request.path))
         return response
 
     def _cancel(self, task_id: int) -> Response:
@@ -333,6 +340,28 @@ class WebApp:
                 "ending": outcome.ending or None,
             }
         )
+
+
+Route = Callable[[Request], Awaitable[Response]]
+_TASKS = "/api/v1/tasks/"
+
+
+def _pattern(path: str) -> str:
+    """*path* as the route table spells it: a task's id and a static file's name as ``{id}`` and ``{name}``."""
+    if path.startswith("/static/"):
+        return "/static/{name}"
+    if path.startswith(_TASKS):
+        parts = path[len(_TASKS) :].split("/")
+        if len(parts) == 1:
+            return _TASKS + "{id}"
+        if len(parts) == 2 and parts[1] == "cancel":
+            return _TASKS + "{id}/cancel"
+    return path
+
+
+def _task_id_of(path: str) -> int:
+    """The task id in a ``/api/v1/tasks/{id}...`` path (``BadParameter`` if it is none)."""
+    return _web_params.task_id(path[len(_TASKS) :].split("/")[0])
 
 
 def _json_response(data: dict[str, Any]) -> Response:
