@@ -32,6 +32,7 @@ suppress_warnings = ["myst.header"]
 PUBLIC_NAMES = (
     *(f"aiomonitor.{name}" for name in aiomonitor.__all__ if name != "__version__"),
     "aiomonitor.utils.alt_names",
+    "aiomonitor.utils.readonly",
     *(
         f"aiomonitor.Monitor.{member}"
         for member in (

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="monitor port (default: a free one)")
     parser.add_argument("--console-port", type=int, default=0, help="console port (default: a free one)")
     parser.add_argument("--no-console", action="store_true", help="no Python console")
+    parser.add_argument("--readonly", action="store_true", help="a read-only monitor: no console, no cancel, no signal")
     parser.add_argument("--trace", action="store_true", help="trace_tasks=True: creation sites, chains, cancellers")
     parser.add_argument("--history", type=int, default=0, metavar="N", help="remember the last N ended tasks")
     parser.add_argument("--timing", action="store_true", help="trace_timing=True: steps and busy time per task")
@@ -75,6 +76,7 @@ def main(argv: list[str]) -> int:
         "port": args.port,
         "console_port": args.console_port,
         "console_enabled": not args.no_console,
+        "readonly": args.readonly,
         "password": os.environ.get(PASSWORD_ENV),
         "trace_tasks": args.trace or args.history > 0,
         "max_termination_history": args.history,

@@ -61,10 +61,14 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
 
     Beyond the classic arguments:
 
+    * ``readonly``: show everything, change nothing.  The console (and its
+      port) is off; ``cancel``, ``signal`` and every custom command not
+      marked ``@aiomonitor.utils.readonly`` are refused with one line; the
+      web API refuses cancel (403) and the page offers none.
     * ``path`` / ``console_path``: listen on unix sockets (mode 0600) instead
       of TCP ports; removed on close.
     * ``password``: asked before anything else on both ports.  Wrong ones
-      are answered slowly, more slowly the more there are (see ``_login``).
+      are answered slowly, more slowly the more there are (see ``_door``).
     * ``max_sessions``: refuse logged-in clients beyond this many (default
       64; None for no limit).
     * ``max_pending_logins`` (8), ``login_timeout`` (10 s),
@@ -112,6 +116,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         console_port: int = CONSOLE_PORT,
         console_enabled: bool = True,
         locals: dict[str, Any] | None = None,  # noqa: A002 - the documented name
+        readonly: bool = False,
         path: str | None = None,
         console_path: str | None = None,
         password: str | None = None,
@@ -136,7 +141,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._host = host or MONITOR_HOST
         self._port = port
         self._console_port = console_port
-        self._console_enabled = console_enabled
+        #: A read-only monitor has no console (nor its port) and runs only
+        #: commands marked ``@readonly``; its web API refuses cancel.
+        self._readonly = readonly
+        self._console_enabled = console_enabled and not readonly
         self._locals = locals
         self._path = path
         self._console_path = console_path
@@ -176,7 +184,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             stall_recorder=self._stall_recorder,
             cancel_memory=CancelMemory(),
             clients=lambda: [conn.client for conn in self._server.connections()] if self._server is not None else [],
-            console_enabled=console_enabled,
+            console_enabled=self._console_enabled,
+            readonly=readonly,
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),
         )

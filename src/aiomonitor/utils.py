@@ -23,6 +23,17 @@ def alt_names(names: str) -> Callable[[F], F]:
     return decorator
 
 
+def readonly(func: F) -> F:
+    """Mark a ``do_<COMMAND>`` method as changing nothing, so that it runs in a
+    read-only monitor (``Monitor(readonly=True)``) too.
+
+    Nothing else can tell what a custom command changes: an unmarked one is
+    refused there, with one line saying so.
+    """
+    func.readonly = True  # type: ignore[attr-defined]
+    return func
+
+
 def all_tasks(loop: asyncio.AbstractEventLoop | None = None) -> set[asyncio.Task[Any]]:
     """The tasks of *loop* that are not done, as 0.4's ``utils.all_tasks``.
 

@@ -301,3 +301,16 @@ def test_attach_before_3_14_points_to_run() -> None:
     result = aiomonitor("attach", str(os.getpid()))
     assert result.returncode == 2
     assert "Python 3.14" in result.stderr and "aiomonitor run" in result.stderr
+
+
+def test_run_readonly_starts_a_read_only_monitor() -> None:
+    with talking_to("-m", "aiomonitor", "run", "--readonly", "--", str(PROGRAMS / "plain_asyncio.py"), "0") as (
+        watched,
+        _,
+    ):
+        assert poll(lambda: watched.pid in listed())
+        assert listed()[watched.pid]["console"] is None, "no console port"
+        result = aiomonitor("-P", str(watched.pid), "-c", "cancel plain-parked")
+        assert result.stdout == "cancel is disabled: this monitor is read-only\n", result.stdout + result.stderr
+        assert "plain-parked" in aiomonitor("-P", str(watched.pid), "-c", "ps plain").stdout
+        watched.communicate("bye\n", timeout=60)

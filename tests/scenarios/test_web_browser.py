@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from ..support.helpers import poll
-from ..support.web_helpers import WebApp, web_app
+from ..support.web_helpers import WebApp, request, web_app
 
 #: Milliseconds a page may take to show what a test waits for.
 WAIT_MS = 15_000
@@ -102,6 +102,22 @@ def test_the_filter_narrows_the_table(page: Page) -> None:
         expect(page.locator("#tasks tbody tr")).to_have_count(1)
         assert page.locator("#tasks tbody td.name").inner_text() == "parked-job"
         assert "of 1 shown" in page.locator("#summary").inner_text()
+
+
+def test_a_read_only_monitor_s_page_offers_no_cancel_and_the_api_refuses_it(page: Page) -> None:
+    with web_app("asyncio", readonly=True) as app:
+        page.goto(app.url)
+        row = _task_row(page, "victim")
+        row.wait_for()
+        assert page.locator("button.cancel").count() == 0
+        row.locator("td.name a").click()
+        page.locator("#task pre.stack").wait_for()
+        assert page.locator("button.cancel").count() == 0
+        (task_id,) = app.task_ids("victim")
+        url = f"{app.base}/api/v1/tasks/{task_id}/cancel"
+        status, _, body = request("POST", url, headers={**app.auth, "Origin": app.base})
+        assert status == 403 and b"read-only" in body
+        assert app.task_ids("victim") == [task_id]
 
 
 def test_group_alike_folds_the_table_and_the_tree_folds_alike_siblings(page: Page) -> None:

@@ -43,8 +43,9 @@ class WebApp:
 
 
 @contextlib.contextmanager
-def web_app(framework: str, extra_tasks: int = 0) -> Iterator[WebApp]:
-    with running_app(WEB_APP, framework, str(extra_tasks)) as (process, port, line):
+def web_app(framework: str, extra_tasks: int = 0, readonly: bool = False) -> Iterator[WebApp]:
+    extra = ("readonly",) if readonly else ()
+    with running_app(WEB_APP, framework, str(extra_tasks), *extra) as (process, port, line):
         match = re.search(r"web (http://\S+)", line)
         assert match, line
         url = match.group(1)

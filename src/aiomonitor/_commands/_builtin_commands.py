@@ -23,7 +23,7 @@ from .._query._diagnosis import stall_line
 from .._query._groups import task_groups
 from .._render import _format, _json, _table
 from ..backends import LoopUnresponsive, NotCancellable, UnknownTask
-from ..utils import alt_names
+from ..utils import alt_names, readonly
 from ._context import CommandBase, NextStep
 
 #: How long ``cancel`` waits to see the task finish after asking it to.
@@ -46,6 +46,7 @@ class BuiltinCommands(CommandBase):
     # -- help ------------------------------------------------------------------
 
     @alt_names("? h")
+    @readonly
     def do_help(self, *cmd_names: str) -> None:
         """Show help for command name
 
@@ -55,7 +56,9 @@ class BuiltinCommands(CommandBase):
         if not cmd_names:
             self._sout.write("Available Commands are:\n\n")
             for cmd in commands.command_names(self, with_alts=False, prefix=self._cmd_prefix):
-                self._sout.write(self._help_text(cmd.method_name, self.help_short_template) + "\n")
+                disabled = self._refusal(getattr(self, cmd.method_name)) is not None
+                mark = "  (disabled: read-only)" if disabled else ""
+                self._sout.write(self._help_text(cmd.method_name, self.help_short_template) + mark + "\n")
             return
         for name in cmd_names:
             try:
@@ -84,6 +87,7 @@ class BuiltinCommands(CommandBase):
     # -- tasks -----------------------------------------------------------------
 
     @alt_names("p")
+    @readonly
     def do_ps(self, *args: str) -> None:
         """Show task table
 
@@ -132,6 +136,7 @@ class BuiltinCommands(CommandBase):
         return [f"{_format.plural(selection.total, 'task')}{shown}\n", *table]
 
     @alt_names("w")
+    @readonly
     def do_where(self, taskid: str) -> None:
         """Show stack frames for a task (by id or by name)"""
         self._warn_if_blocked()
@@ -190,11 +195,13 @@ class BuiltinCommands(CommandBase):
         self._sout.write(f"Sent {sig.name} to process {os.getpid()}.\n")
 
     @alt_names("st")
+    @readonly
     def do_stacktrace(self) -> None:
         """Print a stack trace from the event loop thread"""
         self._sout.write("Stack of the event loop thread (most recent call last):\n")
         self._sout.write(_format.format_stack(self._context.backend.loop_thread_stack(), self._style))
 
+    @readonly
     def do_lag(self) -> None:
         """Show whether the event loop is responsive and its worst recent lag"""
         if not self._warn_if_blocked():
@@ -233,6 +240,7 @@ class BuiltinCommands(CommandBase):
 
     # -- the session ---------------------------------------------------------------
 
+    @readonly
     def do_who(self) -> None:
         """List the clients connected to this monitor"""
         clients = _query.connected_clients(self._context.clients(), self._client)
@@ -243,6 +251,7 @@ class BuiltinCommands(CommandBase):
         self._sout.write(_table.format_table(WHO_TABLE, rows, self._width, self._style))
 
     @alt_names("quit q")
+    @readonly
     def do_exit(self) -> None:
         """Leave the monitor"""
         self._sout.write("Leaving monitor. Bye!\n")

@@ -140,6 +140,12 @@ class CommandLoop(CommandBase):
             caught = exc
             self._sout.write(f"{exc}\n")
         else:
+            refusal = self._refusal(cmd)
+            if refusal is not None:
+                caught = CommandError(refusal)
+                self._sout.write(f"{refusal}\n")
+                self.postcmd(comm, mapped, result, caught)
+                return
             try:
                 result = self._run_command(cmd, mapped)
             except Exception as exc:  # noqa: BLE001 - reported to the client, handed to postcmd

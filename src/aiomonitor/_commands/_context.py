@@ -92,6 +92,8 @@ class CommandContext:
     #: The connected clients (a fresh copy each call; any thread).
     clients: Callable[[], Sequence[Client]]
     console_enabled: bool
+    #: Only commands marked ``@readonly`` run (``Monitor(readonly=True)``).
+    readonly: bool
     #: How long a command waits for the monitored loop.
     hop_timeout: float
     #: Runs CPU-heavy computations (snapshots of many tasks) one at a time,
@@ -109,6 +111,14 @@ class CommandBase:
         _sout: TextIO
         _context: CommandContext
         _call_var: ContextVar[CommandCall | None]
+
+    def _refusal(self, cmd: Callable[..., Any]) -> str | None:
+        """Why *cmd* may not run here (a read-only monitor runs only commands
+        marked ``@readonly``), or None."""
+        if not self._context.readonly or getattr(cmd, "readonly", False):
+            return None
+        name = getattr(cmd, "__name__", "")[len(self._cmd_prefix) :] or "that command"
+        return f"{name} is disabled: this monitor is read-only"
 
     @property
     def _call(self) -> CommandCall | None:

@@ -9,7 +9,7 @@ import json
 
 from .._query import _diagnosis, _doctor_query
 from .._render import _json
-from ..utils import alt_names
+from ..utils import alt_names, readonly
 from ._context import CommandBase
 
 #: The colour of each severity's tag.
@@ -20,6 +20,7 @@ class DoctorCommands(CommandBase):
     """``doctor``."""
 
     @alt_names("dr")
+    @readonly
     def do_doctor(self, *args: str) -> None:
         """Find what is wrong: deadlocks, stalls, lost wake-ups, leaks
 

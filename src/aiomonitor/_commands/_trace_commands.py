@@ -11,7 +11,7 @@ from .._gil._passes import release_gently
 from .._query import _queries as _query
 from .._query._locations import format_location
 from .._render import _format, _graph, _json, _table
-from ..utils import alt_names
+from ..utils import alt_names, readonly
 from ._context import CommandBase
 
 #: Refresh period and row count of ``top``.
@@ -59,6 +59,7 @@ class TraceCommands(CommandBase):
     """``ended``, ``where-ended``, ``pstree`` and ``top``."""
 
     @alt_names("ps-ended pst")
+    @readonly
     def do_ended(self, *args: str) -> None:
         """Show recently ended tasks (needs max_termination_history)
 
@@ -99,6 +100,7 @@ class TraceCommands(CommandBase):
         self._sout.write(_table.format_table(ENDED_TABLE, rows, self._width, self._style, wide=wide))
 
     @alt_names("where-ended wt")
+    @readonly
     def do_where_ended(self, taskid: str) -> None:
         """Show how an ended task ended, who cancelled it and where it was created
 
@@ -127,6 +129,7 @@ class TraceCommands(CommandBase):
         names = self._compute(_query.chain_names, self._context.backend, ended.record)
         self._sout.write(_format.creation_lines(ended.record, names))
 
+    @readonly
     def do_pstree(self, *args: str) -> None:
         """Show which task waits for which, as a tree
 
@@ -161,6 +164,7 @@ class TraceCommands(CommandBase):
             chunks.append(f"{_format.plural(len(cycles), 'await cycle')} found (a deadlock).\n")
         return chunks
 
+    @readonly
     def do_top(self, sort: str = "age", interval: float = TOP_INTERVAL) -> None:
         """A live task view: the oldest (or by name) tasks, refreshed until Enter or Ctrl-C
 

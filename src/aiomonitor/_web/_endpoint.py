@@ -99,7 +99,9 @@ class WebEndpoint:
             return len(context.clients()) + self.connection_count()
 
         assert self.token is not None
-        settings = WebSettings(self.token, self._metrics_public, self._records_stalls, self.connection_count)
+        settings = WebSettings(
+            self.token, self._metrics_public, self._records_stalls, self.connection_count, readonly=context.readonly
+        )
         metrics = Metrics(MetricsSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
         self._listener = WebListener(sock, WebApp(context, settings, run_in_worker, metrics).handle, write_timeout)
         return self._listener

@@ -63,6 +63,8 @@ class WebSettings:
     records_stalls: bool
     #: The web connections open now (telnet sessions are counted from the context).
     web_connections: Callable[[], int]
+    #: A read-only monitor: cancel is refused (403), and the page shows no cancel button.
+    readonly: bool = False
 
 
 class WebApp:
@@ -161,6 +163,7 @@ class WebApp:
             .decode()
             .format(
                 token=html.escape(self._settings.token),
+                readonly="1" if self._settings.readonly else "0",
                 framework=html.escape(backend.framework),
                 pid=os.getpid(),
                 version=html.escape(__version__),
@@ -322,6 +325,8 @@ class WebApp:
     async def _cancel_request(self, request: Request) -> Response:
         """A cancel, once ``_authorise(change=True)`` let it through."""
         _web_params.no_parameters(request.query)
+        if self._settings.readonly:
+            return _error(403, "cancel is disabled: this monitor is read-only")
         response: Response = await self._run(self._cancel, _task_id_of(request.path))
         return response
 

@@ -1,6 +1,6 @@
 """An app with the web dashboard on a free port, for the web tests.
 
-``python web_app.py asyncio|uvloop|trio [TASKS]``: prints one line,
+``python web_app.py asyncio|uvloop|trio [TASKS] [readonly]``: prints one line,
 ``monitor on 127.0.0.1:PORT web URL``, then runs until stopped.  Its tasks:
 ``parked-job`` (waits in ``park_here``), ``victim`` (waits to be cancelled;
 prints ``victim cancelled`` when it is), ``ticker`` and TASKS extra parked
@@ -103,6 +103,7 @@ async def trio_main(extra: int) -> None:
 if __name__ == "__main__":
     framework = sys.argv[1]
     extra = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    OPTIONS["readonly"] = "readonly" in sys.argv[3:]
     if framework == "trio":
         import trio
 

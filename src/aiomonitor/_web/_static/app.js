@@ -4,6 +4,8 @@
 "use strict";
 
 const TOKEN = document.querySelector('meta[name="aiomonitor-token"]').content;
+// A read-only monitor refuses cancel: the page offers no button for it.
+const READONLY = document.querySelector('meta[name="aiomonitor-readonly"]').content === "1";
 const REFRESH_MS = 2000;
 const PAGE_SIZES = [50, 100, 500];
 const TREE_NODES_DRAWN = 3000;
@@ -147,13 +149,13 @@ const tasksView = {
     const head = ["id", "state", "name", "coroutine", "location"];
     if (page.traced) head.push("age", "created at");
     if (page.timed) head.push("steps", "busy");
-    head.push("");
+    if (!READONLY) head.push("");
     const rows = page.tasks.map((t) => el("tr", { "data-task-id": t.id },
       el("td", { class: "code id" }, taskLink(t.id)), stateCell(t.state), el("td", { class: "name" }, taskLink(t.id, t.name)),
       el("td", { class: "code", text: t.coro }), el("td", { class: "code" }, shortPlace(t.location)),
       page.traced ? [el("td", { class: "num", text: seconds(t.age) }), el("td", { class: "code" }, shortPlace(t.created))] : null,
       page.timed ? [el("td", { class: "num", text: t.steps === null ? "-" : t.steps }), el("td", { class: "num", text: seconds(t.busy) })] : null,
-      el("td", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel"))));
+      READONLY ? null : el("td", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel"))));
     this.table.replaceChildren(el("thead", {}, el("tr", {}, head.map((h) => el("th", { text: h })))), el("tbody", {}, rows));
   },
   showGroups(page) {
@@ -195,7 +197,7 @@ const taskView = {
     const parts = [
       el("h2", {}, `Task ${t.id}: `, el("span", { class: "name", text: t.name })),
       el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", {}, v)])),
-      el("p", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel this task")),
+      READONLY ? null : el("p", {}, el("button", { class: "danger cancel", onclick: () => cancelTask(t.id, t.name) }, "Cancel this task")),
       el("h3", { text: "Await stack (most recent call last)" }), stackBlock(t.stack),
     ];
     if (t.wait) parts.push(el("h3", { text: "Waiting for" }), el("pre", { text: t.wait.join("\n") }));
