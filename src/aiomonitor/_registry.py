@@ -39,6 +39,9 @@ from ._version import __version__
 
 #: Where the client, `run` and `attach` find a monitor's password: never on the command line.
 PASSWORD_ENV = "AIOMONITOR_PASSWORD"  # noqa: S105 - the variable's name
+#: Likewise the control password (a monitor with ``control_password``): the
+#: client logs in with it when it is set, and ``run`` passes it on.
+CONTROL_PASSWORD_ENV = "AIOMONITOR_CONTROL_PASSWORD"  # noqa: S105 - the variable's name
 
 log = logging.getLogger("aiomonitor")
 

@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from ._autostart import AutoMonitor
-from ._registry import PASSWORD_ENV
+from ._registry import CONTROL_PASSWORD_ENV, PASSWORD_ENV
 from .monitor import Monitor
 
 #: Options that take a value, for finding where the program's own arguments begin.
@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="aiomonitor run",
         usage="aiomonitor run [options] [--] script.py [args...]  |  aiomonitor run [options] -m module [args...]",
         description="Run a Python program with a monitor on its event loop (asyncio, uvloop or trio). "
-        f"The monitor's password, if any, comes from ${PASSWORD_ENV}.",
+        f"The monitor's passwords, if any, come from ${PASSWORD_ENV} and ${CONTROL_PASSWORD_ENV}.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="where the monitor listens (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="monitor port (default: a free one)")
@@ -78,6 +78,7 @@ def main(argv: list[str]) -> int:
         "console_enabled": not args.no_console,
         "readonly": args.readonly,
         "password": os.environ.get(PASSWORD_ENV),
+        "control_password": os.environ.get(CONTROL_PASSWORD_ENV),
         "trace_tasks": args.trace or args.history > 0,
         "max_termination_history": args.history,
         "trace_timing": args.timing,

@@ -69,6 +69,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       of TCP ports; removed on close.
     * ``password``: asked before anything else on both ports.  Wrong ones
       are answered slowly, more slowly the more there are (see ``_door``).
+    * ``control_password``: with it, the ``password`` (or none, if none is
+      set) opens a read-only session, and this one a session with control;
+      a read-only session gains control with the ``control`` command.
     * ``max_sessions``: refuse logged-in clients beyond this many (default
       64; None for no limit).
     * ``max_pending_logins`` (8), ``login_timeout`` (10 s),
@@ -102,7 +105,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       ``/metrics`` there (0: a free port; None, the default: off; needs
       ``aiomonitor[web]``).  ``web_host`` (default ``host``), ``web_token``
       (default: random per start), ``web_metrics_public``: see ``web_url``
-      and the README.
+      and the documentation.  ``web_control_token``: when set, only it may
+      cancel, and ``web_token`` only reads.
     * ``backend``: monitor something other than an asyncio loop (see
       ``monitor_trio``).
     """
@@ -120,6 +124,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         path: str | None = None,
         console_path: str | None = None,
         password: str | None = None,
+        control_password: str | None = None,
         max_sessions: int | None = 64,
         max_pending_logins: int = 8,
         login_timeout: float = 10.0,
@@ -135,6 +140,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         web_port: int | None = None,
         web_host: str | None = None,
         web_token: str | None = None,
+        web_control_token: str | None = None,
         web_metrics_public: bool = False,
         backend: Backend | None = None,
     ) -> None:
@@ -150,6 +156,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._console_path = console_path
         self._config = SessionConfig(
             password=password,
+            control_password=control_password,
             hop_timeout=hop_timeout,
             write_timeout=write_timeout,
             max_sessions=max_sessions,
@@ -186,10 +193,15 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             clients=lambda: [conn.client for conn in self._server.connections()] if self._server is not None else [],
             console_enabled=self._console_enabled,
             readonly=readonly,
+            ask_for_control=lambda host, offered: (
+                self._server is not None and self._server.ask_for_control(host, offered)
+            ),
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),
         )
-        self._web = WebEndpoint(web_port, web_host, web_token, web_metrics_public, self._context, self._records_stalls)
+        self._web = WebEndpoint(
+            web_port, web_host, web_token, web_metrics_public, self._context, self._records_stalls, web_control_token
+        )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self._host}:{self._port}>"

@@ -314,3 +314,15 @@ def test_run_readonly_starts_a_read_only_monitor() -> None:
         assert result.stdout == "cancel is disabled: this monitor is read-only\n", result.stdout + result.stderr
         assert "plain-parked" in aiomonitor("-P", str(watched.pid), "-c", "ps plain").stdout
         watched.communicate("bye\n", timeout=60)
+
+
+def test_the_control_password_comes_from_the_environment_too() -> None:
+    app_env = {"APP_PASSWORD": "reader", "APP_CONTROL_PASSWORD": "admin"}
+    with running_app(str(PROGRAMS / "monitored.py"), "guarded", env=app_env) as (process, _, _):
+        pid = str(process.pid)
+        read_only = aiomonitor("-P", pid, "-c", "cancel only-in-guarded", env={"AIOMONITOR_PASSWORD": "reader"})
+        assert read_only.stdout == "cancel needs control: type control, then the control password\n"
+        assert process.poll() is None
+        # The app awaits that task: cancelled, it ends, which is how we see the cancel happen.
+        aiomonitor("-P", pid, "-c", "cancel only-in-guarded", env={"AIOMONITOR_CONTROL_PASSWORD": "admin"})
+        assert poll(lambda: process.poll() is not None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 
 import pytest
 
@@ -11,7 +12,7 @@ import aiomonitor
 from aiomonitor.utils import readonly
 
 from ..conftest import open_monitor
-from ..support.helpers import Client, in_thread, parked_tasks
+from ..support.helpers import Client, in_thread, parked_tasks, poll
 
 pytestmark = pytest.mark.anyio
 
@@ -68,3 +69,34 @@ async def test_a_monitor_not_read_only_runs_them(anyio_backend_name: str) -> Non
         await in_thread(client.start)
         assert await in_thread(client.command, "reset") == "reset done\n"
         assert "disabled" not in await in_thread(client.command, "help")
+
+
+async def test_two_passwords_read_only_until_control(anyio_backend_name: str) -> None:
+    from aiomonitor._server._door import FAILURE_DELAY
+
+    options = {"password": "reader", "control_password": "admin"}
+    with open_monitor(anyio_backend_name, **options) as monitor:  # first: trio cancels tasks spawned after it
+        async with parked_tasks(anyio_backend_name, "target-one", "target-two") as cancelled:
+            with Client(monitor.port) as reader:
+                await in_thread(reader.read_until, b"Password: ")
+                reader.send(b"reader\r\n")
+                await in_thread(reader.start)
+                refused = await in_thread(reader.command, "cancel target-one")
+                assert refused == "cancel needs control: type control, then the control password\n"
+                assert "(disabled: read-only)" in await in_thread(reader.command, "help")
+                reader.send(b"control\r\n")
+                await in_thread(reader.read_until, b"Control password: ")
+                started = time.monotonic()
+                wrong = await in_thread(reader.command, "guess")
+                assert wrong == "Wrong control password.\n"
+                assert time.monotonic() - started >= FAILURE_DELAY  # throttled like a wrong login
+                reader.send(b"control\r\n")
+                await in_thread(reader.read_until, b"Control password: ")
+                assert await in_thread(reader.command, "admin") == "This session has control now.\n"
+                assert "Cancelled task" in await in_thread(reader.command, "cancel target-one")
+            with Client(monitor.port) as admin:  # the control password opens control at once
+                await in_thread(admin.read_until, b"Password: ")
+                admin.send(b"admin\r\n")
+                await in_thread(admin.start)
+                assert "Cancelled task" in await in_thread(admin.command, "cancel target-two")
+            assert await in_thread(poll, lambda: sorted(cancelled) == ["target-one", "target-two"])

@@ -155,6 +155,21 @@ def test_a_task_page_shows_its_await_stack_with_source_lines(framework: str) -> 
         assert detail["created"] is not None, "tracing is on: where it was created"
 
 
+def test_with_a_control_token_the_plain_token_only_reads() -> None:
+    control = "control-token-for-tests"  # (tests/support/programs/web_app.py's)
+    with web_app("asyncio", control=True) as app:
+        (task_id,) = app.task_ids("victim")  # the plain token reads
+        url = f"{app.base}/api/v1/tasks/{task_id}/cancel"
+        status, _, body = request("POST", url, headers={**app.auth, "Origin": app.base})
+        assert status == 403 and one_line_error(body) == "wrong token"
+        _, _, read_page = request("GET", app.url)
+        assert b'name="aiomonitor-readonly" content="1"' in read_page  # no cancel button
+        _, _, control_page = request("GET", f"{app.base}/?token={control}")
+        assert b'name="aiomonitor-readonly" content="0"' in control_page
+        status, _, body = request("POST", url, headers={"Authorization": f"Bearer {control}", "Origin": app.base})
+        assert status == 200 and json.loads(body)["requested"] is True
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_cancel_needs_the_header_and_our_origin_then_ends_the_task(framework: str) -> None:
     with web_app(framework) as app:

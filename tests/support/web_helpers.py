@@ -43,8 +43,8 @@ class WebApp:
 
 
 @contextlib.contextmanager
-def web_app(framework: str, extra_tasks: int = 0, readonly: bool = False) -> Iterator[WebApp]:
-    extra = ("readonly",) if readonly else ()
+def web_app(framework: str, extra_tasks: int = 0, readonly: bool = False, control: bool = False) -> Iterator[WebApp]:
+    extra = ("readonly",) * readonly + ("control",) * control
     with running_app(WEB_APP, framework, str(extra_tasks), *extra) as (process, port, line):
         match = re.search(r"web (http://\S+)", line)
         assert match, line

@@ -100,25 +100,27 @@ def test_the_token_is_taken_from_the_header_the_query_or_the_cookie(
     headers: dict[str, str], query: dict[str, str], cookie: str | None, outcome: int | bool
 ) -> None:
     if isinstance(outcome, bool):
-        assert _web_params.check_token(TOKEN, headers, query, cookie) is outcome
+        assert _web_params.check_token((TOKEN,), headers, query, cookie) == (outcome, TOKEN)
         return
     with pytest.raises(Denied) as denied:
-        _web_params.check_token(TOKEN, headers, query, cookie)
+        _web_params.check_token((TOKEN,), headers, query, cookie)
     assert denied.value.status == outcome
 
 
 @given(st.dictionaries(st.sampled_from(["authorization", "cookie", "x"]), st.text(max_size=80)), st.text(max_size=80))
 def test_no_header_or_query_but_the_token_itself_opens(headers: dict[str, str], offered: str) -> None:
     try:
-        _web_params.check_token(TOKEN, headers, {"token": offered})
+        _web_params.check_token((TOKEN, "another-token"), headers, {"token": offered})
         status = 200
     except Denied as exc:
         status = exc.status
+    tokens = (TOKEN, "another-token")
     if status != 200:
         assert status in (401, 403)
-        assert offered != TOKEN or headers.get("authorization", "").lower().split(" ")[0] != "bearer"
+        assert offered not in tokens or headers.get("authorization", "").lower().split(" ")[0] != "bearer"
         return
-    assert offered == TOKEN or headers.get("authorization", "").strip() in (f"Bearer {TOKEN}", f"bearer {TOKEN}")
+    header = headers.get("authorization", "").strip()
+    assert offered in tokens or header in {f"{scheme} {token}" for scheme in ("Bearer", "bearer") for token in tokens}
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from .. import _registry
-from .._registry import PASSWORD_ENV
+from .._registry import CONTROL_PASSWORD_ENV, PASSWORD_ENV
 from .._version import __version__
 from . import _fleet, _oneshot
 from . import _interactive as _client
@@ -55,9 +55,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def password_for(needed: bool) -> str | None:
-    """``$AIOMONITOR_PASSWORD``, else a prompt when *needed* and someone can type."""
-    if os.environ.get(PASSWORD_ENV) is not None:
-        return os.environ[PASSWORD_ENV]
+    """``$AIOMONITOR_CONTROL_PASSWORD`` (it opens a session with control), else
+    ``$AIOMONITOR_PASSWORD``, else a prompt when *needed* and someone can type."""
+    for variable in (CONTROL_PASSWORD_ENV, PASSWORD_ENV):
+        if os.environ.get(variable) is not None:
+            return os.environ[variable]
     if needed and sys.stdin.isatty():
         return getpass.getpass("Password: ")
     return None
@@ -86,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="aiomonitor",
         description="Connect to a running aiomonitor, or run one command on it.",
         epilog="Also: 'aiomonitor ls', 'aiomonitor run [--] script.py', 'aiomonitor attach PID'. "
-        f"A password comes from ${PASSWORD_ENV} or a prompt.",
+        f"A password comes from ${CONTROL_PASSWORD_ENV}, ${PASSWORD_ENV} or a prompt.",
     )
     parser.add_argument("-H", "--host", default="127.0.0.1", help="host (default: %(default)s)")
     parser.add_argument("-p", "--port", type=int, default=None, help="port (default: 50101, or 50102 with --console)")

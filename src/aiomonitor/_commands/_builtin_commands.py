@@ -250,6 +250,24 @@ class BuiltinCommands(CommandBase):
         ]
         self._sout.write(_table.format_table(WHO_TABLE, rows, self._width, self._style))
 
+    @readonly
+    def do_control(self) -> None:
+        """Give this session control: asks for the control password"""
+        client = self._client
+        if self._context.readonly:
+            self._sout.write("This monitor is read-only: nothing can be controlled.\n")
+            return
+        if client is None or not client.readonly:
+            self._sout.write("This session has control already.\n")
+            return
+        self._sout.write("Control password: ")
+        offered = self._sin.readline().rstrip("\r\n")
+        if self._context.ask_for_control(client.host, offered):
+            client.readonly = False
+            self._sout.write("This session has control now.\n")
+        else:
+            self._sout.write("Wrong control password.\n")
+
     @alt_names("quit q")
     @readonly
     def do_exit(self) -> None:

@@ -48,7 +48,11 @@ class Client(Protocol):
     """The connected client, as commands see it.  Safe to read from worker threads."""
 
     peer: str
+    #: The host failed password attempts are counted by.
+    host: str
     kind: str
+    #: A read-only session: only ``@readonly`` commands run until ``control``.
+    readonly: bool
     connected_at: float
     #: The command line running now, for ``who`` (None when idle).
     running: str | None
@@ -94,6 +98,9 @@ class CommandContext:
     console_enabled: bool
     #: Only commands marked ``@readonly`` run (``Monitor(readonly=True)``).
     readonly: bool
+    #: ``control``'s check of a control password offered from *host* (the
+    #: door's, throttled like a login); False when the monitor has none.
+    ask_for_control: Callable[[str, str], bool]
     #: How long a command waits for the monitored loop.
     hop_timeout: float
     #: Runs CPU-heavy computations (snapshots of many tasks) one at a time,
@@ -109,16 +116,22 @@ class CommandBase:
 
     if TYPE_CHECKING:
         _sout: TextIO
+        _sin: TextIO
         _context: CommandContext
         _call_var: ContextVar[CommandCall | None]
 
     def _refusal(self, cmd: Callable[..., Any]) -> str | None:
         """Why *cmd* may not run here (a read-only monitor runs only commands
         marked ``@readonly``), or None."""
-        if not self._context.readonly or getattr(cmd, "readonly", False):
+        if getattr(cmd, "readonly", False):
             return None
         name = getattr(cmd, "__name__", "")[len(self._cmd_prefix) :] or "that command"
-        return f"{name} is disabled: this monitor is read-only"
+        if self._context.readonly:
+            return f"{name} is disabled: this monitor is read-only"
+        client = self._client
+        if client is not None and client.readonly:
+            return f"{name} needs control: type control, then the control password"
+        return None
 
     @property
     def _call(self) -> CommandCall | None:

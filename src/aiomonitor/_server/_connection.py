@@ -50,6 +50,11 @@ class ClientState:
         self.peer = peer
         self.connected_at = time.monotonic()
         self.kind = "monitor"
+        #: The host failed attempts are counted by (the door's throttle).
+        self.host = peer
+        #: A read-only session (a control password exists and was not given):
+        #: only ``@readonly`` commands run until ``control``.
+        self.readonly = False
         #: The command line running now, for ``who`` (None when idle).
         self.running: str | None = None
         self.lastcmd: str | None = None

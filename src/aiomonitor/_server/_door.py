@@ -330,9 +330,19 @@ def report_burst(burst: Burst) -> None:
     )
 
 
-async def log_in(conn: Connection, password: str, throttle: LoginThrottle, host: str, prompted: bool = False) -> bool:
-    """Ask for *password* (*prompted*: the first prompt was sent); True once given,
-    False if the client failed or left."""
+def matches(offered: str, secret: str | None) -> bool:
+    """Whether *offered* is *secret*, compared in constant time (None matches nothing)."""
+    return secret is not None and hmac.compare_digest(offered.encode(), secret.encode())
+
+
+async def log_in(
+    conn: Connection, passwords: tuple[str | None, str | None], throttle: LoginThrottle, host: str, prompted: bool
+) -> str | None:
+    """Ask for one of *passwords* (the plain one, the control one; *prompted*:
+    the first prompt was sent).  "control" or "read" once given (the plain one
+    opens a read-only session only where a control password exists); None if
+    the client failed or left."""
+    password, control = passwords
     for attempt in range(AUTH_ATTEMPTS):
         if attempt or not prompted:
             conn.write(PASSWORD_PROMPT)
@@ -341,13 +351,15 @@ async def log_in(conn: Connection, password: str, throttle: LoginThrottle, host:
             conn.write("\n" + PASSWORD_PROMPT)
             event = await conn.next_event()
         if isinstance(event, EndOfInput):
-            return False
-        if hmac.compare_digest(event.text.encode(), password.encode()):
-            return True
+            return None
+        if matches(event.text, control):
+            return "control"
+        if matches(event.text, password):
+            return "read" if control is not None else "control"
         await anyio.sleep(throttle.failure(host, anyio.current_time()))
         conn.write("Wrong password.\n")
     conn.write(farewell("Too many failed attempts"))
-    return False
+    return None
 
 
 class Door:
@@ -365,8 +377,17 @@ class Door:
     def pending(self) -> list[Connection]:
         return list(self._pending)
 
-    async def log_in(self, tg: anyio.abc.TaskGroup, conn: Connection, arrival: Arrival, host: str) -> bool:
-        """The password exchange for *conn*; True once it gave the password.
+    async def control_attempt(self, host: str, offered: str) -> bool:
+        """A session asking for control (``control``): right, or wrong after
+        the same delay as a wrong login, counted with them (server thread)."""
+        if matches(offered, self._config.control_password):
+            return True
+        await anyio.sleep(self._throttle.failure(host, anyio.current_time()))
+        return False
+
+    async def log_in(self, tg: anyio.abc.TaskGroup, conn: Connection, arrival: Arrival, host: str) -> str | None:
+        """The password exchange for *conn*: the access it earned ("control"
+        or "read"), or None.
 
         When the cap is reached the oldest *silent* waiting login goes (nothing
         sent, nothing on its way), else the oldest: a crowd of idle or slow
@@ -382,12 +403,13 @@ class Door:
             tg.start_soon(victim.say_goodbye, farewell("Too many clients are logging in"))
         try:
             with anyio.move_on_after(arrival.at + config.login_timeout - time.monotonic()):
-                logged_in = await log_in(conn, config.password or "", self._throttle, host, prompted=arrival.prompted)
-                if logged_in:
+                passwords = (config.password, config.control_password)
+                access = await log_in(conn, passwords, self._throttle, host, arrival.prompted)
+                if access is not None:
                     conn.logged_in()
-                return logged_in
+                return access
             conn.write(farewell(f"No password within {config.login_timeout:g} s"))
-            return False
+            return None
         finally:
             self._pending.pop(conn, None)
             if not self._reporting_bursts and self._throttle.has_bursts:

@@ -121,6 +121,10 @@ class MonitorServer:
         """Serve *web* beside the telnet listeners (before :meth:`start`)."""
         self._web = web
 
+    def ask_for_control(self, host: str, offered: str) -> bool:
+        """``control``'s check, from a worker thread: the door's, with its throttle."""
+        return bool(anyio.from_thread.run(self._door.control_attempt, host, offered))
+
     async def run_in_worker(self, func: Callable[..., T], *args: Any) -> T:
         """``func(*args)`` in one of the worker threads commands run in (server thread)."""
         return await self._workers.run(func, *args)
@@ -219,8 +223,15 @@ class MonitorServer:
         conn: Connection,
     ) -> None:
         """Log the client in, find it a session, then hold the conversation."""
-        if self._config.password is not None and not await self._door.log_in(tg, conn, arrival, host):
-            return
+        config = self._config
+        if config.password is not None:
+            access = await self._door.log_in(tg, conn, arrival, host)
+            if access is None:
+                return
+        else:  # no password: everyone may look; control needs the control password, if there is one
+            access = "read" if config.control_password is not None else "control"
+        conn.client.readonly = access == "read"
+        conn.client.host = host
         max_sessions = self._config.max_sessions
         if max_sessions is not None and len(self._connections) >= max_sessions:
             conn.write("Too many monitor sessions are open; try again later.\n")

@@ -23,6 +23,9 @@ class SessionConfig:
     """How sessions behave: set once when the monitor starts."""
 
     password: str | None = None
+    #: When set, the password above opens a read-only session and this one
+    #: a session with control (the ``control`` command asks for it too).
+    control_password: str | None = None
     #: How long work waits for the monitored loop to pick it up.
     hop_timeout: float = 2.0
     #: A client that takes no byte for this long has its answer cut; for as

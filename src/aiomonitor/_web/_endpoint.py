@@ -40,12 +40,17 @@ class WebEndpoint:
         metrics_public: bool,
         context: CommandContext,
         records_stalls: bool,
+        control_token: str | None = None,
     ) -> None:
         if port is not None:
             require_web_extra()
-        if token is not None and not TOKEN_CHARACTERS.fullmatch(token):
-            # It travels in a header, a URL and a cookie: RFC 6750's token68 fits all three.
-            raise ValueError("web_token must be letters, digits and -._~+/= only, and not empty")
+        for name, value in (("web_token", token), ("web_control_token", control_token)):
+            if value is not None and not TOKEN_CHARACTERS.fullmatch(value):
+                # It travels in a header, a URL and a cookie: RFC 6750's token68 fits all three.
+                raise ValueError(f"{name} must be letters, digits and -._~+/= only, and not empty")
+        if control_token is not None and control_token == token:
+            raise ValueError("web_control_token must differ from web_token")
+        self._control_token = control_token
         self.port = port
         self._host = host
         self._token_setting = token
@@ -100,7 +105,12 @@ class WebEndpoint:
 
         assert self.token is not None
         settings = WebSettings(
-            self.token, self._metrics_public, self._records_stalls, self.connection_count, readonly=context.readonly
+            self.token,
+            self._metrics_public,
+            self._records_stalls,
+            self.connection_count,
+            readonly=context.readonly,
+            control_token=self._control_token,
         )
         metrics = Metrics(MetricsSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
         self._listener = WebListener(sock, WebApp(context, settings, run_in_worker, metrics).handle, write_timeout)

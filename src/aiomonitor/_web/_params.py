@@ -10,7 +10,7 @@ I/O, no monitor: hypothesis feeds these any strings (``tests/test_web_logic.py``
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .._query._queries import TASK_SORT_KEYS, TaskQuery, parse_task_id
@@ -41,17 +41,17 @@ class Denied(Exception):
 
 
 def check_token(
-    token: str,
+    tokens: Sequence[str],
     headers: Mapping[str, str],
     query: Mapping[str, str],
     cookie: str | None = None,
-) -> bool:
-    """Raise :class:`Denied` unless the request carries *token*.
+) -> tuple[bool, str]:
+    """Raise :class:`Denied` unless the request carries one of *tokens*.
 
     Accepted as ``Authorization: Bearer <token>``, as the ``token`` query
     parameter, or (only where the caller passes it: the page itself, never
     an API call that changes something) as the cookie.  Returns whether it
-    came as the query parameter (the page then sets the cookie).
+    came as the query parameter (the page then sets the cookie), and which.
     """
     offered: list[tuple[str, bool]] = []
     authorization = headers.get("authorization")
@@ -66,11 +66,11 @@ def check_token(
         offered.append((cookie, False))
     if not offered:
         raise Denied(401, "a token is required: open monitor.web_url, or send 'Authorization: Bearer <token>'")
-    expected = token.encode()
     for value, from_query in offered:
-        # compare_digest: how long a wrong guess takes says nothing of the token.
-        if hmac.compare_digest(value.encode("utf-8", "surrogateescape"), expected):
-            return from_query
+        for token in tokens:
+            # compare_digest: how long a wrong guess takes says nothing of the token.
+            if hmac.compare_digest(value.encode("utf-8", "surrogateescape"), token.encode()):
+                return from_query, token
     raise Denied(403, "wrong token")
 
 

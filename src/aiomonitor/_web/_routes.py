@@ -65,6 +65,17 @@ class WebSettings:
     web_connections: Callable[[], int]
     #: A read-only monitor: cancel is refused (403), and the page shows no cancel button.
     readonly: bool = False
+    #: When set, only this token may cancel; ``token`` then only reads.
+    control_token: str | None = None
+
+    def tokens(self, change: bool) -> tuple[str, ...]:
+        """The tokens that may make this request."""
+        if self.control_token is None:
+            return (self.token,)
+        return (self.control_token,) if change else (self.token, self.control_token)
+
+    def may_change(self, token: str) -> bool:
+        return not self.readonly and token in self.tokens(change=True)
 
 
 class WebApp:
@@ -131,8 +142,9 @@ class WebApp:
             return _error(405, f"{method} is not answered at {path[:80]}")
         return _error(404, f"no such {'API' if path.startswith('/api/v1/') else 'page'}: {path[:80]}")
 
-    def _authorise(self, request: Request, *, change: bool = False, cookie: str | None = None) -> bool:
-        """The one token check (raises :class:`Denied`); whether the token came in the query.
+    def _authorise(self, request: Request, *, change: bool = False, cookie: str | None = None) -> tuple[bool, str]:
+        """The one token check (raises :class:`Denied`): whether the token came
+        in the query, and which token it was.
 
         A change counts only the ``Authorization`` header, which a browser
         adds to no cross-site request, and its origin must be ours; the page
@@ -143,17 +155,17 @@ class WebApp:
             if authorization is None:
                 raise Denied(401, "changes need 'Authorization: Bearer <token>'")
             headers, query = {"authorization": authorization}, {}
-        from_query = _web_params.check_token(self._settings.token, headers, query, cookie)
+        found = _web_params.check_token(self._settings.tokens(change), headers, query, cookie)
         if change:
             _web_params.check_origin(request.headers)
-        return from_query
+        return found
 
     # -- the page ----------------------------------------------------------------
 
     async def _page(self, request: Request) -> Response:
         cookie = request.cookie(_web_params.TOKEN_COOKIE)
         try:
-            from_query = self._authorise(request, cookie=cookie)
+            from_query, token = self._authorise(request, cookie=cookie)
         except Denied as exc:
             page = _DENIED_PAGE.format(status=exc.status, message=html.escape(str(exc)))
             return Response(exc.status, page.encode(), "text/html; charset=utf-8")
@@ -162,8 +174,8 @@ class WebApp:
             self._static["index.html"]
             .decode()
             .format(
-                token=html.escape(self._settings.token),
-                readonly="1" if self._settings.readonly else "0",
+                token=html.escape(token),
+                readonly="0" if self._settings.may_change(token) else "1",
                 framework=html.escape(backend.framework),
                 pid=os.getpid(),
                 version=html.escape(__version__),
@@ -172,7 +184,7 @@ class WebApp:
         headers = [("Content-Security-Policy", _CSP), ("X-Frame-Options", "DENY")]
         if from_query:
             # The page's own cookie: a reload or a bookmark of "/" works without the token in the URL.
-            cookie_value = f"{_web_params.TOKEN_COOKIE}={self._settings.token}; Path=/; HttpOnly; SameSite=Strict"
+            cookie_value = f"{_web_params.TOKEN_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"
             headers.append(("Set-Cookie", cookie_value))
         return Response(200, page.encode(), "text/html; charset=utf-8", headers)
 

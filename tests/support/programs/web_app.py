@@ -1,6 +1,6 @@
 """An app with the web dashboard on a free port, for the web tests.
 
-``python web_app.py asyncio|uvloop|trio [TASKS] [readonly]``: prints one line,
+``python web_app.py asyncio|uvloop|trio [TASKS] [readonly] [control]``: prints one line,
 ``monitor on 127.0.0.1:PORT web URL``, then runs until stopped.  Its tasks:
 ``parked-job`` (waits in ``park_here``), ``victim`` (waits to be cancelled;
 prints ``victim cancelled`` when it is), ``ticker`` and TASKS extra parked
@@ -18,6 +18,8 @@ from typing import Any
 import aiomonitor
 
 BLOCK_SECONDS = 4.0
+#: With ``control``: only this token may cancel (the printed one only reads).
+CONTROL_TOKEN = "control-token-for-tests"
 OPTIONS: dict[str, Any] = {
     "port": 0,
     "console_port": 0,
@@ -104,6 +106,8 @@ if __name__ == "__main__":
     framework = sys.argv[1]
     extra = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     OPTIONS["readonly"] = "readonly" in sys.argv[3:]
+    if "control" in sys.argv[3:]:
+        OPTIONS["web_control_token"] = CONTROL_TOKEN
     if framework == "trio":
         import trio
 
