@@ -28,6 +28,7 @@ from ._commands._context import CommandCall, CommandContext
 from ._commands._doctor_commands import DoctorCommands
 from ._commands._trace_commands import TraceCommands
 from ._gil._shared_work import SharedWork
+from ._query._audit import AuditTrail
 from ._query._doctor_query import CancelMemory
 from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
 from ._query._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
@@ -184,6 +185,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._started = False
         self._closed = False
         # Per instance, so two monitors in one process never share sessions.
+        #: Who changed what, in every face of this monitor.
+        self._audit_trail = AuditTrail()
         self._call_var: ContextVar[CommandCall | None] = ContextVar(f"aiomonitor_call_{id(self)}", default=None)
         self._context = CommandContext(
             backend=backend,
@@ -193,6 +196,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             clients=lambda: [conn.client for conn in self._server.connections()] if self._server is not None else [],
             console_enabled=self._console_enabled,
             readonly=readonly,
+            audit=self._audit_trail,
             ask_for_control=lambda host, offered: (
                 self._server is not None and self._server.ask_for_control(host, offered)
             ),
@@ -218,7 +222,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         if self._started:
             raise RuntimeError("this Monitor is already started")
         listeners, web_sock = self._bind()  # (web_sock: the dashboard's socket, if on)
-        self._server = MonitorServer(self, self._config, listeners, self._watchdog, name="aiomonitor-server")
+        self._server = MonitorServer(
+            self, self._config, listeners, self._watchdog, name="aiomonitor-server", audit=self._audit_trail
+        )
         if web_sock is not None:
             web = self._web.listener(web_sock, self._server.run_in_worker, self._config.write_timeout)
             self._server.host_web(web)
@@ -354,7 +360,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             return None
         namespace = self._backend.console_namespace()
         namespace.update(self._locals or {})
-        return ConsoleSpec(namespace, self._backend.framework, self._backend.submit, self._hop_timeout)
+        return ConsoleSpec(
+            namespace, self._backend.framework, self._backend.submit, self._hop_timeout, self._audit_trail
+        )
 
 
 def start_monitor(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +15,9 @@ import aiomonitor
 from aiomonitor.utils import readonly
 
 from ..conftest import open_monitor
-from ..support.helpers import Client, in_thread, parked_tasks, poll
+from ..support.helpers import CONSOLE_PROMPT, Client, in_thread, parked_tasks, poll
+
+PROGRAMS = Path(__file__).parent.parent / "support" / "programs"
 
 pytestmark = pytest.mark.anyio
 
@@ -100,3 +105,32 @@ async def test_two_passwords_read_only_until_control(anyio_backend_name: str) ->
                 await in_thread(admin.start)
                 assert "Cancelled task" in await in_thread(admin.command, "cancel target-two")
             assert await in_thread(poll, lambda: sorted(cancelled) == ["target-one", "target-two"])
+
+
+def test_every_change_is_audited_in_the_log_and_in_audit() -> None:
+    app = subprocess.Popen(
+        [sys.executable, str(PROGRAMS / "audited.py")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert app.stdout is not None
+        port, _console_port = map(int, app.stdout.readline().split()[-2:])
+        with Client(port) as client:
+            client.start()
+            peer = "{}:{}".format(*client.sock.getsockname())
+            assert "Cancelled task" in client.command("cancel victim")
+            client.command("console", prompt=CONSOLE_PROMPT)
+            assert client.command("6 * 7", prompt=CONSOLE_PROMPT) == "42\n"
+            client.command("exit()")
+            shown = client.command("audit")
+    finally:
+        _, log = app.communicate("", timeout=60)
+    cancel_line = next(line for line in log.splitlines() if ": cancel task " in line)
+    assert peer in cancel_line and "(victim)" in cancel_line and "Cancelled task" in cancel_line
+    assert "(session 1)" in cancel_line and cancel_line.startswith("aiomonitor.audit ")
+    console_line = next(line for line in log.splitlines() if ": console " in line)
+    assert "6 * 7: done" in console_line and peer in console_line
+    assert "cancel task" in shown and "(victim)" in shown and "console 6 * 7: done" in shown

@@ -168,6 +168,15 @@ def test_with_a_control_token_the_plain_token_only_reads() -> None:
         assert b'name="aiomonitor-readonly" content="0"' in control_page
         status, _, body = request("POST", url, headers={"Authorization": f"Bearer {control}", "Origin": app.base})
         assert status == 200 and json.loads(body)["requested"] is True
+        # Who changed what: for the control token only.
+        assert request("GET", f"{app.base}/api/v1/audit", headers=app.auth)[0] == 403
+        status, _, body = request("GET", f"{app.base}/api/v1/audit", headers={"Authorization": f"Bearer {control}"})
+        entries = json.loads(body)["entries"]
+        assert status == 200 and [e["action"] for e in entries] == ["cancel", "cancel"]  # newest first
+        done, refused = entries
+        assert refused["outcome"] == "refused: wrong token" and refused["target"] == f"task {task_id}"
+        assert done["target"] == f"task {task_id} (victim)" and done["outcome"] in ("cancelled", "requested")
+        assert done["who"].startswith("web 127.0.0.1:")
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

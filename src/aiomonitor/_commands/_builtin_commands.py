@@ -166,22 +166,25 @@ class BuiltinCommands(CommandBase):
             self._cancel(resolved)
 
     def _cancel(self, taskid: int) -> None:
+        name = self._context.backend.names_of([taskid]).get(taskid)
+        answer = self._cancel_answer(taskid)
+        self._sout.write(answer + "\n")
+        self._audit("cancel", f"task {taskid}" + (f" ({name})" if name is not None else ""), answer)
+
+    def _cancel_answer(self, taskid: int) -> str:
         try:
             outcome = self._context.backend.cancel(taskid, CANCEL_GRACE)
         except UnknownTask:
-            self._sout.write(f"No task {taskid}\n")
-            return
+            return f"No task {taskid}"
         except (LoopUnresponsive, NotCancellable) as exc:
-            self._sout.write(f"Could not cancel task {taskid}: {exc}\n")
-            return
+            return f"Could not cancel task {taskid}: {exc}"
         if not outcome.requested:
-            self._sout.write(f"Task {taskid} has already finished.\n")
-        elif not outcome.finished:
-            self._sout.write(f"Cancel requested for task {taskid}; it is still running (cleaning up?).\n")
-        elif outcome.ending == "cancelled":
-            self._sout.write(f"Cancelled task {taskid}.\n")
-        else:
-            self._sout.write(f"Task {taskid} {outcome.ending}.\n")
+            return f"Task {taskid} has already finished."
+        if not outcome.finished:
+            return f"Cancel requested for task {taskid}; it is still running (cleaning up?)."
+        if outcome.ending == "cancelled":
+            return f"Cancelled task {taskid}."
+        return f"Task {taskid} {outcome.ending}."
 
     # -- the process and its loop ------------------------------------------------
 
@@ -193,6 +196,7 @@ class BuiltinCommands(CommandBase):
             return
         os.kill(os.getpid(), sig)
         self._sout.write(f"Sent {sig.name} to process {os.getpid()}.\n")
+        self._audit("signal", sig.name, "sent")
 
     @alt_names("st")
     @readonly
@@ -265,8 +269,18 @@ class BuiltinCommands(CommandBase):
         if self._context.ask_for_control(client.host, offered):
             client.readonly = False
             self._sout.write("This session has control now.\n")
+            self._audit("control", "", "granted")
         else:
             self._sout.write("Wrong control password.\n")
+            self._audit("control", "", "wrong password")
+
+    def do_audit(self) -> None:
+        """Show who changed what lately (a session with control only)"""
+        entries = self._context.audit.entries()
+        if not entries:
+            self._sout.write("Nothing changed, or was refused, since the monitor started.\n")
+            return
+        self._sout.write("".join(entry.line() + "\n" for entry in entries))
 
     @alt_names("quit q")
     @readonly

@@ -144,6 +144,7 @@ class CommandLoop(CommandBase):
             if refusal is not None:
                 caught = CommandError(refusal)
                 self._sout.write(f"{refusal}\n")
+                self._audit(comm, " ".join(args), f"refused: {refusal}")
                 self.postcmd(comm, mapped, result, caught)
                 return
             try:

@@ -22,6 +22,7 @@ from .._gil._heavy import output_section
 from .._gil._shared_work import SharedWork, compute
 from .._protocol.telnet import encode_output
 from .._query import _queries as _query
+from .._query._audit import AuditTrail
 from .._render._style import PLAIN, Style
 
 T = TypeVar("T")
@@ -53,6 +54,12 @@ class Client(Protocol):
     kind: str
     #: A read-only session: only ``@readonly`` commands run until ``control``.
     readonly: bool
+
+    @property
+    def who(self) -> str:
+        """The client as the audit trail names it (address, or uid and pid; session number)."""
+        ...
+
     connected_at: float
     #: The command line running now, for ``who`` (None when idle).
     running: str | None
@@ -101,6 +108,8 @@ class CommandContext:
     #: ``control``'s check of a control password offered from *host* (the
     #: door's, throttled like a login); False when the monitor has none.
     ask_for_control: Callable[[str, str], bool]
+    #: Who changed what: every change and refusal is recorded here.
+    audit: AuditTrail
     #: How long a command waits for the monitored loop.
     hop_timeout: float
     #: Runs CPU-heavy computations (snapshots of many tasks) one at a time,
@@ -132,6 +141,11 @@ class CommandBase:
         if client is not None and client.readonly:
             return f"{name} needs control: type control, then the control password"
         return None
+
+    def _audit(self, action: str, target: str, outcome: str) -> None:
+        """Record an action of this command's client (see ``_query._audit``)."""
+        client = self._client
+        self._context.audit.record(client.who if client is not None else "no session", action, target, outcome)
 
     @property
     def _call(self) -> CommandCall | None:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from .._gil._passes import joined_gently, release_gently
+from .._query._audit import AuditEntry
 from .._query._diagnosis import Finding
 from .._query._doctor_query import Diagnosis
 from .._query._groups import TaskGroup
@@ -105,6 +106,18 @@ _TASK_LINE = (
     '{"id": %s, "name": %s, "state": %s, "coro": %s, "location": %s, "parent_id": %s, "created": %s, '
     '"creator_id": %s, "age": %s, "steps": %s, "busy": %s, "longest_step": %s}'
 )
+
+
+def audit_entry(item: AuditEntry) -> dict[str, Any]:
+    """An audit entry as ``/api/v1/audit`` serves it."""
+    return {
+        "number": item.number,
+        "at": item.at,
+        "who": item.who,
+        "action": item.action,
+        "target": item.target,
+        "outcome": item.outcome,
+    }
 
 
 def group(item: TaskGroup, now: float) -> dict[str, Any]:

@@ -55,6 +55,8 @@ class ClientState:
         #: A read-only session (a control password exists and was not given):
         #: only ``@readonly`` commands run until ``control``.
         self.readonly = False
+        #: This session's number, for ``who`` and the audit trail (set at admission).
+        self.session = 0
         #: The command line running now, for ``who`` (None when idle).
         self.running: str | None = None
         self.lastcmd: str | None = None
@@ -68,6 +70,11 @@ class ClientState:
         self.sink = sink
         self._read_line = read_line
         self._input = SessionInput(read_line)
+
+    @property
+    def who(self) -> str:
+        """The client, as the audit trail names it."""
+        return f"{self.peer} (session {self.session})"
 
     @property
     def output(self) -> TextIO:

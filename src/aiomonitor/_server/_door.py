@@ -52,6 +52,7 @@ import anyio
 import anyio.abc
 
 from .._protocol.telnet import EndOfInput, Line, encode_output
+from .._query._audit import AuditTrail
 from ._connection import Connection
 from ._listen import AcceptFailures, accept_forever
 from ._pacing import CpuBudget
@@ -367,8 +368,9 @@ class Door:
     once, each within the login deadline (counted from the connection, the
     lobby's wait included), and failed-login bursts reported once each."""
 
-    def __init__(self, config: SessionConfig) -> None:
+    def __init__(self, config: SessionConfig, audit: AuditTrail) -> None:
         self._config = config
+        self._audit = audit
         self._throttle = LoginThrottle()
         #: Connections at the password prompt, oldest first.
         self._pending: dict[Connection, None] = {}
@@ -423,5 +425,7 @@ class Door:
                 await anyio.sleep(BURST_QUIET / 2)
                 for burst in self._throttle.ended_bursts(anyio.current_time()):
                     report_burst(burst)
+                    span = f"{burst.failures} failed password attempt(s) over {burst.last - burst.started:.0f} s"
+                    self._audit.record(burst.host, "login", "", span)
         finally:
             self._reporting_bursts = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._protocol.telnet import EndOfInput, Interrupt, Line, LineTooLong
+from .._query._audit import AuditTrail
 from ..backends import Interrupted, LoopUnresponsive, Submission
 from ._connection import Connection
 from ._console import ConsoleState, LeaveConsole, banner, format_exception
@@ -30,6 +31,8 @@ class ConsoleSpec:
     #: Runs an async function in the monitored loop (``Backend.submit``).
     submit: Callable[[Callable[[], Awaitable[Any]]], Submission]
     hop_timeout: float
+    #: Every statement is recorded: who ran what, and how it went.
+    audit: AuditTrail
 
 
 class Console:
@@ -59,17 +62,27 @@ class Console:
                 continue
             if not isinstance(event, Line):
                 continue
+            if state.prompt == ">>> ":  # a new statement: its first line names it in the audit trail
+                first_line = event.text.strip()
             try:
                 code = state.push(event.text)
             except (SyntaxError, ValueError, OverflowError) as exc:
                 conn.write(format_exception(exc))
                 continue
-            if code is not None and not await conn.in_worker(_execute, conn, spec, state.statement(code)):
+            if code is not None and not await conn.in_worker(_execute, conn, spec, state.statement(code), first_line):
                 return
 
 
-def _execute(conn: Connection, spec: ConsoleSpec, statement: Callable[[], Awaitable[Any]]) -> bool:
-    """Run one statement in the monitored loop (worker thread); False leaves the console."""
+def _execute(conn: Connection, spec: ConsoleSpec, statement: Callable[[], Awaitable[Any]], first_line: str) -> bool:
+    """Run one statement in the monitored loop (worker thread), recorded in the
+    audit trail with how it went; False leaves the console."""
+    outcome = _run(conn, spec, statement)
+    spec.audit.record(conn.client.who, "console", first_line[:200], outcome or "done")
+    return outcome != "left the console"
+
+
+def _run(conn: Connection, spec: ConsoleSpec, statement: Callable[[], Awaitable[Any]]) -> str | None:
+    """Run *statement*; what went other than plainly well (None when it did)."""
     submission = spec.submit(statement)
     try:
         submission.wait(spec.hop_timeout, conn.client.interrupted)
@@ -78,12 +91,16 @@ def _execute(conn: Connection, spec: ConsoleSpec, statement: Callable[[], Awaita
             f"The event loop did not pick up the statement within {spec.hop_timeout:g} s "
             "(is it blocked?); the statement was withdrawn.\n"
         )
+        return "withdrawn: the loop is blocked"
     except Interrupted:
         conn.write("KeyboardInterrupt\n")
+        return "interrupted"
     except LeaveConsole:
-        return False
+        return "left the console"
     except concurrent.futures.CancelledError:
         conn.write("Cancelled\n")
+        return "cancelled"
     except BaseException as exc:  # noqa: BLE001 - the statement's own error, shown as the REPL would
         conn.write(format_exception(exc))
-    return True
+        return f"raised {type(exc).__name__}"
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import socket
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
+from .._query._audit import AuditTrail
 from .._query._watchdog import PING_INTERVAL, LoopWatchdog
 from ._connection import Connection
 from ._door import Acceptor, Arrival, Door, farewell
@@ -70,6 +72,7 @@ class MonitorServer:
         listeners: list[ListenSpec],
         watchdog: LoopWatchdog,
         name: str,
+        audit: AuditTrail,
         web: WebFace | None = None,
     ) -> None:
         self._host = host
@@ -84,7 +87,8 @@ class MonitorServer:
         #: Logged-in sessions.
         self._connections: set[Connection] = set()
         #: Logins in progress: the cap, the deadline, the throttle.
-        self._door = Door(config)
+        self._door = Door(config, audit)
+        self._session_numbers = itertools.count(1)
         self._acceptor: Acceptor | None = None
         self._pinging = False
 
@@ -232,6 +236,7 @@ class MonitorServer:
             access = "read" if config.control_password is not None else "control"
         conn.client.readonly = access == "read"
         conn.client.host = host
+        conn.client.session = next(self._session_numbers)
         max_sessions = self._config.max_sessions
         if max_sessions is not None and len(self._connections) >= max_sessions:
             conn.write("Too many monitor sessions are open; try again later.\n")

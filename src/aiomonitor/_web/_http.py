@@ -55,6 +55,8 @@ class Request:
     #: Header names in lower case; a repeated header's values joined by ", ".
     headers: Mapping[str, str]
     body: bytes = b""
+    #: Who sent it (``host:port``), for the audit trail.
+    peer: str = ""
 
     def cookie(self, name: str) -> str | None:
         for part in self.headers.get("cookie", "").split(";"):
@@ -79,8 +81,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 class ConnectionState:
     """What the server's connection cap reads: whether a connection waits for a request."""
 
-    def __init__(self) -> None:
+    def __init__(self, peer: str = "") -> None:
         self.idle = True
+        self.peer = peer
 
 
 def parse_target(target: bytes) -> tuple[str, dict[str, str]]:
@@ -114,7 +117,7 @@ async def serve(
         request: Request | None = None
         with anyio.move_on_after(request_timeout):
             try:
-                request = await _read_request(stream, conn)
+                request = await _read_request(stream, conn, state.peer)
             except _BadRequest as exc:
                 state.idle = False
                 await _send_error(stream, conn, exc.status, exc.message, write_timeout)
@@ -159,7 +162,7 @@ async def _next_event(stream: ClientSocket, conn: h11.Connection) -> object:
         return event
 
 
-async def _read_request(stream: ClientSocket, conn: h11.Connection) -> Request | None:
+async def _read_request(stream: ClientSocket, conn: h11.Connection, peer: str = "") -> Request | None:
     event = await _next_event(stream, conn)
     if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
         return None
@@ -188,7 +191,7 @@ async def _read_request(stream: ClientSocket, conn: h11.Connection) -> Request |
             break
         else:
             return None  # closed mid-body
-    return Request(method, path, query, headers, bytes(body))
+    return Request(method, path, query, headers, bytes(body), peer)
 
 
 def _head(response: Response, length: int | None) -> h11.Response:

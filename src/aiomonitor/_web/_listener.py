@@ -66,12 +66,12 @@ class WebListener:
     async def serve(self, tg: anyio.abc.TaskGroup) -> None:
         handler = self._handler
 
-        async def arrived(client: socket.socket, _address: Any) -> None:
+        async def arrived(client: socket.socket, address: Any) -> None:
             stream = ClientSocket(client)
             if not self._make_room():
                 stream.close()
                 return
-            state = _http.ConnectionState()
+            state = _http.ConnectionState(_describe(address))
             self._open[stream] = state
             tg.start_soon(self._serve_one, stream, state, handler)
 
@@ -104,3 +104,11 @@ class WebListener:
         for stream in list(self._open):
             with contextlib.suppress(OSError):
                 stream.close_in_forked_child()
+
+
+def _describe(address: Any) -> str:
+    """``host:port`` of a web client."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
+    return str(address)

@@ -111,6 +111,7 @@ class WebApp:
             ("GET", "/api/v1/stalls"): self._stalls,
             ("GET", "/api/v1/sessions"): self._sessions,
             ("GET", "/api/v1/doctor"): self._doctor,
+            ("GET", "/api/v1/audit"): self._audit,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -132,7 +133,14 @@ class WebApp:
         path, method = request.path, request.method
         pattern = _pattern(path)
         if path.startswith("/api/v1/"):
-            self._authorise(request, change=method == "POST")
+            try:
+                self._authorise(request, change=method == "POST")
+            except Denied as exc:
+                if method == "POST":  # a change refused: the audit trail says so
+                    action = "cancel" if pattern.endswith("/cancel") else f"POST {path[:80]}"
+                    target = f"task {path.split('/')[4]}" if pattern.endswith("/cancel") else ""
+                    self._context.audit.record(f"web {request.peer}", action, target, f"refused: {exc}")
+                raise
         route = self._routes.get((method, pattern))
         if route is not None:
             return await route(request)
@@ -142,20 +150,23 @@ class WebApp:
             return _error(405, f"{method} is not answered at {path[:80]}")
         return _error(404, f"no such {'API' if path.startswith('/api/v1/') else 'page'}: {path[:80]}")
 
-    def _authorise(self, request: Request, *, change: bool = False, cookie: str | None = None) -> tuple[bool, str]:
+    def _authorise(
+        self, request: Request, *, change: bool = False, control: bool = False, cookie: str | None = None
+    ) -> tuple[bool, str]:
         """The one token check (raises :class:`Denied`): whether the token came
         in the query, and which token it was.
 
         A change counts only the ``Authorization`` header, which a browser
         adds to no cross-site request, and its origin must be ours; the page
-        itself also takes its cookie."""
+        itself also takes its cookie.  *control*: only a token that may change
+        things (the audit trail)."""
         headers, query = request.headers, request.query
         if change:
             authorization = headers.get("authorization")
             if authorization is None:
                 raise Denied(401, "changes need 'Authorization: Bearer <token>'")
             headers, query = {"authorization": authorization}, {}
-        found = _web_params.check_token(self._settings.tokens(change), headers, query, cookie)
+        found = _web_params.check_token(self._settings.tokens(change or control), headers, query, cookie)
         if change:
             _web_params.check_origin(request.headers)
         return found
@@ -332,23 +343,40 @@ class WebApp:
         )
         return _json_response(_json.diagnosis(result))
 
+    async def _audit(self, request: Request) -> Response:
+        """Who changed what: for whoever may change things (the control token, where one is set)."""
+        _web_params.no_parameters(request.query)
+        self._authorise(request, control=True)
+        entries = self._context.audit.entries()
+        return _json_response({"entries": [_json.audit_entry(entry) for entry in reversed(entries)]})
+
     # -- changes -----------------------------------------------------------------
 
     async def _cancel_request(self, request: Request) -> Response:
         """A cancel, once ``_authorise(change=True)`` let it through."""
         _web_params.no_parameters(request.query)
+        task_id = _task_id_of(request.path)
+        who = f"web {request.peer}"
         if self._settings.readonly:
+            self._context.audit.record(who, "cancel", f"task {task_id}", "refused: this monitor is read-only")
             return _error(403, "cancel is disabled: this monitor is read-only")
-        response: Response = await self._run(self._cancel, _task_id_of(request.path))
+        response: Response = await self._run(self._cancel, task_id, who)
         return response
 
-    def _cancel(self, task_id: int) -> Response:
+    def _cancel(self, task_id: int, who: str) -> Response:
+        """Cancel *task_id* (worker thread), recorded in the audit trail."""
+        name = self._context.backend.names_of([task_id]).get(task_id)
+        target = f"task {task_id}" + (f" ({name})" if name is not None else "")
         try:
             outcome = self._context.backend.cancel(task_id, CANCEL_GRACE)
         except UnknownTask:
+            self._context.audit.record(who, "cancel", target, "no such task")
             return _error(404, f"no live task {task_id} (it may have ended)")
         except (LoopUnresponsive, NotCancellable) as exc:
+            self._context.audit.record(who, "cancel", target, f"could not: {exc}")
             return _error(409, f"could not cancel task {task_id}: {exc}")
+        ending = "cancelled" if outcome.ending == "cancelled" else outcome.ending or "requested"
+        self._context.audit.record(who, "cancel", target, ending if outcome.requested else "already finished")
         return _json_response(
             {
                 "task_id": task_id,
