@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
 from ._query._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
 from ._query._watchdog import LoopWatchdog
 from ._server import _listen
+from ._server._door import default_allowed_uids
 from ._server._repl import ConsoleSpec
 from ._server._server_thread import ListenSpec, MonitorServer
 from ._server._session import SessionConfig
@@ -70,6 +71,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       of TCP ports; removed on close.
     * ``password``: asked before anything else on both ports.  Wrong ones
       are answered slowly, more slowly the more there are (see ``_door``).
+    * ``allowed_uids``: on a unix socket (``path``), only processes of these
+      users get in (default: the app's own user and root); others are
+      turned away before the prompt, and the audit trail says so.
     * ``control_password``: with it, the ``password`` (or none, if none is
       set) opens a read-only session, and this one a session with control;
       a read-only session gains control with the ``control`` command.
@@ -126,6 +130,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         console_path: str | None = None,
         password: str | None = None,
         control_password: str | None = None,
+        allowed_uids: Iterable[int] | None = None,
         max_sessions: int | None = 64,
         max_pending_logins: int = 8,
         login_timeout: float = 10.0,
@@ -158,6 +163,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._config = SessionConfig(
             password=password,
             control_password=control_password,
+            allowed_uids=default_allowed_uids() if allowed_uids is None else frozenset(allowed_uids),
             hop_timeout=hop_timeout,
             write_timeout=write_timeout,
             max_sessions=max_sessions,

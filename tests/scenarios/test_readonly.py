@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import signal
 import socket
 import subprocess
@@ -134,3 +136,19 @@ def test_every_change_is_audited_in_the_log_and_in_audit() -> None:
     console_line = next(line for line in log.splitlines() if ": console " in line)
     assert "6 * 7: done" in console_line and peer in console_line
     assert "cancel task" in shown and "(victim)" in shown and "console 6 * 7: done" in shown
+
+
+async def test_a_unix_socket_turns_away_other_users_before_the_prompt(
+    anyio_backend_name: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiomonitor.audit")
+    path = str(tmp_path / "monitor.sock")
+    others_only = {os.getuid() + 4242}
+    with open_monitor(anyio_backend_name, path=path, allowed_uids=others_only):
+        with Client(path=path) as refused:
+            farewell = await in_thread(refused.read_to_eof)
+        assert b"Not allowed for this user" in farewell and b"monitor >>>" not in farewell
+        assert f"uid {os.getuid()} pid {os.getpid()}: connect: refused: uid not allowed" in caplog.text
+    with open_monitor(anyio_backend_name, path=path), Client(path=path) as welcome:  # the default: us
+        await in_thread(welcome.start)
+        assert f"uid {os.getuid()} pid {os.getpid()} (you)" in await in_thread(welcome.command, "who")

@@ -41,8 +41,10 @@ import dataclasses
 import hmac
 import logging
 import math
+import os
 import selectors
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -191,6 +193,24 @@ def turn_away(arrival: Arrival, message: bytes) -> None:
     arrival.sock.close()
 
 
+def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
+    """The (pid, uid) of the process at the other end of a unix socket, where
+    the system says (``SO_PEERCRED``, Linux); None where it can't."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if sock.family != getattr(socket, "AF_UNIX", None) or option is None:
+        return None
+    try:
+        pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    except OSError:
+        return None
+    return pid, uid
+
+
+def default_allowed_uids() -> frozenset[int]:
+    """Who may connect to a unix socket by default: the app's own user, and root."""
+    return frozenset({os.getuid(), 0})
+
+
 class Acceptor:
     """One server's accept loops and lobby (server thread only)."""
 
@@ -200,11 +220,16 @@ class Acceptor:
         spawn: Callable[..., object],
         password_required: bool,
         login_timeout: float,
+        allowed_uids: frozenset[int] | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self._serve = serve
         self._spawn = spawn
         self._password_required = password_required
         self._login_timeout = login_timeout
+        #: A unix socket's peer must run as one of these (None: anyone who can open it).
+        self._allowed_uids = allowed_uids
+        self._audit = audit
         self._lobby = Lobby()
         #: Handed to a serving task that has not started yet (closed by close() if it never does).
         self._unclaimed: set[socket.socket] = set()
@@ -218,6 +243,14 @@ class Acceptor:
         await accept_forever(listener, arrived, self._failures)
 
     async def _arrived(self, arrival: Arrival) -> None:
+        credentials = peer_credentials(arrival.sock)
+        if credentials is not None:
+            arrival = dataclasses.replace(arrival, address=f"uid {credentials[1]} pid {credentials[0]}")
+            if self._allowed_uids is not None and credentials[1] not in self._allowed_uids:
+                if self._audit is not None:
+                    self._audit.record(str(arrival.address), "connect", "", "refused: uid not allowed")
+                turn_away(arrival, encode_output(farewell("Not allowed for this user")))
+                return
         if not self._password_required:
             await self._set_up(arrival)
             return

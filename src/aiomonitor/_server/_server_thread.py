@@ -88,6 +88,7 @@ class MonitorServer:
         self._connections: set[Connection] = set()
         #: Logins in progress: the cap, the deadline, the throttle.
         self._door = Door(config, audit)
+        self._audit = audit
         self._session_numbers = itertools.count(1)
         self._acceptor: Acceptor | None = None
         self._pinging = False
@@ -183,6 +184,8 @@ class MonitorServer:
                     tg.start_soon,
                     password_required=self._config.password is not None,
                     login_timeout=self._config.login_timeout,
+                    allowed_uids=self._config.allowed_uids,
+                    audit=self._audit,
                 )
                 for spec in self._listeners:
                     tg.start_soon(acceptor.accept_loop, spec.sock, spec.console_only)
@@ -269,5 +272,7 @@ def _describe_peer(address: Any) -> tuple[str, str]:
     if isinstance(address, tuple) and len(address) >= 2:
         host = str(address[0])
         return (f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"), host
+    if isinstance(address, str) and address.startswith("uid "):  # a unix socket's peer, by its credentials
+        return address, address.rpartition(" pid ")[0]
     # A unix socket's peer has no address: every local client is one "host".
     return "local", "local"

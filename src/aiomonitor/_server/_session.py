@@ -26,6 +26,9 @@ class SessionConfig:
     #: When set, the password above opens a read-only session and this one
     #: a session with control (the ``control`` command asks for it too).
     control_password: str | None = None
+    #: Who may connect to a unix socket (``SO_PEERCRED``; None: anyone who can
+    #: open it, which mode 0600 already limits to the app's user and root).
+    allowed_uids: frozenset[int] | None = None
     #: How long work waits for the monitored loop to pick it up.
     hop_timeout: float = 2.0
     #: A client that takes no byte for this long has its answer cut; for as
