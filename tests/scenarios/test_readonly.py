@@ -152,3 +152,18 @@ async def test_a_unix_socket_turns_away_other_users_before_the_prompt(
     with open_monitor(anyio_backend_name, path=path), Client(path=path) as welcome:  # the default: us
         await in_thread(welcome.start)
         assert f"uid {os.getuid()} pid {os.getpid()} (you)" in await in_thread(welcome.command, "who")
+
+
+async def test_the_console_port_needs_the_control_password(anyio_backend_name: str) -> None:
+    options = {"password": "reader", "control_password": "admin"}
+    with open_monitor(anyio_backend_name, **options) as monitor:
+        with Client(monitor.console_port) as reader:
+            await in_thread(reader.read_until, b"Password: ")
+            reader.send(b"reader\r\n")
+            farewell = await in_thread(reader.read_to_eof)
+        assert b"The console needs the control password; bye." in farewell and b">>> " not in farewell
+        with Client(monitor.console_port) as admin:
+            await in_thread(admin.read_until, b"Password: ")
+            admin.send(b"admin\r\n")
+            await in_thread(admin.start, CONSOLE_PROMPT)
+            assert await in_thread(lambda: admin.command("6 * 7", prompt=CONSOLE_PROMPT)) == "42\n"

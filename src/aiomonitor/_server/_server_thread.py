@@ -240,6 +240,10 @@ class MonitorServer:
         conn.client.readonly = access == "read"
         conn.client.host = host
         conn.client.session = next(self._session_numbers)
+        if arrival.console_only and conn.client.readonly:  # the console runs any code: control only
+            self._audit.record(conn.client.who, "console", "", "refused: needs the control password")
+            conn.write(farewell("The console needs the control password"))
+            return
         max_sessions = self._config.max_sessions
         if max_sessions is not None and len(self._connections) >= max_sessions:
             conn.write("Too many monitor sessions are open; try again later.\n")
