@@ -12,7 +12,7 @@ import collections
 import itertools
 import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .._gil._passes import GilTurns, pieces, release_gently, sorted_in_runs
@@ -245,51 +245,61 @@ def folded_labels(run: Sequence[tuple[int, str | None]], nodes: Mapping[int, str
     """Lines for (task, how) leaves: each set of FOLD_AT or more alike ones
     as one line (the largest first), then the others one line each, in order.
 
-    Counted by C passes a chunk at a time (``Counter.update`` of each leaf's
-    key, and of its key with its name), the GIL offered between chunks: a
-    Python step per leaf cost ``pstree`` a fifth more at 100k tasks.
+    By C passes a chunk at a time, the GIL offered between chunks: a Python
+    step per leaf cost ``pstree`` a fifth more at 100k tasks.  Nothing as
+    big as the run is kept beyond a pass (a dict or a list of tuples per
+    leaf would grow, and die, in single long C calls): the leaves' keys are
+    made again for each pass, and what is counted has one entry per kind.
     """
     turns = GilTurns()
-    keys: list[_Key] = []
-    counts: collections.Counter[_Key] = collections.Counter()
-    named: collections.Counter[tuple[_Key, str]] = collections.Counter()
     coros, locations, names = folding.coros, folding.locations, folding.names
-    for piece in pieces(list(run), LABEL_CHUNK):
+
+    def keys_of(piece: Sequence[tuple[int, str | None]]) -> list[_Key]:
         ids = list(map(_CHILD_OF, piece))
-        hows = map(_HOW_OF, piece)
-        piece_keys = list(zip(map(coros.__getitem__, ids), map(locations.get, ids), hows, strict=True))
-        counts.update(piece_keys)
-        named.update(zip(piece_keys, map(names.__getitem__, ids), strict=True))
-        keys.extend(piece_keys)
+        where = map(locations.get, ids)
+        return list(zip(map(coros.__getitem__, ids), where, map(_HOW_OF, piece), strict=True))
+
+    run = list(run)
+    counts: collections.Counter[_Key] = collections.Counter()
+    for piece in pieces(run, LABEL_CHUNK):
+        counts.update(keys_of(piece))
         turns.offer()
     big = {key for key, count in counts.items() if count >= FOLD_AT}
     if not big:
         return [nodes[child] + _how_tag(how) for child, how in run]
-    examples = _first_of_each(big, keys, run)
-    folded = sorted(big, key=lambda key: (-counts[key], examples[key][0]))
-    labels = [_folded_label(key, counts[key], examples[key], named, folding) for key in folded]
-    for start in range(0, len(run), LABEL_CHUNK):  # the others, in order
-        piece_keys = keys[start : start + LABEL_CHUNK]
-        alone = itertools.compress(
-            run[start : start + LABEL_CHUNK], map(operator.not_, map(big.__contains__, piece_keys))
-        )
-        labels.extend(nodes[child] + _how_tag(how) for child, how in alone)
+    examples = _first_of_each(big, run, keys_of)
+    first_names = {key: names[found[0]] for key, found in examples.items()}
+    named_alike: collections.Counter[_Key] = collections.Counter()  # members named as the first one
+    alone: list[tuple[int, str | None]] = []
+    for piece in pieces(run, LABEL_CHUNK):
+        piece_keys = keys_of(piece)
+        same_name = map(operator.eq, map(names.__getitem__, map(_CHILD_OF, piece)), map(first_names.get, piece_keys))
+        named_alike.update(itertools.compress(piece_keys, same_name))
+        alone.extend(itertools.compress(piece, map(operator.not_, map(big.__contains__, piece_keys))))
         turns.offer()
+    labels = []
+    for key in sorted(big, key=lambda key: (-counts[key], examples[key][0])):
+        name = first_names[key] if named_alike[key] == counts[key] else "tasks"
+        labels.append(_folded_label(key, counts[key], examples[key], name))
+    labels.extend(nodes[child] + _how_tag(how) for child, how in alone)
     return labels
 
 
-def _first_of_each(big: set[_Key], keys: list[_Key], run: Sequence[tuple[int, str | None]]) -> dict[_Key, list[int]]:
+def _first_of_each(
+    big: set[_Key], run: list[tuple[int, str | None]], keys_of: Callable[[Sequence[tuple[int, str | None]]], list[_Key]]
+) -> dict[_Key, list[int]]:
     """The first FOLD_EXAMPLES ids of each key in *big*, in run order (stops once all are found)."""
     examples: dict[_Key, list[int]] = {key: [] for key in big}
     wanted = len(big)
-    for key, (child, _) in zip(keys, run, strict=True):
-        found = examples.get(key)
-        if found is not None and len(found) < FOLD_EXAMPLES:
-            found.append(child)
-            if len(found) == FOLD_EXAMPLES:
-                wanted -= 1
-                if not wanted:
-                    break
+    for piece in pieces(run, LABEL_CHUNK):
+        for key, (child, _) in zip(keys_of(piece), piece, strict=True):
+            found = examples.get(key)
+            if found is not None and len(found) < FOLD_EXAMPLES:
+                found.append(child)
+                if len(found) == FOLD_EXAMPLES:
+                    wanted -= 1
+                    if not wanted:
+                        return examples
     return examples
 
 
@@ -297,12 +307,8 @@ def _how_tag(how: str | None) -> str:
     return "" if how is None else f"  [{how}]"
 
 
-def _folded_label(
-    key: _Key, count: int, examples: list[int], named: collections.Counter[tuple[_Key, str]], folding: Folding
-) -> str:
+def _folded_label(key: _Key, count: int, examples: list[int], name: str) -> str:
     coro, location, how = key
-    first_name = folding.names[examples[0]]
-    name = first_name if named[key, first_name] == count else "tasks"  # all alike in name too, or not
     shown = ", ".join(map(str, examples)) + (", …" if count > len(examples) else "")
     return f"{count} {_TIMES} {name} ({coro}) {format_location(location)}{_how_tag(how)}  e.g. {shown}"
 
