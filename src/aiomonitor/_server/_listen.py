@@ -145,3 +145,14 @@ async def accept_forever(
                 break
             await arrived(sock, address)
         await anyio.sleep(0)  # let sessions run between batches
+
+
+def describe_peer(address: Any) -> tuple[str, str]:
+    """``host:port`` for ``who`` and the log, and the host that failed logins are counted by."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        host = str(address[0])
+        return (f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"), host
+    if isinstance(address, str) and address.startswith("uid "):  # a unix socket's peer, by its credentials
+        return address, address.rpartition(" pid ")[0]
+    # A unix socket's peer has no address: every local client is one "host".
+    return "local", "local"

@@ -25,6 +25,7 @@ from .._query._audit import AuditTrail
 from .._query._watchdog import PING_INTERVAL, LoopWatchdog
 from ._connection import Connection
 from ._door import Acceptor, Arrival, Door, farewell
+from ._listen import describe_peer
 from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
 from ._socket_stream import ClientSocket
 from ._workers import WorkerPool
@@ -202,7 +203,7 @@ class MonitorServer:
 
     async def _serve_client(self, tg: anyio.abc.TaskGroup, arrival: Arrival) -> None:
         stream = ClientSocket(arrival.sock)
-        peer, host = _describe_peer(arrival.address)
+        peer, host = describe_peer(arrival.address)
         config = self._config
         try:
             conn = Connection(
@@ -269,14 +270,3 @@ class MonitorServer:
         async with anyio.create_task_group() as tg:
             for conn in list(self._connections):
                 tg.start_soon(conn.say_goodbye, farewell("The monitor is shutting down"))
-
-
-def _describe_peer(address: Any) -> tuple[str, str]:
-    """``host:port`` for ``who`` and the log, and the host that failed logins are counted by."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = str(address[0])
-        return (f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"), host
-    if isinstance(address, str) and address.startswith("uid "):  # a unix socket's peer, by its credentials
-        return address, address.rpartition(" pid ")[0]
-    # A unix socket's peer has no address: every local client is one "host".
-    return "local", "local"

@@ -28,7 +28,7 @@ import anyio
 import anyio.abc
 
 from .._server._door import first_to_go
-from .._server._listen import AcceptFailures, accept_forever
+from .._server._listen import AcceptFailures, accept_forever, describe_peer
 from .._server._socket_stream import ClientSocket
 from . import _http
 
@@ -71,7 +71,7 @@ class WebListener:
             if not self._make_room():
                 stream.close()
                 return
-            state = _http.ConnectionState(_describe(address))
+            state = _http.ConnectionState(describe_peer(address)[0])
             self._open[stream] = state
             tg.start_soon(self._serve_one, stream, state, handler)
 
@@ -104,11 +104,3 @@ class WebListener:
         for stream in list(self._open):
             with contextlib.suppress(OSError):
                 stream.close_in_forked_child()
-
-
-def _describe(address: Any) -> str:
-    """``host:port`` of a web client."""
-    if isinstance(address, tuple) and len(address) >= 2:
-        host = str(address[0])
-        return f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"
-    return str(address)
