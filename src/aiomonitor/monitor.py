@@ -153,9 +153,8 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._host = host or MONITOR_HOST
         self._port = port
         self._console_port = console_port
-        #: A read-only monitor has no console (nor its port) and runs only
-        #: commands marked ``@readonly``; its web API refuses cancel.
-        self._readonly = readonly
+        # A read-only monitor has no console (nor its port); the context
+        # carries ``readonly`` to the commands and the web.
         self._console_enabled = console_enabled and not readonly
         self._locals = locals
         self._path = path

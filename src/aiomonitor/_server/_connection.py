@@ -46,12 +46,12 @@ class ClientState:
     the server thread.
     """
 
-    def __init__(self, peer: str, sink: SessionOutput, read_line: Callable[[], str | None]) -> None:
+    def __init__(self, peer: str, host: str, sink: SessionOutput, read_line: Callable[[], str | None]) -> None:
         self.peer = peer
+        #: The host failed attempts are counted by (the door's throttle).
+        self.host = host
         self.connected_at = time.monotonic()
         self.kind = "monitor"
-        #: The host failed attempts are counted by (the door's throttle).
-        self.host = peer
         #: A read-only session (a control password exists and was not given):
         #: only ``@readonly`` commands run until ``control``.
         self.readonly = False
@@ -107,6 +107,7 @@ class Connection:
         self,
         stream: ClientSocket,
         peer: str,
+        host: str,
         call_in_server: Callable[[Callable[[], None]], None],
         nonblocking_threads: Callable[[], set[int | None]],
         workers: WorkerPool,
@@ -128,9 +129,8 @@ class Connection:
         self._received = 0
         self._scope = anyio.CancelScope()
         #: What commands see of this client (and its output, which we drain).
-        self.client = ClientState(
-            peer, SessionOutput(self._wake_writer, nonblocking_threads), self._read_line_from_thread
-        )
+        sink = SessionOutput(self._wake_writer, nonblocking_threads)
+        self.client = ClientState(peer, host, sink, self._read_line_from_thread)
 
     @property
     def peer(self) -> str:

@@ -56,7 +56,7 @@ import anyio.abc
 from .._protocol.telnet import EndOfInput, Line, encode_output
 from .._query._audit import AuditTrail
 from ._connection import Connection
-from ._listen import AcceptFailures, accept_forever
+from ._listen import AcceptFailures, accept_forever, describe_peer
 from ._pacing import CpuBudget
 from ._session import SessionConfig
 
@@ -118,6 +118,16 @@ class Arrival:
     console_only: bool
     #: Whether it has been sent the password prompt already.
     prompted: bool = False
+    #: A unix socket's peer: its (pid, uid), where the system says.
+    credentials: tuple[int, int] | None = None
+
+    def describe(self) -> tuple[str, str]:
+        """``who`` and the log's name for the client, and the host failed logins are counted by."""
+        if self.credentials is not None:
+            pid, uid = self.credentials
+            return f"uid {uid} pid {pid}", f"uid {uid}"
+        return describe_peer(self.address)
+
     at: float = field(default_factory=time.monotonic)
 
 
@@ -245,10 +255,10 @@ class Acceptor:
     async def _arrived(self, arrival: Arrival) -> None:
         credentials = peer_credentials(arrival.sock)
         if credentials is not None:
-            arrival = dataclasses.replace(arrival, address=f"uid {credentials[1]} pid {credentials[0]}")
+            arrival = dataclasses.replace(arrival, credentials=credentials)
             if self._allowed_uids is not None and credentials[1] not in self._allowed_uids:
                 if self._audit is not None:
-                    self._audit.record(str(arrival.address), "connect", "", "refused: uid not allowed")
+                    self._audit.record(arrival.describe()[0], "connect", "", "refused: uid not allowed")
                 turn_away(arrival, encode_output(farewell("Not allowed for this user")))
                 return
         if not self._password_required:

@@ -152,7 +152,5 @@ def describe_peer(address: Any) -> tuple[str, str]:
     if isinstance(address, tuple) and len(address) >= 2:
         host = str(address[0])
         return (f"[{host}]:{address[1]}" if ":" in host else f"{host}:{address[1]}"), host
-    if isinstance(address, str) and address.startswith("uid "):  # a unix socket's peer, by its credentials
-        return address, address.rpartition(" pid ")[0]
     # A unix socket's peer has no address: every local client is one "host".
     return "local", "local"

@@ -25,7 +25,6 @@ from .._query._audit import AuditTrail
 from .._query._watchdog import PING_INTERVAL, LoopWatchdog
 from ._connection import Connection
 from ._door import Acceptor, Arrival, Door, farewell
-from ._listen import describe_peer
 from ._session import ConsoleSession, MonitorSession, SessionConfig, SessionHost
 from ._socket_stream import ClientSocket
 from ._workers import WorkerPool
@@ -203,12 +202,13 @@ class MonitorServer:
 
     async def _serve_client(self, tg: anyio.abc.TaskGroup, arrival: Arrival) -> None:
         stream = ClientSocket(arrival.sock)
-        peer, host = describe_peer(arrival.address)
+        peer, host = arrival.describe()
         config = self._config
         try:
             conn = Connection(
                 stream,
                 peer,
+                host,
                 self.call_in_server,
                 self.nonblocking_threads,
                 self._workers,
@@ -239,7 +239,6 @@ class MonitorServer:
         else:  # no password: everyone may look; control needs the control password, if there is one
             access = "read" if config.control_password is not None else "control"
         conn.client.readonly = access == "read"
-        conn.client.host = host
         conn.client.session = next(self._session_numbers)
         if arrival.console_only and conn.client.readonly:  # the console runs any code: control only
             self._audit.record(conn.client.who, "console", "", "refused: needs the control password")
