@@ -3,7 +3,7 @@
     python benchmarks/run.py                 # everything (a few minutes)
     python benchmarks/run.py --quick         # fewer repeats and sizes
     python benchmarks/run.py --only scale    # or: idle, recorder, tracing, commands, doctor, concurrency,
-                                             #     trio, hostile, web
+                                             #     trio, hostile, web, follow
     python benchmarks/run.py --peer-python /path/to/venv/bin/python   # + aiomonitor 0.7.1, ratios ours/theirs
     python benchmarks/run.py --only commands --baseline-src /tmp/old/src  # ours against an older tree, interleaved
                                              # (also --only concurrency)
@@ -296,7 +296,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=None)
     parser.add_argument(
         "--only",
-        default="idle,recorder,tracing,scale,commands,doctor,concurrency,trio,hostile,web",
+        default="idle,recorder,tracing,scale,commands,doctor,concurrency,trio,hostile,web,follow",
         help="comma-separated scenarios",
     )
     parser.add_argument("--peer-python", help="a python with aiomonitor==0.7.1 installed, to compare against")
@@ -371,6 +371,10 @@ def main() -> None:
         import hostile
 
         hostile.run(me, runs)
+    if "follow" in only:
+        import follow
+
+        follow.run(me, max(runs, 21))
     if args.peer_python:
         peer = args.peer_python
         workload_comparison(

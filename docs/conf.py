@@ -33,6 +33,8 @@ PUBLIC_NAMES = (
     *(f"aiomonitor.{name}" for name in aiomonitor.__all__ if name != "__version__"),
     "aiomonitor.utils.alt_names",
     "aiomonitor.utils.readonly",
+    "aiomonitor.otel.instrument",
+    "aiomonitor.otel.Instrumentation",
     *(
         f"aiomonitor.Monitor.{member}"
         for member in (

@@ -46,7 +46,12 @@ CONTROL_PASSWORD_ENV = "AIOMONITOR_CONTROL_PASSWORD"  # noqa: S105 - the variabl
 log = logging.getLogger("aiomonitor")
 
 ENV_DIR = "AIOMONITOR_RUNTIME_DIR"
+#: Set by ``aiomonitor run`` for the program and every process it starts:
+#: the service they belong to (see ``Service``), so each entry says which.
+SERVICE_ENV = "AIOMONITOR_SERVICE"
 #: Bumped when a field changes meaning; readers skip entries of other versions.
+#: (Fields added since, ``parent``, ``service`` and ``taken_ports``, are
+#: optional: an older reader ignores them and a newer one does without.)
 FORMAT = 1
 
 
@@ -148,6 +153,49 @@ class Address:
 
 
 @dataclass(frozen=True)
+class Service:
+    """The program ``aiomonitor run`` started, whose processes all belong to it.
+
+    Its process may run no loop (uvicorn's and gunicorn's supervisors don't),
+    so it may have no entry of its own: its workers' entries carry it.
+    """
+
+    pid: int
+    #: What people call it (``uvicorn``, ``gunicorn``, the script's name), and its whole command line.
+    name: str
+    program: str
+    #: When it started (``time.time()``).
+    started: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pid": self.pid, "name": self.name, "program": self.program, "started": self.started}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Service | None:
+        if not isinstance(data, dict):
+            return None
+        try:
+            return cls(int(data["pid"]), str(data["name"]), str(data["program"]), float(data["started"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def export(self) -> None:
+        """Make this the service of this process and of every process it starts."""
+        os.environ[SERVICE_ENV] = json.dumps(self.to_json())
+
+
+def current_service() -> Service | None:
+    """The service this process belongs to (``$AIOMONITOR_SERVICE``), if any; a damaged value is none."""
+    text = os.environ.get(SERVICE_ENV)
+    if not text:
+        return None
+    try:
+        return Service.from_json(json.loads(text))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
 class Entry:
     """One running monitor, as its process described it."""
 
@@ -161,6 +209,13 @@ class Entry:
     prompt: str
     started: float
     version: str
+    #: The process that started this one (None: not known, an older entry).
+    parent: int | None = None
+    #: The service this process is part of (``aiomonitor run``), if any.
+    service: Service | None = None
+    #: Ports asked for but found taken (by a sibling worker), by listener:
+    #: the monitor listens on a free one instead (``port_fallback``).
+    taken_ports: tuple[tuple[str, int], ...] = ()
 
     def uptime(self, now: float | None = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.started)
@@ -178,6 +233,9 @@ class Entry:
             "prompt": self.prompt,
             "started": self.started,
             "version": self.version,
+            "parent": self.parent,
+            "service": self.service.to_json() if self.service else None,
+            "taken_ports": dict(self.taken_ports),
         }
 
     @classmethod
@@ -188,6 +246,9 @@ class Entry:
         monitor = Address.from_json(data.get("monitor"))
         try:
             argv = tuple(str(arg) for arg in data["argv"])
+            parent = data.get("parent")
+            taken = data.get("taken_ports")
+            taken_ports = tuple((str(name), int(port)) for name, port in (taken or {}).items())
             entry = cls(
                 pid=int(data["pid"]),
                 program=str(data["program"]),
@@ -199,8 +260,11 @@ class Entry:
                 prompt=str(data["prompt"]),
                 started=float(data["started"]),
                 version=str(data["version"]),
+                parent=parent if isinstance(parent, int) and not isinstance(parent, bool) else None,
+                service=Service.from_json(data.get("service")),
+                taken_ports=taken_ports,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
         return entry if monitor is not None else None
 
@@ -214,7 +278,15 @@ def program_name(argv0: str) -> str:
     return base
 
 
-def this_process(*, framework: str, monitor: Address, console: Address | None, password: bool, prompt: str) -> Entry:
+def this_process(
+    *,
+    framework: str,
+    monitor: Address,
+    console: Address | None,
+    password: bool,
+    prompt: str,
+    taken_ports: tuple[tuple[str, int], ...] = (),
+) -> Entry:
     """The entry for a monitor of this process, started now."""
     argv = sys.argv if sys.argv and sys.argv[0] else getattr(sys, "orig_argv", ["python"])
     return Entry(
@@ -228,6 +300,9 @@ def this_process(*, framework: str, monitor: Address, console: Address | None, p
         prompt=prompt,
         started=time.time(),
         version=__version__,
+        parent=os.getppid(),
+        service=current_service(),
+        taken_ports=taken_ports,
     )
 
 

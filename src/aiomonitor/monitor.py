@@ -30,6 +30,7 @@ from ._commands._trace_commands import TraceCommands
 from ._gil._shared_work import SharedWork
 from ._query._audit import AuditTrail
 from ._query._doctor_query import CancelMemory
+from ._query._series import SeriesSource
 from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
 from ._query._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
 from ._query._watchdog import LoopWatchdog
@@ -103,6 +104,11 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       default) is a stall, remembered with the blocking stack and task even
       when no client is connected (``lag``, ``doctor``); None turns the
       recorder off.  ``max_stalls``: how many are remembered (50).
+    * ``port_fallback``: when ``port``, ``console_port`` or ``web_port`` is
+      taken (by a sibling worker of a pool that all start from the same
+      settings), listen on a free port instead of raising; the log says so,
+      and so does the registry entry (``aiomonitor ls -j``: ``taken_ports``).
+      Every worker of ``aiomonitor run`` but the first uses it.
     * ``discoverable``: announce this monitor in the per-user registry
       that ``aiomonitor ls`` and ``aiomonitor -P PID`` read (default True;
       see ``_registry``).  The entry holds addresses, never the password.
@@ -143,6 +149,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
         max_stalls: int = DEFAULT_MAX_STALLS,
         discoverable: bool = True,
+        port_fallback: bool = False,
         web_port: int | None = None,
         web_host: str | None = None,
         web_token: str | None = None,
@@ -184,6 +191,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         )
         self._records_stalls = stall_threshold is not None
         self._discoverable = discoverable
+        self._port_fallback = port_fallback
+        #: Listener -> the port asked for, for those that were taken (``port_fallback``).
+        self._taken_ports: dict[str, int] = {}
         self._registration: _registry.Registration | None = None
         self._server: MonitorServer | None = None
         self._unix_paths: list[str] = []
@@ -257,6 +267,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             console=address(self._host, self._console_port, self._console_path) if self._console_enabled else None,
             password=self._config.password is not None,
             prompt=self.prompt,
+            taken_ports=tuple(self._taken_ports.items()),
         )
         self._registration = _registry.announce(entry)
 
@@ -267,19 +278,24 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             if self._console_enabled:
                 sock = self._bind_one(self._console_path, self._console_port, console=True)
                 listeners.append(ListenSpec(sock, console_only=True))
-            return listeners, self._web.bind(self._host)
+            web_sock = self._web.bind(self._host, fallback=self._port_fallback)
         except BaseException:
             for spec in listeners:
                 spec.sock.close()
             self._remove_unix_paths()
             raise
+        if self._web.taken_port is not None:
+            self._taken_ports["web"] = self._web.taken_port
+        return listeners, web_sock
 
     def _bind_one(self, path: str | None, port: int, *, console: bool) -> socket.socket:
         if path:
             sock = _listen.bind_unix(path)
             self._unix_paths.append(path)
             return sock
-        sock = _listen.bind_tcp(self._host, port)
+        sock, fell_back = _listen.bind_tcp_or_free(self._host, port, fallback=self._port_fallback)
+        if fell_back:
+            self._taken_ports["console" if console else "monitor"] = port
         if console:
             self._console_port = sock.getsockname()[1]
         else:
@@ -355,6 +371,15 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _series_source(self) -> SeriesSource:
+        """What the reported series are read from (``aiomonitor.otel``)."""
+        return SeriesSource(
+            self._backend,
+            self._stall_recorder,
+            self._records_stalls,
+            lambda: len(self._server.connections()) if self._server is not None else 0,
+        )
 
     # -- what sessions need beyond the command loop (SessionHost) ---------------
 

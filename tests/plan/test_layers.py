@@ -2,7 +2,7 @@
 
 Every module sits in one wing (a folder, or one of the few modules on top),
 and the wing table says which wings each may import.  Read top to bottom it
-is one stack: the client, the launchers, the monitor, the web, the server,
+is one stack: the client, the launchers, OpenTelemetry's face, the monitor, the web, the server,
 the commands, the renderers, the query layer, the backends and the registry,
 and on the ground the GIL etiquette, the protocol, ``utils`` and the version.
 No import runs from a lower wing to a higher one, and no import cycle exists
@@ -27,8 +27,9 @@ PACKAGE = pathlib.Path(aiomonitor.__file__).parent
 #: wing -> the wings it may import (itself always).
 WING_TABLE: dict[str, set[str]] = {
     "face": {"monitor", "_client", "utils", "_version"},
-    "_client": {"launchers", "_registry", "_render", "_version"},
-    "launchers": {"monitor", "_registry", "backends", "_version"},
+    "_client": {"_launch", "_registry", "_render", "_version"},
+    "_launch": {"otel", "monitor", "_registry", "backends", "_version"},
+    "otel": {"monitor", "_query", "_gil", "_registry", "_version"},
     "monitor": {"_web", "_server", "_commands", "_render", "_query", "backends", "_registry", "_gil", "_protocol"},
     "_web": {"_server", "_commands", "_render", "_query", "backends", "_registry", "_gil", "_version"},
     "_server": {"_commands", "_render", "_query", "backends", "_gil", "_protocol"},
@@ -50,9 +51,7 @@ TOP = {
     "utils": "utils",
     "_version": "_version",
     "monitor": "monitor",
-    "_run": "launchers",
-    "_attach": "launchers",
-    "_autostart": "launchers",
+    "otel": "otel",
     "_registry": "_registry",
 }
 
@@ -167,11 +166,13 @@ def test_no_import_cycle_anywhere() -> None:
 def test_the_client_side_never_imports_the_monitor() -> None:
     """``aiomonitor ls``, ``-P`` and ``-c`` talk to monitors over sockets only:
     nothing of the server, the commands or a framework comes with them.  Only
-    ``run`` and ``attach`` start a monitor, and ``_cli`` imports them lazily;
+    ``run`` and ``attach`` start a monitor, and ``_cli`` imports them lazily
+    (and ``_follow``, to keep a client a service started from being followed);
     of the renderers, only the pure text tables (``ls`` follows their rule)."""
     allowed = {"aiomonitor._registry", "aiomonitor._version", "aiomonitor._render._table", "aiomonitor._render._style"}
     for path in (PACKAGE / "_client").glob("*.py"):
-        extra = {"aiomonitor._run", "aiomonitor._attach"} if path.name == "_cli.py" else set()
+        extra = {"aiomonitor._launch._run", "aiomonitor._launch._attach", "aiomonitor._launch._follow"}
+        extra = extra if path.name == "_cli.py" else set()
         for name in internal_imports(path):
             assert name.startswith("aiomonitor._client") or name in allowed | extra, f"{path.name} imports {name}"
         for name in imported_modules(path):

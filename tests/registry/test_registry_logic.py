@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import aiomonitor
-from aiomonitor import _attach, _registry
-from aiomonitor._autostart import AutoMonitor
+from aiomonitor import _registry
 from aiomonitor._client import _fleet
-from aiomonitor._run import split_arguments
+from aiomonitor._launch import _attach
+from aiomonitor._launch._autostart import AutoMonitor, Launch
+from aiomonitor._launch._run import split_arguments
 
 from ..support.helpers import poll
 
@@ -199,7 +200,7 @@ def test_a_monitor_registers_while_it_runs_unless_told_not_to(registry: Path) ->
 
 def test_every_asyncio_run_gets_a_monitor_and_the_hooks_come_out_again() -> None:
     set_running_loop = asyncio.events._set_running_loop
-    auto = AutoMonitor({"port": 0, "console_port": 0})
+    auto = AutoMonitor(lambda: Launch({"port": 0, "console_port": 0}))
     auto.install()
     seen: list[tuple[int, int | None]] = []
 
@@ -242,3 +243,107 @@ async def test_attach_starts_a_monitor_on_the_running_loop(anyio_backend_name: s
 )
 def test_programs_are_named_as_people_call_them(argv0: str, name: str) -> None:
     assert _registry.program_name(argv0) == name
+
+
+def test_an_entry_of_a_service_round_trips_with_its_parent_and_taken_ports() -> None:
+    service = _registry.Service(40, "uvicorn", "uvicorn app:app --workers 2", 1000.0)
+    original = entry(pid=41, parent=40, service=service, taken_ports=(("monitor", 50101),), started=5.0)
+    record = json.loads(json.dumps(original.to_json()))
+    assert record["service"]["name"] == "uvicorn" and record["taken_ports"] == {"monitor": 50101}
+    assert _registry.Entry.from_json(record) == original
+    older = {key: value for key, value in record.items() if key not in {"parent", "service", "taken_ports"}}
+    assert _registry.Entry.from_json(older) == entry(pid=41, started=5.0), "an entry from before these fields reads"
+
+
+def test_the_service_comes_from_the_environment_and_a_damaged_one_is_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(_registry.SERVICE_ENV, "")  # restored (unset) after the test, whatever export() does
+    assert _registry.current_service() is None
+    _registry.Service(7, "hypercorn", "hypercorn -k trio app:app", 5.0).export()
+    assert _registry.current_service() == _registry.Service(7, "hypercorn", "hypercorn -k trio app:app", 5.0)
+    for damaged in ("{", "[]", '{"pid": "x"}', ""):
+        monkeypatch.setenv(_registry.SERVICE_ENV, damaged)
+        assert _registry.current_service() is None
+
+
+def tree_lines(entries: list[_registry.Entry]) -> list[str]:
+    return [f"{branch}{node.pid}" for branch, node in _fleet.process_tree(entries)]
+
+
+def test_ls_draws_workers_under_their_supervisor_and_nested_children_under_theirs() -> None:
+    uvicorn = _registry.Service(100, "uvicorn", "uvicorn app:app --workers 2", 1.0)
+    entries = [
+        entry(pid=7, started=0.5),  # another program, alone
+        entry(pid=101, parent=100, service=uvicorn, started=2.0),
+        entry(pid=102, parent=100, service=uvicorn, started=3.0),
+        entry(pid=150, parent=140, service=uvicorn, started=3.5),  # started by a forkserver nobody lists
+        entry(pid=103, parent=101, service=uvicorn, started=4.0),  # a worker's own child
+    ]
+    assert tree_lines(entries) == ["7", "100", "├─ 101", "│  └─ 103", "├─ 102", "└─ 150"]
+    supervisor = _fleet.process_tree(entries)[1][1]
+    assert supervisor == uvicorn, "a supervisor without a monitor stands in as its service"
+
+
+def test_a_supervisor_that_runs_a_loop_is_its_own_row() -> None:
+    gunicorn = _registry.Service(200, "gunicorn", "gunicorn app:app -w 2", 1.0)
+    entries = [
+        entry(pid=201, parent=200, service=gunicorn, started=2.0),
+        entry(pid=200, parent=1, service=gunicorn, started=1.5),
+    ]
+    assert tree_lines(entries) == ["200", "└─ 201"]
+    assert all(isinstance(node, _registry.Entry) for _, node in _fleet.process_tree(entries))
+
+
+pids = st.integers(1, 12)
+
+
+@settings(max_examples=80)
+@given(st.lists(st.tuples(pids, st.none() | pids, st.none() | pids), max_size=10))
+def test_every_entry_is_drawn_exactly_once_whatever_the_parents(
+    shapes: list[tuple[int, int | None, int | None]],
+) -> None:
+    """Reused pids, a process its own parent, parents in a circle: each entry still appears once."""
+    entries = [
+        entry(
+            pid=pid,
+            parent=parent,
+            service=None if root is None else _registry.Service(root, "svc", "svc", 0.0),
+            started=float(index),
+        )
+        for index, (pid, parent, root) in enumerate(shapes)
+    ]
+    drawn = _fleet.process_tree(entries)
+    drawn_entries = [node for _, node in drawn if isinstance(node, _registry.Entry)]
+    assert sorted(map(id, drawn_entries)) == sorted(map(id, entries))
+    for branch, _ in drawn:
+        assert branch == "" or branch.endswith(("├─ ", "└─ "))
+
+
+def test_dash_p_names_a_whole_service_by_its_supervisor_or_its_name() -> None:
+    svc = _registry.Service(100, "uvicorn", "uvicorn app:app", 1.0)
+    workers = [
+        entry(pid=101, program="uvicorn app:app", service=svc),
+        entry(pid=102, program="uvicorn app:app", service=svc),
+    ]
+    other = entry(pid=300, program="worker.py")
+    entries = [*workers, other]
+    assert _fleet.service_of("100", entries) == workers
+    assert _fleet.service_of("uvicorn", entries) == workers
+    assert _fleet.service_of("101", entries) is None, "a worker's own pid is that worker"
+    assert _fleet.service_of("worker.py", entries) is None
+    lone = [entry(pid=1, program="app.py"), entry(pid=2, program="app.py")]
+    assert _fleet.service_of("app.py", lone) is None, "two unrelated programs: still ambiguous"
+
+
+def test_a_taken_port_falls_back_to_a_free_one_when_asked_and_says_so(registry: Path) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with aiomonitor.Monitor(loop, port=0, console_enabled=False) as first:
+            with pytest.raises(OSError, match="in use"):
+                aiomonitor.Monitor(loop, port=first.port, console_enabled=False).start()
+            with aiomonitor.Monitor(loop, port=first.port, console_enabled=False, port_fallback=True) as second:
+                assert second.port not in (0, first.port)
+                (mine,) = [found for found in _registry.live_entries() if found.monitor.port == second.port]
+                assert dict(mine.taken_ports) == {"monitor": first.port}
+                assert dict(next(e for e in _registry.live_entries() if e.monitor.port == first.port).taken_ports) == {}
+    finally:
+        loop.close()

@@ -22,34 +22,15 @@ from pathlib import Path
 import pytest
 
 from ..support.apps import ROOT, running_app
+from ..support.fleet import aiomonitor, listed_entries
+from ..support.fleet import registry as registry  # autouse: a registry of each test's own
 from ..support.helpers import poll
 
 PROGRAMS = Path(__file__).parent.parent / "support" / "programs"
 
 
-@pytest.fixture(autouse=True)
-def registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = tmp_path / "registry"
-    monkeypatch.setenv("AIOMONITOR_RUNTIME_DIR", str(directory))
-    monkeypatch.delenv("AIOMONITOR_PASSWORD", raising=False)
-    return directory
-
-
-def aiomonitor(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aiomonitor", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def listed() -> dict[int, dict[str, object]]:
-    result = aiomonitor("ls", "-j")
-    assert result.returncode == 0, result.stderr
-    return {record["pid"]: record for record in map(json.loads, result.stdout.splitlines())}
+    return {int(str(record["pid"])): record for record in listed_entries()}
 
 
 @contextlib.contextmanager

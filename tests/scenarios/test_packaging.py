@@ -45,7 +45,20 @@ def test_the_wheel_holds_the_package_its_types_and_license_only(dists: tuple[pat
     assert "aiomonitor/backends/asyncio.py" in names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/", "examples/", "scripts/"))]
-    assert all(n.startswith(("aiomonitor/", f"aiomonitor-{aiomonitor.__version__}.dist-info/")) for n in names)
+    on_top = [n for n in names if not n.startswith(("aiomonitor/", f"aiomonitor-{aiomonitor.__version__}.dist-info/"))]
+    assert on_top == ["aiomonitor-follow.pth"], "beside the package, only the start-up hook of followed services"
+
+
+def test_the_start_up_hook_does_nothing_unless_a_service_is_followed(
+    dists: tuple[pathlib.Path, pathlib.Path],
+) -> None:
+    wheel, _ = dists
+    hook = zipfile.ZipFile(wheel).read("aiomonitor-follow.pth").decode()
+    assert hook.count("\n") == 1 and hook.startswith("import os; ")  # one line, which site.py executes
+    assert 'os.environ.get("AIOMONITOR_FOLLOW") and ' in hook, "a lookup, then nothing, outside a service"
+    code = "import sys; print(sorted(m for m in sys.modules if m.startswith('aiomonitor')))"
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert plain.stdout.strip() == "[]", "installed here too (the suite's own environment), and idle"
 
 
 def test_the_wheel_metadata_says_what_this_is(dists: tuple[pathlib.Path, pathlib.Path]) -> None:
@@ -70,6 +83,7 @@ def test_the_sdist_carries_license_changelog_and_tests(dists: tuple[pathlib.Path
         "CHANGELOG.md",
         "README.md",
         "src/aiomonitor/py.typed",
+        "src/aiomonitor-follow.pth",
         "tests/scenarios/test_packaging.py",
     ):
         assert prefix + required in names, required

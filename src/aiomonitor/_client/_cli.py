@@ -3,7 +3,7 @@
 ::
 
     aiomonitor [-H HOST] [-p PORT | -u PATH | -P PID|NAME] [--console]   a session
-    aiomonitor -P PID|NAME -c "ps -j"          one command, then exit
+    aiomonitor -P PID|NAME -c "ps -j"          one command, then exit (every worker, for a service)
     aiomonitor --all -c "ps -n 5 -s busy"      one command on every monitor here
     aiomonitor ls [-j]                         the monitors running on this host
     aiomonitor run [options] [--] script.py args...  |  run [options] -m module args...
@@ -34,15 +34,20 @@ DEFAULT_CONSOLE_PORT = 50102
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] != ["run"]:
+        # A client started by a followed service is no worker of it (nor are its children).
+        from .._launch._follow import stop_following
+
+        stop_following()
     if argv[:1] == ["run"]:  # the program's own errors are its own: nothing is caught around it
-        from .._run import main as run_main
+        from .._launch._run import main as run_main
 
         return run_main(argv[1:])
     try:
         if argv[:1] == ["ls"]:
             return _ls(argv[1:])
         if argv[:1] == ["attach"]:
-            from .._attach import main as attach_main
+            from .._launch._attach import main as attach_main
 
             return attach_main(argv[1:])
         return _connect(argv)
@@ -97,7 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--console", action="store_true", help="connect to the Python console instead")
     parser.add_argument("-c", "--command", metavar="LINE", help="run one monitor command, print its output, exit")
     parser.add_argument("--all", action="store_true", help="with -c: run it on every monitor 'aiomonitor ls' lists")
-    parser.add_argument("--prefix", action="store_true", help="with --all: prefix each line with its pid")
+    parser.add_argument(
+        "--prefix", action="store_true", help="with --all (or -P naming a service): prefix each line with its pid"
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="with -c: seconds to wait for an answer")
     parser.add_argument("--no-history", action="store_true", help=f"do not read or write {_client.HISTORY_FILE}")
     parser.add_argument("--plain", action="store_true", help="use readline instead of prompt_toolkit")
@@ -125,7 +132,11 @@ def _connect(argv: list[str]) -> int:
     needs_password = False
     if args.pid:
         try:
-            entry = _registry.find(args.pid, _registry.live_entries())
+            entries = _registry.live_entries()
+            service = _fleet.service_of(args.pid, entries)
+            if service is not None:
+                return _whole_service(args.pid, service, args.command, args.timeout, args.prefix)
+            entry = _registry.find(args.pid, entries)
         except (OSError, _registry.NotFound) as exc:
             return _fail(str(exc))
         if args.console and entry.console is None:
@@ -167,6 +178,23 @@ def _one_command(address: _registry.Address, line: str, prompt: str, needs_passw
         cut = _oneshot.cut_reason(output)
         return 0 if cut is None else _fail(f"{address}: {cut}")
     return 1
+
+
+def _whole_service(
+    selector: str, members: list[_registry.Entry], line: str | None, timeout: float, prefix: bool
+) -> int:
+    """``-P`` named a service (its supervisor's pid, or its name): ``-c`` asks
+    each of its processes; a session needs one of them."""
+    pids = ", ".join(str(entry.pid) for entry in members)
+    if not line:
+        return _fail(f"{selector!r} is a service of {len(members)} monitored processes ({pids}): give one pid")
+    problem = _oneshot.refusal(line)
+    if problem is not None:
+        return _fail(problem)
+    password = password_for(any(entry.password for entry in members))
+    return _fleet.run_everywhere(
+        members, line, password=password, timeout=timeout, prefix=prefix, out=sys.stdout, err=sys.stderr
+    )
 
 
 def _output_columns() -> int:

@@ -107,6 +107,8 @@ class StallRecorder:
         self._lag_peak = 0.0
         self._lag_history: collections.deque[tuple[float, float]] = collections.deque(maxlen=LAG_HISTORY)
         self._next_lag_second = 0.0
+        #: Called in the recorder's thread with each second's lag peak (``on_lag_second``).
+        self._lag_listeners: list[Callable[[float], None]] = []
         self.started_at: float | None = None
 
     # -- lifecycle (the Monitor's) ------------------------------------------------
@@ -162,6 +164,19 @@ class StallRecorder:
     def beats(self) -> int:
         """How many times the loop has beaten (0 until it runs)."""
         return self._beats
+
+    def on_lag_second(self, listener: Callable[[float], None]) -> Callable[[], None]:
+        """Call *listener(peak)* once a second, in the recorder's thread, with
+        the second's worst lateness; returns what stops it.  The listener must
+        be quick and must not block (an exporter's histogram record is)."""
+        with self._lock:
+            self._lag_listeners.append(listener)
+
+        def stop() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._lag_listeners.remove(listener)
+
+        return stop
 
     # -- the loop's side ----------------------------------------------------------
 
@@ -223,8 +238,13 @@ class StallRecorder:
         overdue = self.heartbeat_age()
         if overdue is not None:
             peak = max(peak, overdue)
+        peak = max(peak, 0.0)
         with self._lock:
-            self._lag_history.append((time.time(), max(peak, 0.0)))
+            self._lag_history.append((time.time(), peak))
+            listeners = tuple(self._lag_listeners)
+        for listener in listeners:
+            with contextlib.suppress(Exception):  # another library's fault must not end the recorder
+                listener(peak)
 
     def _remember(
         self,

@@ -58,6 +58,27 @@ def bind_tcp(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=_BACKLOG)
 
 
+def bind_tcp_or_free(host: str, port: int, *, fallback: bool) -> tuple[socket.socket, bool]:
+    """``bind_tcp``; with *fallback*, a free port when *port* is taken.
+
+    The flag says whether it fell back.  For the workers of one pool, which
+    all start from the same settings: the first gets the port, the others
+    one each of their own (``aiomonitor ls`` finds every one).
+    """
+    try:
+        return bind_tcp(host, port), False
+    except OSError as exc:
+        if not fallback or port == 0 or exc.errno != errno.EADDRINUSE:
+            raise
+    sock = bind_tcp(host, 0)
+    log.warning(
+        "aiomonitor: port %d is taken (by a sibling worker?); listening on %d instead (see: aiomonitor ls)",
+        port,
+        sock.getsockname()[1],
+    )
+    return sock, True
+
+
 def bind_unix(path: str) -> socket.socket:
     """A listening unix socket at *path* that only our user can connect to.
 

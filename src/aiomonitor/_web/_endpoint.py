@@ -52,6 +52,8 @@ class WebEndpoint:
             raise ValueError("web_control_token must differ from web_token")
         self._control_token = control_token
         self.port = port
+        #: The port asked for, when it was taken and a free one used instead.
+        self.taken_port: int | None = None
         self._host = host
         self._token_setting = token
         self.token: str | None = None
@@ -60,12 +62,18 @@ class WebEndpoint:
         self._context = context
         self._records_stalls = records_stalls
 
-    def bind(self, default_host: str) -> socket.socket | None:
-        """Bind the port (``OSError`` if taken) and pick this start's token; None when off."""
+    def bind(self, default_host: str, *, fallback: bool = False) -> socket.socket | None:
+        """Bind the port and pick this start's token; None when off.
+
+        ``OSError`` if the port is taken, unless *fallback* (then a free one,
+        and ``taken_port`` says which was asked for).
+        """
         if self.port is None:
             return None
         host = self._host or default_host
-        sock = _listen.bind_tcp(host, self.port)
+        sock, fell_back = _listen.bind_tcp_or_free(host, self.port, fallback=fallback)
+        if fell_back:
+            self.taken_port = self.port
         self.port = sock.getsockname()[1]
         self.token = self._token_setting or secrets.token_urlsafe(TOKEN_BYTES)
         if not _listen.is_loopback(host):
@@ -94,8 +102,9 @@ class WebEndpoint:
 
         *run_in_worker* is the server's worker pool (``MonitorServer.run_in_worker``).
         """
+        from .._query._series import SeriesSource
         from ._listener import WebListener
-        from ._metrics import Metrics, MetricsSource
+        from ._metrics import Metrics
         from ._routes import WebApp, WebSettings
 
         context = self._context
@@ -112,7 +121,7 @@ class WebEndpoint:
             readonly=context.readonly,
             control_token=self._control_token,
         )
-        metrics = Metrics(MetricsSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
+        metrics = Metrics(SeriesSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
         self._listener = WebListener(sock, WebApp(context, settings, run_in_worker, metrics).handle, write_timeout)
         return self._listener
 

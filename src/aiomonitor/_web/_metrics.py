@@ -15,8 +15,7 @@ scrape of 100k tasks of 100k different coroutines stays a small document.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -30,36 +29,30 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .._gil._heavy import heavy_section
 from .._query import _queries as _query
-from .._query._stalls import StallRecorder
+from .._query._series import (
+    LAG_BUCKETS,
+    LOOP_BLOCKED,
+    LOOP_LAG,
+    LOOP_STALLS,
+    TASKS,
+    TASKS_CREATED,
+    TASKS_ENDED,
+    SeriesSource,
+)
 from .._version import __version__
-from ..backends import Backend
 
 #: Coroutine names given their own label value; the rest are "other".
 TOP_COROUTINES = 20
-#: Buckets of the per-second lag peak histogram, in seconds.
-LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: The label value of the coroutines past the top ones.
 OTHER = "other"
 
 
-@dataclass(frozen=True)
-class MetricsSource:
-    """What one monitor's metrics are read from."""
-
-    backend: Backend
-    recorder: StallRecorder
-    #: Whether the stall recorder runs (lag and stalls are only known then).
-    records_stalls: bool
-    #: How many telnet sessions and web connections are open now.
-    sessions: Callable[[], int]
-
-
 class MonitorCollector:
     """A prometheus_client custom collector: ``collect`` reads the monitor at each scrape."""
 
-    def __init__(self, source: MetricsSource) -> None:
+    def __init__(self, source: SeriesSource) -> None:
         self._source = source
 
     def describe(self) -> list[Metric]:
@@ -74,7 +67,7 @@ class MonitorCollector:
         yield info
         with heavy_section():
             census = _query.census(backend)
-        by_state = GaugeMetricFamily("aiomonitor_tasks", "Live tasks by state.", labels=["state"])
+        by_state = GaugeMetricFamily(TASKS.prometheus, TASKS.description, labels=list(TASKS.attributes))
         for state, count in sorted(census.by_state.items()):
             by_state.add_metric([state], count)
         yield by_state
@@ -89,13 +82,11 @@ class MonitorCollector:
         totals = _query.trace_totals(backend)
         if totals is not None:
             created, ended = totals
-            created_total = CounterMetricFamily("aiomonitor_tasks_created", "Tasks created since tracing began.")
+            created_total = CounterMetricFamily(TASKS_CREATED.prometheus, TASKS_CREATED.description)
             created_total.add_metric([], created)
             yield created_total
             if ended is not None:
-                ended_total = CounterMetricFamily(
-                    "aiomonitor_tasks_ended", "Tasks seen ending since tracing began (asyncio: when released)."
-                )
+                ended_total = CounterMetricFamily(TASKS_ENDED.prometheus, TASKS_ENDED.description)
                 ended_total.add_metric([], ended)
                 yield ended_total
         sessions = GaugeMetricFamily("aiomonitor_sessions", "Telnet sessions and web connections open now.")
@@ -107,24 +98,17 @@ class MonitorCollector:
     def _loop_health(self) -> Iterator[Metric]:
         recorder = self._source.recorder
         stalls = CounterMetricFamily(
-            "aiomonitor_loop_stalls",
-            f"Times the loop was stuck {recorder.threshold:g} s or more (the stall threshold).",
+            LOOP_STALLS.prometheus, f"{LOOP_STALLS.description} (the threshold: {recorder.threshold:g} s)"
         )
         stalls.add_metric([], recorder.count)
         yield stalls
         age = recorder.heartbeat_age()
         if age is not None:
-            overdue = GaugeMetricFamily(
-                "aiomonitor_loop_blocked_seconds",
-                "How long the loop has been stuck right now (0 while it runs its callbacks on time).",
-            )
+            overdue = GaugeMetricFamily(LOOP_BLOCKED.prometheus, LOOP_BLOCKED.description)
             overdue.add_metric([], age)
             yield overdue
         peaks = [peak for _, peak in recorder.lag_history()]
-        histogram = HistogramMetricFamily(
-            "aiomonitor_loop_lag_peak_seconds",
-            "The worst lateness of the loop's heartbeat in each second (of the last five minutes).",
-        )
+        histogram = HistogramMetricFamily(LOOP_LAG.prometheus, f"{LOOP_LAG.description} (the last five minutes)")
         histogram.add_metric([], lag_buckets(peaks), sum_value=sum(peaks))
         yield histogram
 
@@ -153,7 +137,7 @@ def lag_buckets(peaks: list[float]) -> list[tuple[str, float]]:
 class Metrics:
     """One monitor's registry; ``render()`` is a scrape (call it from a worker thread)."""
 
-    def __init__(self, source: MetricsSource) -> None:
+    def __init__(self, source: SeriesSource) -> None:
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(MonitorCollector(source))
 

@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import _registry
-from ._registry import PASSWORD_ENV
+from .. import _registry
+from .._registry import PASSWORD_ENV
 
 #: Monitors started in this process by ``attach``, kept alive here: nothing
 #: else in the process holds them.  Only ``start_in_running_loop`` adds to it.
@@ -34,7 +34,7 @@ ATTACH_TIMEOUT = 10.0
 
 def start_in_running_loop(options: dict[str, Any]) -> None:
     """Run by the target: a Monitor on this thread's running asyncio loop."""
-    from .monitor import Monitor
+    from ..monitor import Monitor
 
     loop = asyncio._get_running_loop()
     if loop is None:
@@ -50,10 +50,10 @@ def _script(options: dict[str, Any]) -> str:
     return (
         "import sys\n"
         "try:\n"
-        "    import aiomonitor._attach as attach\n"
+        "    import aiomonitor._launch._attach as attach\n"
         "except ImportError:\n"
         f"    sys.path.append({package_parent!r})\n"
-        "    import aiomonitor._attach as attach\n"
+        "    import aiomonitor._launch._attach as attach\n"
         f"attach.start_in_running_loop({options!r})\n"
     )
 

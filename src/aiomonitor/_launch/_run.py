@@ -5,19 +5,25 @@ the same ``sys.argv``, ``sys.path[0]``, ``__main__``, exit status, signals
 and stdin, with nothing written to its stdout.  A monitor starts on the
 first event loop the program runs (see ``_autostart``), on free ports unless
 told otherwise, and is listed by ``aiomonitor ls``.
+
+Unless ``--no-follow``, so does every process the program starts that runs
+a loop, forked or spawned (``_follow``): the workers of uvicorn, gunicorn
+and hypercorn are listed under the program, the service.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import runpy
 import sys
+import time
 from typing import Any
 
-from ._autostart import AutoMonitor
-from ._registry import CONTROL_PASSWORD_ENV, PASSWORD_ENV
-from .monitor import Monitor
+from .._registry import CONTROL_PASSWORD_ENV, PASSWORD_ENV, Service, live_entries
+from . import _follow
+from ._autostart import AutoMonitor, Launch
 
 #: Options that take a value, for finding where the program's own arguments begin.
 _VALUE_OPTIONS = frozenset({"--host", "--port", "--console-port", "--history", "--stall-threshold", "--web-port"})
@@ -42,7 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web-port", type=int, default=None, metavar="PORT", help="the web dashboard there too (0: a free port)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr where the monitor listens")
+    parser.add_argument(
+        "--no-follow",
+        action="store_true",
+        help="monitor this process only, not the workers it starts (forked children still are)",
+    )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="report to OpenTelemetry, configured by its OTEL_* variables (needs aiomonitor[otel])",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="say on stderr where each monitor listens")
     return parser
 
 
@@ -71,14 +87,18 @@ def main(argv: list[str]) -> int:
         parser.error("what to run: a script (aiomonitor run -- app.py) or a module (aiomonitor run -m app)")
     if args.history < 0 or args.stall_threshold <= 0:
         parser.error("--history must be >= 0 and --stall-threshold > 0")
+    if args.otel:
+        from ..otel import require_otel
+
+        problem = require_otel(sdk=True)
+        if problem is not None:
+            parser.error(problem)
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "console_port": args.console_port,
         "console_enabled": not args.no_console,
         "readonly": args.readonly,
-        "password": os.environ.get(PASSWORD_ENV),
-        "control_password": os.environ.get(CONTROL_PASSWORD_ENV),
         "trace_tasks": args.trace or args.history > 0,
         "max_termination_history": args.history,
         "trace_timing": args.timing,
@@ -86,7 +106,14 @@ def main(argv: list[str]) -> int:
     }
     if args.web_port is not None:
         options["web_port"] = args.web_port
-    auto = AutoMonitor(options, announce=_announce if args.verbose else None)
+    _follow.stop_following()  # a run inside a followed service starts a service of its own
+    if not args.no_follow:
+        name = module if module is not None else os.path.basename(script or "")
+        Service(os.getpid(), name, " ".join([name, *program_args]), time.time()).export()
+        _follow.export(options, verbose=args.verbose, otel=args.otel)
+    on_start = _follow.started_hook(verbose=args.verbose, otel=args.otel)
+    launch = Launch({**options, **_follow.launch_secrets()}, on_start)
+    auto = AutoMonitor(lambda: launch)
     auto.install()
     try:
         if module is not None:
@@ -103,10 +130,10 @@ def main(argv: list[str]) -> int:
             runpy.run_path(script, run_name="__main__")
     finally:
         auto.close()
+        if not args.no_follow:
+            # Workers a signal ended (uvicorn's re-raise the SIGTERM they were
+            # stopped with) had no exit handlers to take their entries out:
+            # reading the registry deletes those whose process is gone.
+            with contextlib.suppress(OSError):
+                live_entries()
     return 0
-
-
-def _announce(monitor: Monitor) -> None:
-    console = f", console on port {monitor.console_port}" if monitor.console_port else ""
-    web = f", web dashboard at {monitor.web_url}" if monitor.web_url else ""
-    print(f"aiomonitor: pid {os.getpid()}: monitor on port {monitor.port}{console}{web}", file=sys.stderr, flush=True)
