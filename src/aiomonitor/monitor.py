@@ -26,13 +26,20 @@ from ._commands._builtin_commands import BuiltinCommands
 from ._commands._command_loop import CommandLoop
 from ._commands._context import CommandCall, CommandContext
 from ._commands._doctor_commands import DoctorCommands
+from ._commands._dump_commands import DumpCommands
 from ._commands._trace_commands import TraceCommands
+from ._commands._trend_commands import TrendCommands
+from ._dump._auto import AutoDumper
+from ._dump._bundle import BundleSource, bundle_text
+from ._dump._files import DumpDirectory
 from ._gil._shared_work import SharedWork
 from ._query._audit import AuditTrail
 from ._query._doctor_query import CancelMemory
 from ._query._series import SeriesSource
 from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
 from ._query._stalls import DEFAULT_THRESHOLD as DEFAULT_STALL_THRESHOLD
+from ._query._trend import DEFAULT_INTERVAL as DEFAULT_TREND_INTERVAL
+from ._query._trend import TrendRecorder
 from ._query._watchdog import LoopWatchdog
 from ._server import _listen
 from ._server._door import default_allowed_uids
@@ -52,7 +59,7 @@ MONITOR_PORT = 50101
 CONSOLE_PORT = 50102
 
 
-class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
+class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands, DumpCommands, TrendCommands):
     """A telnet monitor (and Python console) for one running event loop.
 
     Subclass it to add ``do_<COMMAND>`` methods; inside them, write to
@@ -104,6 +111,15 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
       default) is a stall, remembered with the blocking stack and task even
       when no client is connected (``lag``, ``doctor``); None turns the
       recorder off.  ``max_stalls``: how many are remembered (50).
+    * ``trend_interval``: the flight recorder's seconds between two censuses
+      of the tasks by group and state (5; it waits longer when a census is
+      dear), for the last 15 minutes: ``trend``, ``ps --stuck``, ``doctor``'s
+      stuck groups.  None turns it off.
+    * ``dump_dir``: write a bundle (see ``dump``) into this directory by
+      itself, with nobody connected, when the loop has been blocked for
+      ``dump_after`` seconds (5; one per incident) and when tasks deadlock;
+      at most ``max_dumps`` files (10) are kept there, the oldest removed.
+      Needs the stall recorder (``stall_threshold``, on by default).
     * ``port_fallback``: when ``port``, ``console_port`` or ``web_port`` is
       taken (by a sibling worker of a pool that all start from the same
       settings), listen on a free port instead of raising; the log says so,
@@ -150,6 +166,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         max_stalls: int = DEFAULT_MAX_STALLS,
         discoverable: bool = True,
         port_fallback: bool = False,
+        trend_interval: float | None = DEFAULT_TREND_INTERVAL,
+        dump_dir: str | os.PathLike[str] | None = None,
+        dump_after: float = 5.0,
+        max_dumps: int = 10,
         web_port: int | None = None,
         web_host: str | None = None,
         web_token: str | None = None,
@@ -185,11 +205,12 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._backend = backend
         self._backend.hop_timeout = hop_timeout
         self._loop = loop
-        self._watchdog = LoopWatchdog(backend)
-        self._stall_recorder = StallRecorder(
+        self._watchdog = self._watchdog_for(backend)
+        self._stall_recorder = self._stall_recorder_for(
             backend, stall_threshold if stall_threshold is not None else DEFAULT_STALL_THRESHOLD, max_stalls
         )
         self._records_stalls = stall_threshold is not None
+        self._trend = self._trend_recorder_for(backend, trend_interval) if trend_interval is not None else None
         self._discoverable = discoverable
         self._port_fallback = port_fallback
         #: Listener -> the port asked for, for those that were taken (``port_fallback``).
@@ -203,11 +224,12 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         #: Who changed what, in every face of this monitor.
         self._audit_trail = AuditTrail()
         self._call_var: ContextVar[CommandCall | None] = ContextVar(f"aiomonitor_call_{id(self)}", default=None)
+        cancel_memory = CancelMemory()
         self._context = CommandContext(
             backend=backend,
             watchdog=self._watchdog,
             stall_recorder=self._stall_recorder,
-            cancel_memory=CancelMemory(),
+            cancel_memory=cancel_memory,
             clients=lambda: [conn.client for conn in self._server.connections()] if self._server is not None else [],
             console_enabled=self._console_enabled,
             readonly=readonly,
@@ -217,13 +239,69 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
             ),
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),
+            trend=self._trend,
+            bundles=BundleSource(
+                backend,
+                self._stall_recorder,
+                self._records_stalls,
+                self._watchdog,
+                cancel_memory,
+                {  # what a bundle says of this monitor: its settings, never a secret
+                    "host": self._host,
+                    "port": port,
+                    "console_port": console_port if self._console_enabled else None,
+                    "path": path,
+                    "readonly": readonly,
+                    "password": password is not None,
+                    "control_password": control_password is not None,
+                    "trace_tasks": trace_tasks,
+                    "max_termination_history": max_termination_history,
+                    "trace_timing": trace_timing,
+                    "stall_threshold": stall_threshold,
+                    "max_stalls": max_stalls,
+                    "web_port": web_port,
+                    "dump_dir": None if dump_dir is None else os.fspath(dump_dir),
+                    "trend_interval": trend_interval,
+                },
+                self._trend,
+            ),
+            recorded=self._recorded_process(),
         )
         self._web = WebEndpoint(
             web_port, web_host, web_token, web_metrics_public, self._context, self._records_stalls, web_control_token
         )
+        self._auto_dumps: AutoDumper | None = None
+        if dump_dir is not None:
+            if stall_threshold is None:
+                raise ValueError("dump_dir needs the stall recorder: leave stall_threshold on")
+            bundles = self._context.bundles
+            assert bundles is not None
+            self._auto_dumps = AutoDumper(
+                backend,
+                self._stall_recorder,
+                DumpDirectory(dump_dir, max_dumps),
+                lambda: bundle_text(bundles),
+                dump_after,
+            )
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self._host}:{self._port}>"
+
+    def _watchdog_for(self, backend: Backend) -> LoopWatchdog:
+        """What tells how responsive the loop is (a bundle's replays its record)."""
+        return LoopWatchdog(backend)
+
+    def _trend_recorder_for(self, backend: Backend, interval: float) -> TrendRecorder:
+        """The flight recorder (a bundle's replays its record)."""
+        return TrendRecorder(backend, interval)
+
+    def _recorded_process(self) -> dict[str, Any] | None:
+        """The process a bundle was taken of (``pid``, ``program``, ``taken``), or None when live."""
+        return None
+
+    def _stall_recorder_for(self, backend: Backend, threshold: float, max_stalls: int) -> StallRecorder:
+        """What remembers the loop's stalls (a bundle's replays its record)."""
+        return StallRecorder(backend, threshold, max_stalls)
 
     # -- life cycle ----------------------------------------------------------
 
@@ -252,6 +330,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._backend.attach()
         if self._records_stalls:
             self._stall_recorder.start()
+        if self._trend is not None:
+            self._trend.start()
+        if self._auto_dumps is not None:
+            self._auto_dumps.start()
         self._started = True
         for spec in listeners:
             log.info("aiomonitor: listening on %s", _listen.describe(spec.sock))
@@ -314,6 +396,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         if self._registration is not None:
             self._registration.withdraw()
         self._stall_recorder.stop()
+        if self._auto_dumps is not None:
+            self._auto_dumps.stop()
+        if self._trend is not None:
+            self._trend.stop()
         if self._server is not None:
             self._server.stop()
             self._backend.detach()
@@ -327,6 +413,10 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands):
         self._closed = True
         self._unix_paths.clear()
         self._stall_recorder.forget_thread_in_child()
+        if self._auto_dumps is not None:
+            self._auto_dumps.forget_thread_in_child()
+        if self._trend is not None:
+            self._trend.forget_thread_in_child()
         self._server.close_sockets_in_child()
 
     def _remove_unix_paths(self) -> None:

@@ -28,12 +28,25 @@ PACKAGE = pathlib.Path(aiomonitor.__file__).parent
 WING_TABLE: dict[str, set[str]] = {
     "face": {"monitor", "_client", "utils", "_version"},
     "_client": {"_launch", "_registry", "_render", "_version"},
-    "_launch": {"otel", "monitor", "_registry", "backends", "_version"},
+    "_launch": {"otel", "monitor", "_dump", "_query", "_registry", "backends", "_version"},
     "otel": {"monitor", "_query", "_gil", "_registry", "_version"},
-    "monitor": {"_web", "_server", "_commands", "_render", "_query", "backends", "_registry", "_gil", "_protocol"},
-    "_web": {"_server", "_commands", "_render", "_query", "backends", "_registry", "_gil", "_version"},
+    "pytest_plugin": {"_launch", "_dump", "_render", "_query", "backends", "_gil"},
+    "monitor": {
+        "_web",
+        "_server",
+        "_commands",
+        "_dump",
+        "_render",
+        "_query",
+        "backends",
+        "_registry",
+        "_gil",
+        "_protocol",
+    },
+    "_web": {"_server", "_commands", "_dump", "_render", "_query", "backends", "_registry", "_gil", "_version"},
     "_server": {"_commands", "_render", "_query", "backends", "_gil", "_protocol"},
-    "_commands": {"_render", "_query", "backends", "_gil", "_protocol", "utils"},
+    "_commands": {"_dump", "_render", "_query", "backends", "_gil", "_protocol", "utils"},
+    "_dump": {"_render", "_query", "backends", "_registry", "_gil", "_version"},
     "_render": {"_query", "backends", "_gil"},
     "_query": {"backends", "_gil"},
     "backends": {"_gil"},
@@ -52,6 +65,7 @@ TOP = {
     "_version": "_version",
     "monitor": "monitor",
     "otel": "otel",
+    "pytest_plugin": "pytest_plugin",
     "_registry": "_registry",
 }
 
@@ -172,6 +186,7 @@ def test_the_client_side_never_imports_the_monitor() -> None:
     allowed = {"aiomonitor._registry", "aiomonitor._version", "aiomonitor._render._table", "aiomonitor._render._style"}
     for path in (PACKAGE / "_client").glob("*.py"):
         extra = {"aiomonitor._launch._run", "aiomonitor._launch._attach", "aiomonitor._launch._follow"}
+        extra |= {"aiomonitor._launch._open"}
         extra = extra if path.name == "_cli.py" else set()
         for name in internal_imports(path):
             assert name.startswith("aiomonitor._client") or name in allowed | extra, f"{path.name} imports {name}"

@@ -56,10 +56,14 @@ def test_documented_defaults() -> None:
 async def test_close_joins_the_thread_and_frees_the_ports(anyio_backend_name: str) -> None:
     with open_monitor(anyio_backend_name) as monitor:
         ports = (monitor.port, monitor.console_port)
-        assert sorted(t.name for t in monitor_threads()) == ["aiomonitor-server", "aiomonitor-stalls"]
+        assert sorted(t.name for t in monitor_threads()) == [
+            "aiomonitor-server",
+            "aiomonitor-stalls",
+            "aiomonitor-trend",
+        ]
         assert not port_is_free(ports[0])
     assert monitor.closed
-    assert not any(t.name in ("aiomonitor-server", "aiomonitor-stalls") for t in monitor_threads())
+    assert not any(t.name in ("aiomonitor-server", "aiomonitor-stalls", "aiomonitor-trend") for t in monitor_threads())
     assert await in_thread(poll, lambda: monitor_threads() == [])  # workers end just after
     assert all(port_is_free(port) for port in ports)
     monitor.close()  # idempotent

@@ -12,11 +12,13 @@ import os
 import shutil
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from ..support.fleet import bundle_on_the_web
 from ..support.helpers import poll
 from ..support.web_helpers import WebApp, request, web_app
 
@@ -200,3 +202,28 @@ def test_refresh_pauses_while_the_tab_is_hidden(page: Page, app_for_refresh: Web
 def app_for_refresh() -> Iterator[WebApp]:
     with web_app("asyncio") as app:
         yield app
+
+
+def test_a_bundle_opened_with_web_shows_when_it_was_taken_its_tasks_and_its_trend(page: Page, tmp_path: Path) -> None:
+    with web_app("asyncio", extra_tasks=5) as app:
+
+        def censused() -> bool:
+            groups = app.get_json("/api/v1/trend")["groups"]
+            return any(g["location"] and g["location"]["function"] == "park_here" for g in groups)
+
+        assert poll(censused), "the flight recorder has counted the parked job"
+        status, _, body = request("GET", f"{app.base}/api/v1/dump", headers=app.auth)
+        assert status == 200
+    bundle_file = tmp_path / "bundle.json"
+    bundle_file.write_bytes(body)
+    with bundle_on_the_web(bundle_file) as url:
+        page.goto(url)
+        _task_row(page, "parked-job").wait_for()
+        banner = page.locator("#banner")
+        banner.wait_for(state="visible")
+        assert "A bundle of pid" in banner.inner_text() and "taken 20" in banner.inner_text()
+        assert page.locator("a#dump").get_attribute("href") == "/api/v1/dump"
+        page.goto(url.replace("#", "") + "#/trend")
+        page.locator("#trend table tbody tr").first.wait_for()
+        assert "park_here" in page.locator("#trend").inner_text()
+        assert page.locator("#trend svg.sparkline").count() >= 1

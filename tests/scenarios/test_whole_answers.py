@@ -92,6 +92,26 @@ def test_the_client_gets_a_100k_json_answer_and_exits_0(crowd: int) -> None:
     assert sum(row["name"].startswith("crowd-") for row in rows) == CROWD
 
 
+def test_a_100k_task_dump_is_whole_and_opens_with_every_task(crowd: int, tmp_path: Path) -> None:
+    bundle = tmp_path / "crowd.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "aiomonitor", "dump", "-p", str(crowd), "--timeout", "120", "-o", str(bundle)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    opened = subprocess.run(
+        [sys.executable, "-m", "aiomonitor", "open", str(bundle), "-c", "ps -j"], capture_output=True, check=False
+    )
+    assert opened.returncode == 0, opened.stderr
+    rows = [json.loads(row) for row in opened.stdout.splitlines()]
+    assert sum(row["name"].startswith("crowd-") for row in rows) == CROWD
+    assert all(
+        row["location"]["function"] in ("parked", "trio_parked") for row in rows if row["name"].startswith("crowd-")
+    )
+
+
 class Flood(aiomonitor.Monitor):
     def do_flood(self, megabytes: int) -> None:
         """Write MEGABYTES of numbered lines through self._sout.write"""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +43,23 @@ def listed_entries() -> list[dict[str, object]]:
     result = aiomonitor("ls", "-j")
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@contextlib.contextmanager
+def bundle_on_the_web(bundle: Path) -> Iterator[str]:
+    """``aiomonitor open BUNDLE --web`` running; yields the dashboard's address (with its token)."""
+    viewer = subprocess.Popen(
+        [sys.executable, "-m", "aiomonitor", "open", str(bundle), "--web"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert viewer.stdout is not None
+        announced = viewer.stdout.readline()
+        url = re.search(r"(http://\S+)", announced)
+        assert url, announced + (viewer.stderr.read() if viewer.stderr else "")
+        yield url.group(1)
+    finally:
+        viewer.terminate()
+        viewer.communicate(timeout=30)

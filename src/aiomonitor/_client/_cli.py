@@ -6,6 +6,8 @@
     aiomonitor -P PID|NAME -c "ps -j"          one command, then exit (every worker, for a service)
     aiomonitor --all -c "ps -n 5 -s busy"      one command on every monitor here
     aiomonitor ls [-j]                         the monitors running on this host
+    aiomonitor dump [-P PID|NAME | -p PORT | -u PATH] [-o FILE]   a process's tasks, to one JSON file
+    aiomonitor open FILE [-c LINE] [--web]     the read-only commands on that file
     aiomonitor run [options] [--] script.py args...  |  run [options] -m module args...
     aiomonitor attach PID                      (Python 3.14+) into a running process
 
@@ -16,10 +18,12 @@ every user: it comes from ``AIOMONITOR_PASSWORD`` or a prompt.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 from .. import _registry
@@ -46,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if argv[:1] == ["ls"]:
             return _ls(argv[1:])
+        if argv[:1] == ["dump"]:
+            return _dump(argv[1:])
+        if argv[:1] == ["open"]:
+            return _open(argv[1:])
         if argv[:1] == ["attach"]:
             from .._launch._attach import main as attach_main
 
@@ -88,11 +96,107 @@ def _ls(argv: list[str]) -> int:
     return _fleet.list_monitors(entries, password=password, timeout=args.timeout, as_json=args.json, out=sys.stdout)
 
 
+def _target_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-H", "--host", default="127.0.0.1", help="host (default: %(default)s)")
+    parser.add_argument("-p", "--port", type=int, default=None, help="port (default: 50101)")
+    parser.add_argument("-u", "--unix", metavar="PATH", help="a unix socket instead")
+    parser.add_argument("-P", "--pid", metavar="PID|NAME", help="the monitor of this process (see 'aiomonitor ls')")
+
+
+def _targets(args: argparse.Namespace) -> list[tuple[_registry.Address, str, bool]]:
+    """(address, prompt, needs a password) of each monitor -P, -u or -p names
+    (each process of a service -P names); ``NotFound`` or ``OSError`` when none."""
+    if args.pid:
+        entries = _registry.live_entries()
+        members = _fleet.service_of(args.pid, entries) or [_registry.find(args.pid, entries)]
+        return [(entry.monitor, entry.prompt, entry.password) for entry in members]
+    if args.unix:
+        return [(_registry.Address(path=args.unix), _oneshot.DEFAULT_PROMPT, False)]
+    port = args.port if args.port is not None else DEFAULT_PORT
+    return [(_registry.Address(args.host, port), _oneshot.DEFAULT_PROMPT, False)]
+
+
+def _dump(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="aiomonitor dump",
+        description="Write a running process's tasks (stacks, waits, creation chains, stalls, doctor's "
+        "findings) to one JSON file, and print its path; 'aiomonitor open FILE' reads it back.",
+    )
+    _target_options(parser)
+    parser.add_argument("-o", "--output", metavar="FILE", help="where (default: aiomonitor-PID-DATE-TIME.json here)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the bundle")
+    args = parser.parse_args(argv)
+    if sum((args.pid is not None, args.unix is not None, args.port is not None)) > 1:
+        parser.error("give one of -P, -u and -p")
+    if args.timeout <= 0:
+        parser.error("--timeout must be positive")
+    try:
+        targets = _targets(args)
+    except (OSError, _registry.NotFound) as exc:
+        return _fail(str(exc))
+    if args.output and len(targets) > 1:
+        return _fail(f"{args.pid!r} is a service of {len(targets)} processes: one file each, so no -o")
+    password = password_for(any(needed for _, _, needed in targets))
+    status = 0
+    for address, prompt, _ in targets:
+        try:
+            text = _oneshot.run_line(address, "dump", prompt=prompt, password=password, timeout=args.timeout)
+            path = _oneshot.save_bundle(text, args.output)
+        except _oneshot.NoAnswer as exc:
+            status = _fail(f"{address}: {_oneshot.reason(exc, args.timeout)}")
+            continue
+        except (OSError, ValueError) as exc:
+            status = _fail(f"{address}: {exc}")
+            continue
+        print(path)
+    return status
+
+
+def _open(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="aiomonitor open",
+        description="Run the read-only commands (ps, pstree, where, ended, doctor, lag...) on a bundle "
+        "that 'aiomonitor dump' (or a monitor's dump_dir) wrote.",
+    )
+    parser.add_argument("file", help="the bundle (a .json file)")
+    parser.add_argument("-c", "--command", metavar="LINE", help="run one command, print its output, exit")
+    parser.add_argument("--web", action="store_true", help="serve the web dashboard on it instead (until Ctrl-C)")
+    parser.add_argument("--web-port", type=int, default=0, metavar="PORT", help="with --web (default: a free one)")
+    parser.add_argument("--plain", action="store_true", help="use readline instead of prompt_toolkit")
+    parser.add_argument("--no-color", action="store_true", help="plain output (also when NO_COLOR is set)")
+    args = parser.parse_args(argv)
+    if args.web and args.command:
+        parser.error("--web serves the dashboard; -c runs one command: give one")
+    from .._launch._open import open_bundle, read_bundle
+
+    try:
+        bundle = read_bundle(args.file)  # a damaged file: ValueError (BadBundle), one line
+        monitor, directory = open_bundle(bundle, args.web_port if args.web else None)
+    except ValueError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot serve the bundle: {exc}")
+    try:
+        address = _registry.Address(path=os.path.join(directory.name, "monitor.sock"))
+        if args.command:
+            return _one_command(address, args.command, _oneshot.DEFAULT_PROMPT, False, 60.0)
+        if args.web:
+            print(f"The dashboard on {args.file}: {monitor.web_url} (Ctrl-C ends it)", flush=True)
+            with contextlib.suppress(KeyboardInterrupt):
+                threading.Event().wait()
+            return 0
+        return _client.session(address, plain=args.plain, history=None, no_colour=args.no_color)
+    finally:
+        monitor.close()
+        directory.cleanup()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aiomonitor",
         description="Connect to a running aiomonitor, or run one command on it.",
-        epilog="Also: 'aiomonitor ls', 'aiomonitor run [--] script.py', 'aiomonitor attach PID'. "
+        epilog="Also: 'aiomonitor ls', 'aiomonitor run [--] script.py', 'aiomonitor dump', 'aiomonitor open FILE', "
+        "'aiomonitor attach PID'. "
         f"A password comes from ${CONTROL_PASSWORD_ENV}, ${PASSWORD_ENV} or a prompt.",
     )
     parser.add_argument("-H", "--host", default="127.0.0.1", help="host (default: %(default)s)")

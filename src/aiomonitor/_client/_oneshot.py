@@ -13,9 +13,12 @@ Every wait counts against one deadline for the whole call.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import select
 import socket
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -203,3 +206,38 @@ def task_count(address: Address, *, prompt: str, password: str | None, timeout: 
         with contextlib.suppress(OSError):
             sock.sendall(b"exit\r\n")
         return login.task_count()
+
+
+#: How a bundle's text begins (``dump``); anything else is the monitor saying no.
+BUNDLE_START = '{"format": "aiomonitor-bundle"'
+
+
+def save_bundle(text: str, path: str | None) -> str:
+    """Write the output of ``dump`` to *path* (default: ``aiomonitor-PID-DATE-TIME.json``
+    here), privately (0600: a bundle holds the program's arguments and source
+    lines) and atomically; return the path.  ``ValueError`` with the monitor's
+    own words when *text* is not a bundle."""
+    cut = cut_reason(text)
+    if cut is not None:
+        raise ValueError(cut)
+    if not text.startswith(BUNDLE_START):
+        said = text.strip().splitlines()[0] if text.strip() else "nothing"
+        raise ValueError(f"no bundle from this monitor (it said: {said[:200]}); is it aiomonitor 1.1 or later?")
+    try:
+        bundle = json.loads(text)
+        pid, taken_at = int(bundle["process"]["pid"]), float(bundle["taken"]["at"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"the monitor's bundle does not read ({type(exc).__name__}: {exc})") from None
+    if path is None:
+        path = f"aiomonitor-{pid}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(taken_at))}.json"
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".aiomonitor-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return path

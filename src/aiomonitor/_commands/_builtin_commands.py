@@ -91,7 +91,7 @@ class BuiltinCommands(CommandBase):
     def do_ps(self, *args: str) -> None:
         """Show task table
 
-        Usage: ps [-j] [-g] [-a] [-w] [-s id|name|state|age|busy] [-n COUNT] [FILTER...].
+        Usage: ps [-j] [-g] [-a] [-w] [-s id|name|state|age|busy] [-n COUNT] [--stuck SECONDS] [FILTER...].
         A FILTER keeps the tasks whose id, name, state, coroutine or location
         contains it (ignoring case); -s sorts (age needs trace_tasks, oldest
         first; busy needs trace_timing, busiest first); -n shows at most
@@ -99,12 +99,17 @@ class BuiltinCommands(CommandBase):
         shows every column, where a narrow window hides some (a line under
         the table says which); -g folds the tasks that run the same coroutine
         at the same line into one row each, largest first (filters apply
-        first); -j prints one JSON object per line (per group with -g).
+        first); --stuck keeps the tasks that have waited at the same line for
+        at least SECONDS (as long as the flight recorder has watched), the
+        longest first; -j prints one JSON object per line (per group with -g).
         """
         try:
             options, query = _ps_options(args)
         except ValueError as exc:
             self._sout.write(f"{exc}\n")
+            return
+        if options.stuck is not None and self._context.trend is None:
+            self._sout.write("ps --stuck: the flight recorder is off (Monitor(trend_interval=None))\n")
             return
         self._warn_if_blocked()
         width = self._width
@@ -115,7 +120,12 @@ class BuiltinCommands(CommandBase):
         # The snapshot streams into plain strings (see Backend.snapshot): no
         # list of 100k snapshots, unless a sort needs them all at once.
         backend = self._context.backend
-        selection = _query.select_tasks(backend, query)
+        if options.stuck is not None:
+            assert self._context.trend is not None
+            stuck = dict(self._context.trend.iter_stuck(options.stuck))
+            selection = _query.select_stuck(backend, stuck, query)
+        else:
+            selection = _query.select_tasks(backend, query)
         if options.grouped:
             groups = task_groups(selection.chunks())
             if options.as_json:
@@ -133,7 +143,13 @@ class BuiltinCommands(CommandBase):
         # A column per field of 100k new strings: dropped at once, they were
         # freed by one cascade that held the GIL ~9 ms.
         release_gently(*columns)
-        return [f"{_format.plural(selection.total, 'task')}{shown}\n", *table]
+        head = f"{_format.plural(selection.total, 'task')}{shown}\n"
+        if options.stuck is not None:
+            head = (
+                f"{_format.plural(selection.total, 'task')}{shown} waiting at the same line for"
+                f" {options.stuck:g} s or more (as long as the flight recorder has watched), the longest first\n"
+            )
+        return [head, *table]
 
     @alt_names("w")
     @readonly
@@ -313,11 +329,14 @@ class PsOptions:
     wide: bool = False
     #: Alike tasks folded into one row each (-g).
     grouped: bool = False
+    #: Only tasks at the same line for at least this many seconds (--stuck).
+    stuck: float | None = None
 
 
 def _ps_options(args: tuple[str, ...]) -> tuple[PsOptions, _query.TaskQuery]:
     """(options, query) from ps's arguments; ValueError says what is wrong."""
     as_json, wide, grouped, include_own, sort, limit, filters = False, False, False, False, None, None, []
+    stuck: float | None = None
     words = iter(args)
     for word in words:
         if word in ("-j", "--json"):
@@ -335,11 +354,30 @@ def _ps_options(args: tuple[str, ...]) -> tuple[PsOptions, _query.TaskQuery]:
             if not count.isdigit() or len(count) > len(str(MAX_LIMIT)) or int(count) > MAX_LIMIT:
                 raise ValueError(f"-n takes a number of tasks from 0 to {MAX_LIMIT:,}, not {count!r}")
             limit = int(count)
+        elif word == "--stuck":
+            stuck = _seconds(next(words, ""))
         else:
             filters.append(word.lower())
     if grouped and (sort is not None or limit is not None):
         raise ValueError("-g shows every group, largest first: it takes no -s or -n")
-    return PsOptions(as_json, wide, grouped), _query.TaskQuery(tuple(filters), sort, limit, include_own)
+    if stuck is not None and sort is not None:
+        raise ValueError("--stuck lists the longest stuck first: it takes no -s")
+    return PsOptions(as_json, wide, grouped, stuck), _query.TaskQuery(tuple(filters), sort, limit, include_own)
+
+
+#: The longest --stuck asks for: a year.
+MAX_STUCK_SECONDS = 365 * 86400
+
+
+def _seconds(word: str) -> float:
+    """--stuck's seconds; ValueError (one line) for anything but a number from 0 to a year."""
+    try:
+        value = float(word)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_STUCK_SECONDS:  # also NaN
+        raise ValueError(f"--stuck takes seconds, from 0 to {MAX_STUCK_SECONDS:,}, not {word!r}")
+    return value
 
 
 def _parse_signal(name: str) -> signal.Signals | None:

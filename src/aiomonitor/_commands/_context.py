@@ -31,8 +31,10 @@ T = TypeVar("T")
 Text = tuple[bytes, ...]
 
 if TYPE_CHECKING:
+    from .._dump._bundle import BundleSource
     from .._query._doctor_query import CancelMemory
     from .._query._stalls import StallRecorder
+    from .._query._trend import TrendRecorder
     from .._query._watchdog import LoopWatchdog
     from ..backends import Backend
 
@@ -115,6 +117,13 @@ class CommandContext:
     #: Runs CPU-heavy computations (snapshots of many tasks) one at a time,
     #: and once for identical requests waiting together (see _shared_work).
     shared_work: SharedWork
+    #: What ``dump`` reads (set by the Monitor once its parts exist).
+    bundles: BundleSource | None = None
+    #: The flight recorder (``trend``, ``ps --stuck``); None when off.
+    trend: TrendRecorder | None = None
+    #: For a monitor over a bundle (``aiomonitor open``): the process it was
+    #: taken of and when (``pid``, ``program``, ``taken``); None when live.
+    recorded: dict[str, Any] | None = None
 
 
 class CommandBase:

@@ -35,7 +35,7 @@ class DoctorCommands(CommandBase):
             return
         context = self._context
         result = _doctor_query.diagnose_settled(
-            self._compute, context.backend, context.stall_recorder, context.cancel_memory
+            self._compute, context.backend, context.stall_recorder, context.cancel_memory, context.trend
         )
         if args:
             self._sout.write(json.dumps(_json.diagnosis(result)) + "\n")

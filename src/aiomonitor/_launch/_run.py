@@ -26,7 +26,9 @@ from . import _follow
 from ._autostart import AutoMonitor, Launch
 
 #: Options that take a value, for finding where the program's own arguments begin.
-_VALUE_OPTIONS = frozenset({"--host", "--port", "--console-port", "--history", "--stall-threshold", "--web-port"})
+_VALUE_OPTIONS = frozenset(
+    {"--host", "--port", "--console-port", "--history", "--stall-threshold", "--web-port", "--dump-dir", "--dump-after"}
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--web-port", type=int, default=None, metavar="PORT", help="the web dashboard there too (0: a free port)"
     )
+    parser.add_argument(
+        "--dump-dir",
+        metavar="DIR",
+        help="write a bundle there when the loop is blocked --dump-after seconds, or tasks deadlock "
+        "(aiomonitor open reads it)",
+    )
+    parser.add_argument("--dump-after", type=float, default=5.0, metavar="S", help="seconds (default: 5)")
     parser.add_argument(
         "--no-follow",
         action="store_true",
@@ -106,6 +115,10 @@ def main(argv: list[str]) -> int:
     }
     if args.web_port is not None:
         options["web_port"] = args.web_port
+    if args.dump_dir is not None:
+        if args.dump_after <= 0:
+            parser.error("--dump-after must be more than 0")
+        options.update(dump_dir=os.path.abspath(args.dump_dir), dump_after=args.dump_after)
     _follow.stop_following()  # a run inside a followed service starts a service of its own
     if not args.no_follow:
         name = module if module is not None else os.path.basename(script or "")

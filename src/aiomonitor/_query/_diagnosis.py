@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..backends import EndedTask, FrameInfo, Wait, is_library
 from ._locations import format_location
 from ._stalls import Stall
+from ._trend import GroupTrend
 
 #: Severities, most urgent first: findings are ranked by this order.
 SEVERITIES = ("critical", "error", "warning", "info")
@@ -302,6 +303,40 @@ def check_leaks(sites: Sequence[SiteCount]) -> list[Finding]:
                     f" the oldest {site.oldest_age:.0f} s",
                 ),
                 "Tasks made faster than they end pile up until memory runs out (ps -s age shows the oldest).",
+            )
+        )
+    return findings
+
+
+#: A group is "stuck and growing" past this many tasks, over at least this long.
+STUCK_GROUP_MIN_TASKS = 10
+STUCK_GROUP_MIN_SECONDS = 60.0
+
+
+def check_stuck_groups(trends: Sequence[GroupTrend]) -> list[Finding]:
+    """Groups of alike tasks that only grow while none of their tasks ever leaves
+    (the flight recorder's census): a leak, or a wake-up that never comes."""
+    findings = []
+    for trend in trends:
+        if len(trend.counts) < 3 or trend.departures:
+            continue
+        (first_at, first), (last_at, last) = trend.counts[0], trend.counts[-1]
+        grew = all(b[1] >= a[1] for a, b in zip(trend.counts, trend.counts[1:], strict=False))
+        if not grew or last < STUCK_GROUP_MIN_TASKS or last <= first or last_at - first_at < STUCK_GROUP_MIN_SECONDS:
+            continue
+        minutes = (last_at - first_at) / 60
+        findings.append(
+            Finding(
+                "warning",
+                "stuck-group",
+                f"{last:,} tasks wait at {format_location(trend.location)} ({trend.coro}), more and more,"
+                " and none leaves",
+                (),
+                (
+                    f"{first:,} {minutes:.0f} min ago, {last:,} now; not one has moved on or ended meanwhile",
+                    "ps --stuck 60 lists them, longest first; trend shows the counts",
+                ),
+                "Probably a leak or a lost wake-up: whatever should release them never does.",
             )
         )
     return findings

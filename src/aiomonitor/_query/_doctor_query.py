@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .._gil._passes import release_gently
-from ..backends import MONITOR_TASK_NAME, Backend, FrameInfo
+from ..backends import MONITOR_TASK_NAME, Backend, FrameInfo, Wait
 from . import _diagnosis
 from ._cycles import cycles as find_cycles
 from ._stalls import StallRecorder
+from ._trend import TrendRecorder
 
 
 class CancelMemory:
@@ -53,7 +54,13 @@ class Diagnosis:
     findings: tuple[_diagnosis.Finding, ...]
 
 
-def diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -> Diagnosis:
+def diagnose(
+    backend: Backend,
+    recorder: StallRecorder,
+    memory: CancelMemory,
+    trend: TrendRecorder | None = None,
+    suspects: list[Wait] | None = None,
+) -> Diagnosis:
     """Run every check over what the backend and the stall recorder know.
 
     Read-only and outside the loop, like every query: a blocked or
@@ -61,12 +68,18 @@ def diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) ->
     not atomic (the loop runs on meanwhile): see :func:`confirmed`.
     """
     with backend.one_look():
-        return _diagnose(backend, recorder, memory)
+        return _diagnose(backend, recorder, memory, trend, suspects)
 
 
-def _diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -> Diagnosis:
+def _diagnose(
+    backend: Backend,
+    recorder: StallRecorder,
+    memory: CancelMemory,
+    trend: TrendRecorder | None,
+    suspects: list[Wait] | None,
+) -> Diagnosis:
     now = time.monotonic()
-    waits = backend.suspect_waits()
+    waits = backend.suspect_waits() if suspects is None else suspects
     edges = backend.await_edges()
     graph = _diagnosis.wait_graph(waits, edges)
     cycles = find_cycles(graph)
@@ -89,6 +102,7 @@ def _diagnose(backend: Backend, recorder: StallRecorder, memory: CancelMemory) -
         *_diagnosis.check_leaks(sites),
         *_diagnosis.check_unretrieved(ended),
         *_diagnosis.check_slow_steps(steps, recorder.threshold, names),
+        *_diagnosis.check_stuck_groups(trend.trends() if trend is not None else []),
     ]
     # The monitor's own tasks (console statements) are not the app's problems.
     findings = [f for f in findings if not any(names.get(t) == MONITOR_TASK_NAME for t in f.task_ids)]
@@ -110,10 +124,16 @@ class Compute(Protocol):
     def __call__(self, func: Callable[..., Diagnosis], *args: Any, share: Hashable | None = None) -> Diagnosis: ...
 
 
-def diagnose_settled(compute: Compute, backend: Backend, recorder: StallRecorder, memory: CancelMemory) -> Diagnosis:
+def diagnose_settled(
+    compute: Compute,
+    backend: Backend,
+    recorder: StallRecorder,
+    memory: CancelMemory,
+    trend: TrendRecorder | None = None,
+) -> Diagnosis:
     """A diagnosis, confirmed by a second look after ``SETTLE_TIME`` when a
     finding could be a moment's coincidence (the loop runs on in between)."""
-    inputs = (backend, recorder, memory)
+    inputs = (backend, recorder, memory, trend)
     result = compute(diagnose, *inputs, share=("doctor",))
     if needs_confirming(result):
         time.sleep(SETTLE_TIME)  # outside the heavy section: the loop runs on

@@ -35,6 +35,7 @@ from ..backends import (
 from ._selection import TASK_SORT_KEYS as TASK_SORT_KEYS
 from ._selection import TaskQuery as TaskQuery
 from ._selection import TaskSelection as TaskSelection
+from ._selection import select_stuck as select_stuck
 from ._selection import select_tasks as select_tasks
 from ._selection import task_matches as task_matches
 from ._stalls import Stall, StallRecorder

@@ -152,3 +152,11 @@ def select_tasks(backend: Backend, query: TaskQuery = TaskQuery()) -> TaskSelect
             chosen, total = first
             return TaskSelection([TaskColumns.of(chosen)], query, total=total)
     return TaskSelection(backend.snapshot_columns(), query)
+
+
+def select_stuck(backend: Backend, stuck: dict[int, float], query: TaskQuery = TaskQuery()) -> TaskSelection:
+    """The live tasks of *stuck* (id -> seconds at the same line), the longest
+    stuck first, then by *query*'s filters and limit (it must not sort)."""
+    found = [task for chunk in backend.snapshot_columns() for task in chunk.snapshots() if task.id in stuck]
+    found.sort(key=lambda task: (-stuck[task.id], task.id))
+    return TaskSelection([TaskColumns.of(found)], query)

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..backends import Backend, FrameInfo
+from ._watcher import Watcher
 
 #: The default: a loop stuck this long (seconds) is a stall worth remembering.
 DEFAULT_THRESHOLD = 0.1
@@ -74,7 +75,7 @@ class Stall:
     matching_samples: int
 
 
-class StallRecorder:
+class StallRecorder(Watcher):
     """Watches one monitored loop from a thread of its own; thread-safe reads."""
 
     def __init__(
@@ -87,14 +88,13 @@ class StallRecorder:
             raise ValueError(f"stall_threshold must be more than 0 seconds, not {threshold!r}")
         if max_stalls < 1:
             raise ValueError(f"max_stalls must be 1 or more, not {max_stalls!r}")
+        super().__init__("aiomonitor-stalls")
         self._backend = backend
         self.threshold = threshold
         self.beat_interval = threshold / BEATS_PER_THRESHOLD
         self._stalls: collections.deque[Stall] = collections.deque(maxlen=max_stalls)
         self._count = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._stop_beating: Callable[[], None] | None = None
         #: Written by the loop's beat, read by the thread (a float and a
         #: deque append: atomic under the GIL).
@@ -118,21 +118,12 @@ class StallRecorder:
             return
         self.started_at = time.monotonic()
         self._stop_beating = self._backend.heartbeat(self.beat_interval, self._beat)
-        self._thread = threading.Thread(target=self._watch, name="aiomonitor-stalls", daemon=True)
-        self._thread.start()
+        super().start()
 
     def stop(self, timeout: float = 2.0) -> None:
-        self._stop.set()
         if self._stop_beating is not None:
             self._stop_beating()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def forget_thread_in_child(self) -> None:
-        """After fork(), in the child: the thread did not come along."""
-        self._stop.set()
-        self._thread = None
+        super().stop(timeout)
 
     # -- what commands read -------------------------------------------------------
 

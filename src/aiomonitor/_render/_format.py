@@ -15,9 +15,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from .._query._diagnosis import describe_holders, wait_target
 from .._query._groups import TaskGroup
 from .._query._locations import format_location
+from .._query._trend import GroupTrend
 from ..backends import Canceller, FrameInfo, TaskColumns, TaskRecord, Wait
 from ._style import PLAIN, Style
-from ._table import Column, Columns, table_text
+from ._table import Column, Columns, format_table, table_text
 
 
 def batched_text(lines: Iterable[str], size: int = 1000) -> Iterator[str]:
@@ -212,3 +213,58 @@ def canceller_lines(heading: str, canceller: Canceller | None, style: Style) -> 
         else "code outside any task (a callback)"
     )
     return f"{heading} {who}; most recent call last:\n" + format_stack(canceller.stack, style)
+
+
+#: ``trend``'s table: the count now and at three moments back, the change and since when.
+TREND_TABLE = (
+    Column("Now", number=True),
+    Column("1 min", number=True, hide_rank=3),
+    Column("5 min", number=True, hide_rank=2),
+    Column("First", number=True, hide_rank=1),
+    Column("Change", number=True),
+    Column("Since", number=True),
+    Column("Coroutine", hide_rank=4),
+    Column("Location", location=True),
+)
+
+
+def trend_text(trends: Sequence[GroupTrend], samples: int, interval: float, width: int | None, style: Style) -> str:
+    """The flight recorder's groups: how many now, then, and since when they grow or shrink."""
+    if not trends:
+        return "No census yet: the flight recorder takes its first one when the monitor starts.\n"
+    first_at, last_at = trends[0].counts[0][0], trends[0].counts[-1][0]
+    head = (
+        f"{plural(len(trends), 'group')} of alike tasks over the last {_span(last_at - first_at)}"
+        f" ({plural(samples, 'sample')}, one every {interval:g} s or more), largest change first.\n"
+    )
+    rows = []
+    for trend in trends:
+        counts = trend.counts
+        now = counts[-1][1]
+        rows.append(
+            (
+                f"{now:,}",
+                _count_back(counts, 60),
+                _count_back(counts, 300),
+                f"{counts[0][1]:,}",
+                f"{trend.change:+,}",
+                time.strftime("%H:%M:%S", time.localtime(trend.since)),
+                trend.coro,
+                format_location(trend.location),
+            )
+        )
+    return head + format_table(TREND_TABLE, rows, width, style)
+
+
+def _count_back(counts: Sequence[tuple[float, int]], seconds: float) -> str:
+    """The count *seconds* before the last sample ("-" before the recorder watched)."""
+    moment = counts[-1][0] - seconds
+    if counts[0][0] > moment + 1:
+        return "-"
+    earlier = [count for at, count in counts if at <= moment + 1]
+    return f"{earlier[-1]:,}" if earlier else "-"
+
+
+def _span(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"

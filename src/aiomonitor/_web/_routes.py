@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._commands._context import CommandContext
+from .._dump._bundle import bundle_text
 from .._gil._shared_work import compute
 from .._query import _queries as _query
 from .._query._doctor_query import diagnose_settled
@@ -111,6 +112,8 @@ class WebApp:
             ("GET", "/api/v1/stalls"): self._stalls,
             ("GET", "/api/v1/sessions"): self._sessions,
             ("GET", "/api/v1/doctor"): self._doctor,
+            ("GET", "/api/v1/dump"): self._dump,
+            ("GET", "/api/v1/trend"): self._trend,
             ("GET", "/api/v1/audit"): self._audit,
         }
 
@@ -188,7 +191,7 @@ class WebApp:
                 token=html.escape(token),
                 readonly="0" if self._settings.may_change(token) else "1",
                 framework=html.escape(backend.framework),
-                pid=os.getpid(),
+                pid=self._pid(),
                 version=html.escape(__version__),
             )
         )
@@ -237,7 +240,8 @@ class WebApp:
         recorder = context.stall_recorder
         return {
             **_json.status(status),
-            "pid": os.getpid(),
+            "pid": self._pid(),
+            "recorded": context.recorded,
             "version": __version__,
             "stalls": recorder.count if self._settings.records_stalls else None,
             "sessions": len(context.clients()) + self._settings.web_connections(),
@@ -339,9 +343,32 @@ class WebApp:
         context = self._context
         bound = functools.partial(compute, context.shared_work)
         result = await self._run(
-            diagnose_settled, bound, context.backend, context.stall_recorder, context.cancel_memory
+            diagnose_settled, bound, context.backend, context.stall_recorder, context.cancel_memory, context.trend
         )
         return _json_response(_json.diagnosis(result))
+
+    async def _dump(self, request: Request) -> Response:
+        """The whole process as one bundle (``dump``), as a file to save."""
+        _web_params.no_parameters(request.query)
+        source = self._context.bundles
+        if source is None:
+            return _error(404, "no dumps from this monitor")
+        pieces = await self._compute(lambda: tuple(piece.encode() for piece in bundle_text(source)))
+        name = f"aiomonitor-{self._pid()}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        return Response(200, pieces, headers=[("Content-Disposition", f'attachment; filename="{name}"')])
+
+    async def _trend(self, request: Request) -> Response:
+        """The flight recorder's censuses (409 when it is off)."""
+        _web_params.no_parameters(request.query)
+        recorder = self._context.trend
+        if recorder is None:
+            return _error(409, "the flight recorder is off (Monitor(trend_interval=None))")
+        return _json_response(await self._run(recorder.to_json))
+
+    def _pid(self) -> int:
+        """The process shown: this one, or the one a bundle was taken of."""
+        recorded = self._context.recorded
+        return int(recorded["pid"]) if recorded is not None else os.getpid()
 
     async def _audit(self, request: Request) -> Response:
         """Who changed what: for whoever may change things (the control token, where one is set)."""

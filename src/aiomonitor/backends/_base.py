@@ -287,6 +287,14 @@ class Backend(abc.ABC):
     def stack(self, task_id: int) -> list[FrameInfo]:
         """The await stack of one task, outermost first; raises UnknownTask."""
 
+    def details(self) -> Iterator[tuple[int, list[FrameInfo], TaskRecord | None, Canceller | None]]:
+        """(id, await stack, creation record, canceller) of every live task, as
+        a stream: a dump's pass.  Backends override this with one walk; this
+        one finds each task anew."""
+        for task in self.snapshot():
+            with contextlib.suppress(UnknownTask):  # ended meanwhile
+                yield task.id, self.stack(task.id), self.record(task.id), self.canceller(task.id)
+
     @abc.abstractmethod
     def current_task_id(self) -> int | None:
         """The task the loop is running right now (the blocker, if blocked)."""

@@ -311,10 +311,19 @@ class AsyncioBackend(Backend):
         return found
 
     def stack(self, task_id: int) -> list[FrameInfo]:
-        task = self._find(task_id)
+        return self._stack_of(self._find(task_id), asyncio.current_task(self._loop))
+
+    def details(self) -> Iterator[tuple[int, list[FrameInfo], TaskRecord | None, Canceller | None]]:
+        running = asyncio.current_task(self._loop)
+        tracer = self._tracer
+        for task in yielding(self._tasks()):
+            record = tracer.record_of(task) if tracer is not None else None
+            yield id(task), self._stack_of(task, running), record, getattr(task, "_aiomonitor_canceller", None)
+
+    def _stack_of(self, task: asyncio.Task[Any], running: asyncio.Task[Any] | None) -> list[FrameInfo]:
         frames = await_chain(_coro_of(task))
         stack = [FrameInfo.from_frame(f) for f in frames]
-        if frames and task is asyncio.current_task(self._loop):
+        if frames and task is running:
             stack.extend(self._callees_of(frames[-1]))
         return stack
 

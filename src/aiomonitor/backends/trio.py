@@ -39,7 +39,7 @@ from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import describe_chain
-from ._records import CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
+from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
 from ._tracing import to_record, trace_fields
 from ._trio_census import count_coroutines
 from ._trio_snapshot import column_chunks, nursery_edges
@@ -307,7 +307,14 @@ class TrioBackend(Backend):
             yield id(task), *created, None if stats is None else stats.longest
 
     def stack(self, task_id: int) -> list[FrameInfo]:
-        task = self._find(task_id)
+        return self._stack_of(self._find(task_id))
+
+    def details(self) -> Iterator[tuple[int, list[FrameInfo], TaskRecord | None, Canceller | None]]:
+        records = self._instrument.records if self._instrument is not None else {}
+        for task in yielding(self._walk(ordered=False)[0]):
+            yield id(task), self._stack_of(task), to_record(records.get(task)), None
+
+    def _stack_of(self, task: trio.lowlevel.Task) -> list[FrameInfo]:
         frames = frames_of(task)
         stack = [FrameInfo.from_frame(frame) for frame in frames]
         if getattr(task.coro, "cr_running", False):

@@ -26,6 +26,7 @@ OPTIONS: dict[str, Any] = {
     "web_port": 0,
     "trace_tasks": True,
     "max_termination_history": 100,
+    "trend_interval": 0.25,  # the flight recorder's censuses come quickly enough to be seen
 }
 
 

@@ -364,6 +364,64 @@ function lagChart(lag) {
   return svg;
 }
 
+const trendView = {
+  live: true,
+  render(container) {
+    this.box = el("div", { id: "trend" });
+    container.append(el("h2", { text: "Trend: tasks by group, last fifteen minutes" }), this.box);
+  },
+  async update() {
+    let trend;
+    try {
+      trend = await api("/api/v1/trend");
+    } catch (error) {
+      if (error.status !== 409) throw error;
+      this.box.replaceChildren(el("p", { class: "muted", text: error.message }));
+      return;
+    }
+    if (!trend.samples.length) { this.box.replaceChildren(el("p", { class: "muted", text: "No census yet." })); return; }
+    const keys = new Map(trend.groups.map((g) => [g.key, g]));
+    const series = new Map();
+    trend.samples.forEach((sample, index) => {
+      for (const [key, count] of sample.groups) {
+        if (!series.has(key)) series.set(key, new Array(trend.samples.length).fill(0));
+        series.get(key)[index] = count;
+      }
+    });
+    const rows = [...series.entries()].map(([key, counts]) => ({ group: keys.get(key), counts, change: counts[counts.length - 1] - counts[0] }))
+      .sort((a, b) => Math.abs(b.change) - Math.abs(a.change) || b.counts[b.counts.length - 1] - a.counts[a.counts.length - 1]);
+    const last = trend.samples[trend.samples.length - 1];
+    this.box.replaceChildren(el("p", { class: "muted", text:
+      `${last.total} tasks now; a census every ${trend.interval} s or more, ${trend.samples.length} kept. Largest change first.` }),
+      el("table", { class: "tasks trend" }, el("thead", {}, el("tr", {}, ["Now", "Change", "Over time", "Coroutine", "Location"].map((h) => el("th", { text: h })))),
+        el("tbody", {}, rows.map((row) => el("tr", {},
+          el("td", { class: "num", text: row.counts[row.counts.length - 1] }),
+          el("td", { class: "num", text: (row.change > 0 ? "+" : "") + row.change }),
+          el("td", {}, sparkline(row.counts)),
+          el("td", { text: row.group ? row.group.coro : "?" }),
+          el("td", { class: "location", text: row.group ? place(row.group.location) : "" }))))));
+  },
+};
+
+function sparkline(counts) {
+  const width = 160, height = 24, pad = 2;
+  const top = Math.max(1, ...counts);
+  const x = (index) => pad + (counts.length > 1 ? index / (counts.length - 1) : 0) * (width - 2 * pad);
+  const y = (value) => height - pad - (value / top) * (height - 2 * pad);
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("class", "sparkline");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", width);
+  svg.setAttribute("height", height);
+  const line = document.createElementNS(svg.namespaceURI, "polyline");
+  line.setAttribute("class", "line");
+  line.setAttribute("points", counts.map((count, index) => `${x(index).toFixed(1)},${y(count).toFixed(1)}`).join(" "));
+  const title = document.createElementNS(svg.namespaceURI, "title");
+  title.textContent = `from ${counts[0]} to ${counts[counts.length - 1]} (peak ${top})`;
+  svg.append(title, line);
+  return svg;
+}
+
 const doctorView = {
   live: false,
   render(container) {
@@ -403,7 +461,7 @@ const sessionsView = {
 
 // -- routing, refresh, the banner --------------------------------------------------
 
-const VIEWS = { tasks: tasksView, task: taskView, ended: endedView, tree: treeView, lag: lagView, doctor: doctorView, sessions: sessionsView };
+const VIEWS = { tasks: tasksView, task: taskView, ended: endedView, tree: treeView, lag: lagView, trend: trendView, doctor: doctorView, sessions: sessionsView };
 let current = null;
 let refreshing = false;
 let firstWanted = false;
@@ -443,12 +501,20 @@ async function refresh(first) {
 async function updateBanner() {
   const status = await api("/api/v1/status");
   const banner = document.getElementById("banner");
-  if (!status.blocked) { banner.hidden = true; return; }
-  const b = status.blocked;
-  banner.replaceChildren(el("strong", { text: `The app's loop has been blocked for ${seconds(b.for)}` }),
-    b.task_id !== null ? [" in task ", taskLink(b.task_id, b.task_name || String(b.task_id))] : " (outside any task)",
-    el("span", { class: "muted", text: ". This page is served by the monitor's own thread. Blocking stack:" }), stackBlock(b.stack));
-  banner.hidden = false;
+  const parts = [];
+  if (status.recorded) {
+    const r = status.recorded;
+    parts.push(el("div", { class: "recorded" }, el("strong", { text: `A bundle of pid ${r.pid}, taken ${r.taken}` }),
+      el("span", { class: "muted", text: ` (${r.program}). A record of that moment: nothing here runs or changes.` })));
+  }
+  if (status.blocked) {
+    const b = status.blocked;
+    parts.push(el("strong", { text: `The app's loop ${status.recorded ? "had" : "has"} been blocked for ${seconds(b.for)}` }),
+      b.task_id !== null ? [" in task ", taskLink(b.task_id, b.task_name || String(b.task_id))] : " (outside any task)",
+      el("span", { class: "muted", text: status.recorded ? ". Blocking stack:" : ". This page is served by the monitor's own thread. Blocking stack:" }), stackBlock(b.stack));
+  }
+  banner.replaceChildren(...parts);
+  banner.hidden = parts.length === 0;
 }
 
 let timer = null;
