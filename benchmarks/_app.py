@@ -210,12 +210,12 @@ async def run_trio_workload(name: str, n: int, config: str) -> float:
         started = time.perf_counter()
         await WORKLOADS[name](n)
         return time.perf_counter() - started
-    cancellable = config not in ("no-cancel", "traced-no-cancel")
-    options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": cancellable}
+    # "scoped": a cancel scope per task (cancellable_tasks=True); the default has none.
+    options: dict[str, Any] = {"port": 0, "console_port": 0, "cancellable_tasks": config.endswith("scoped")}
     if config == "no-recorder":
         options["stall_threshold"] = None
     if config.startswith("traced"):
-        options.update(trace_options(config.removesuffix("-no-cancel")))
+        options.update(trace_options(config.removesuffix("-scoped")))
     with aiomonitor.monitor_trio(**options) as monitor:
         if config == "client":
             idle_client(monitor.port)
@@ -337,8 +337,8 @@ async def trio_scale_main(args: argparse.Namespace) -> None:
         options["web_port"] = 0
     async with trio.open_nursery() as nursery:
         with aiomonitor.monitor_trio(**options) as monitor:
-            # Spawned after the monitor started, so each one is individually
-            # cancellable: the configuration a trio user gets by default.
+            # Spawned after the monitor started, as an app's tasks mostly are
+            # (every one is cancellable alone, whenever it was spawned).
             for i in range(args.tasks):
                 nursery.start_soon(trio.sleep, 3600, name=f"parked-{i}")
             await trio.sleep(0.5)  # let every task take its first step before measuring

@@ -330,9 +330,9 @@ def main() -> None:
             me,
             "trio",
             [("trio-tasks", 200_000)],
-            ["baseline", "no-cancel", "traced-no-cancel", "traced", "traced-history"],
+            ["baseline", "monitor", "traced", "traced-history", "scoped", "traced-scoped"],
             runs,
-            "Tracing overhead (trio)",
+            "Tracing overhead (trio; scoped = cancellable_tasks=True)",
         )
     sizes = [1_000, 10_000] if small else [1_000, 10_000, 100_000]
     our_scale = {}
@@ -364,8 +364,8 @@ def main() -> None:
             measure_web(me, 10_000 if small else 100_000, framework, runs)
     if "trio" in only:
         workloads = [("trio-tasks", 200_000), ("trio-channel", 100_000)]
-        configs = ["baseline", "monitor", "no-cancel", "client"]
-        workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio)")
+        configs = ["baseline", "monitor", "scoped", "client"]
+        workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio; scoped = cancellable_tasks=True)")
         print_scale("ps and where at scale (trio)", measure_scale(me, sizes, 3, "trio"))
     if "hostile" in only:
         import hostile

@@ -34,6 +34,7 @@ from ._dump._bundle import BundleSource, bundle_text
 from ._dump._files import DumpDirectory
 from ._gil._shared_work import SharedWork
 from ._query._audit import AuditTrail
+from ._query._cost import MonitorBill
 from ._query._doctor_query import CancelMemory
 from ._query._series import SeriesSource
 from ._query._stalls import DEFAULT_MAX_STALLS, StallRecorder
@@ -211,6 +212,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands, DumpC
         )
         self._records_stalls = stall_threshold is not None
         self._trend = self._trend_recorder_for(backend, trend_interval) if trend_interval is not None else None
+        self._bill = MonitorBill()
         self._discoverable = discoverable
         self._port_fallback = port_fallback
         #: Listener -> the port asked for, for those that were taken (``port_fallback``).
@@ -239,7 +241,9 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands, DumpC
             ),
             hop_timeout=hop_timeout,
             shared_work=SharedWork(),
+            trace_history=max_termination_history,
             trend=self._trend,
+            bill=self._bill,
             bundles=BundleSource(
                 backend,
                 self._stall_recorder,
@@ -329,6 +333,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands, DumpC
         os.register_at_fork(after_in_child=lambda: (method := after_fork()) is not None and method())
         self._backend.attach()
         if self._records_stalls:
+            self._stall_recorder.on_lag_second(self._bill.maybe_sample_cpu)
             self._stall_recorder.start()
         if self._trend is not None:
             self._trend.start()
@@ -469,6 +474,7 @@ class Monitor(CommandLoop, BuiltinCommands, TraceCommands, DoctorCommands, DumpC
             self._stall_recorder,
             self._records_stalls,
             lambda: len(self._server.connections()) if self._server is not None else 0,
+            self._bill,
         )
 
     # -- what sessions need beyond the command loop (SessionHost) ---------------
@@ -521,7 +527,7 @@ def monitor_trio(
     console_port: int = CONSOLE_PORT,
     console_enabled: bool = True,
     locals: dict[str, Any] | None = None,  # noqa: A002 - the documented name
-    cancellable_tasks: bool = True,
+    cancellable_tasks: bool = False,
     trace_tasks: bool = False,
     max_termination_history: int = 0,
     trace_timing: bool = False,
@@ -529,9 +535,11 @@ def monitor_trio(
 ) -> Iterator[Monitor]:
     """Monitor the trio run this is called from: ``with monitor_trio(): ...``.
 
-    *cancellable_tasks* gives each task spawned from now on its own cancel
-    scope, so ``cancel`` can stop one task alone (a few microseconds per
-    spawn; see the trio backend's notes).  Requires ``aiomonitor[trio]``.
+    ``cancel`` stops one task alone, whenever it was spawned, without a cost
+    per spawn (see the trio backend's ``_trio_cancel``).  *cancellable_tasks*
+    instead gives each task spawned from now on a cancel scope of its own,
+    trio's public way (a few microseconds per spawn, ~2x on a spawn-heavy
+    benchmark).  Requires ``aiomonitor[trio]``.
     """
     try:
         backend = trio_backend(

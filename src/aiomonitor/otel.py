@@ -24,7 +24,18 @@ from typing import TYPE_CHECKING, Any
 
 from ._gil._heavy import heavy_section
 from ._query import _queries as _query
-from ._query._series import LAG_BUCKETS, LOOP_BLOCKED, LOOP_LAG, LOOP_STALLS, TASKS, TASKS_CREATED, TASKS_ENDED
+from ._query._series import (
+    LAG_BUCKETS,
+    LOOP_BLOCKED,
+    LOOP_LAG,
+    LOOP_STALLS,
+    MONITOR_CPU,
+    MONITOR_STALL,
+    TASKS,
+    TASKS_CREATED,
+    TASKS_ENDED,
+    TRACING,
+)
 from ._registry import current_service
 from ._version import __version__
 
@@ -80,6 +91,22 @@ class Instrumentation:
         def stalls(_: CallbackOptions) -> Iterable[Observation]:
             return [Observation(source.recorder.count)] if self._live() and source.records_stalls else []
 
+        def monitor_cpu(_: CallbackOptions) -> Iterable[Observation]:
+            bill = source.bill
+            if not self._live() or bill is None:
+                return []
+            bill.sample_cpu()
+            return [] if bill.total_cpu is None else [Observation(bill.total_cpu)]
+
+        def command_stall(_: CallbackOptions) -> Iterable[Observation]:
+            if not self._live() or source.bill is None or not source.records_stalls:
+                return []
+            worst = source.bill.worst_stall()
+            return [Observation(worst.seconds if worst is not None else 0.0)]
+
+        def tracing(_: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(1 if source.backend.tracing else 0)] if self._live() else []
+
         def blocked(_: CallbackOptions) -> Iterable[Observation]:
             age = source.recorder.heartbeat_age() if self._live() and source.records_stalls else None
             return [] if age is None else [Observation(age)]
@@ -97,6 +124,13 @@ class Instrumentation:
         meter.create_observable_gauge(
             LOOP_BLOCKED.otel, callbacks=[blocked], unit=LOOP_BLOCKED.unit, description=LOOP_BLOCKED.description
         )
+        meter.create_observable_counter(
+            MONITOR_CPU.otel, callbacks=[monitor_cpu], unit=MONITOR_CPU.unit, description=MONITOR_CPU.description
+        )
+        for series, callback in ((MONITOR_STALL, command_stall), (TRACING, tracing)):
+            meter.create_observable_gauge(
+                series.otel, callbacks=[callback], unit=series.unit, description=series.description
+            )
         lag = _lag_histogram(meter)
         self._stop_lag = source.recorder.on_lag_second(lag.record) if source.records_stalls else None
 

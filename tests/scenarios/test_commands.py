@@ -146,7 +146,7 @@ async def test_prefixes_resolve_and_ambiguity_is_reported(monitor: aiomonitor.Mo
         await in_thread(client.start)
         assert (await in_thread(client.command, "stack")).startswith("Stack of the event loop thread")
         ambiguous = await in_thread(client.command, "c")
-    assert ambiguous == 'Ambiguous command "c": could be cancel, console, control\n'
+    assert ambiguous == 'Ambiguous command "c": could be cancel, console, control, cost\n'
 
 
 async def test_empty_line_repeats_the_last_command(monitor: aiomonitor.Monitor) -> None:

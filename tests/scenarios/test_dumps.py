@@ -103,7 +103,7 @@ def test_a_blocked_loop_is_dumped_as_it_is_and_by_itself_once_per_incident(tmp_p
     auto = tmp_path / "auto"
     with dumped_app(auto) as (app, port):
         assert app.stdin is not None and app.stdout is not None
-        app.stdin.write("block 3\n")
+        app.stdin.write("block 6\n")  # long enough for a client to start and dump it, however loaded the machine
         app.stdin.flush()
         assert poll(lambda: len(list(auto.glob("aiomonitor-*.json"))) == 1), "written with nobody connected"
         by_hand = dump(port, tmp_path / "by-hand.json")  # while the loop is still blocked

@@ -174,6 +174,10 @@ class BuiltinCommands(CommandBase):
             self._sout.write(_format.wait_lines(detail.wait, detail.wait_names))
         self._sout.write(_format.canceller_lines("Cancellation requested by", detail.canceller, self._style))
         self._sout.write(_format.creation_lines(detail.record, detail.chain_names))
+        backend = self._context.backend
+        if detail.record is None and backend.traced:
+            now = "" if backend.tracing else " (it is off now: trace on records the tasks created from then on)"
+            self._sout.write(f"No creation chain: it was created before tracing began, or while it was off{now}.\n")
 
     def do_cancel(self, taskid: str) -> None:
         """Cancel an indicated task (by id or by name)"""

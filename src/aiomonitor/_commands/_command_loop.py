@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
@@ -70,13 +71,21 @@ class CommandLoop(CommandBase):
         """Run one command line for *client* (worker thread); what the session does next."""
         call = CommandCall(client)
         token = self._call_var.set(call)
+        started = time.monotonic()
         try:
             self._command_dispatch(line)
         except Exception as exc:  # noqa: BLE001 - a broken hook or command must not end the session
             self._report_error("Unexpected exception during command execution", exc)
         finally:
             self._call_var.reset(token)
+            self._note_stall(line, started)
         return call.next_step
+
+    def _note_stall(self, line: str, started: float) -> None:
+        """The loop's worst lateness while *line* ran, for ``cost`` (a bound from above)."""
+        context = self._context
+        if context.bill is not None and context.stall_recorder.started_at is not None and line.strip():
+            context.bill.command_done(line.split()[0], context.stall_recorder.worst_lateness_since(started))
 
     # -- per-client state, resolved through the current call ----------------------
 

@@ -32,6 +32,7 @@ Text = tuple[bytes, ...]
 
 if TYPE_CHECKING:
     from .._dump._bundle import BundleSource
+    from .._query._cost import MonitorBill
     from .._query._doctor_query import CancelMemory
     from .._query._stalls import StallRecorder
     from .._query._trend import TrendRecorder
@@ -119,8 +120,12 @@ class CommandContext:
     shared_work: SharedWork
     #: What ``dump`` reads (set by the Monitor once its parts exist).
     bundles: BundleSource | None = None
+    #: The history ``trace on`` keeps unless told (the monitor's max_termination_history).
+    trace_history: int = 0
     #: The flight recorder (``trend``, ``ps --stuck``); None when off.
     trend: TrendRecorder | None = None
+    #: What the monitor itself spends (``cost``).
+    bill: MonitorBill | None = None
     #: For a monitor over a bundle (``aiomonitor open``): the process it was
     #: taken of and when (``pid``, ``program``, ``taken``); None when live.
     recorded: dict[str, Any] | None = None

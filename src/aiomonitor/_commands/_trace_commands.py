@@ -8,9 +8,11 @@ import json
 import time
 
 from .._gil._passes import release_gently
+from .._query import _cost
 from .._query import _queries as _query
 from .._query._locations import format_location
 from .._render import _format, _graph, _json, _table
+from ..backends import LoopUnresponsive
 from ..utils import alt_names, readonly
 from ._context import CommandBase
 
@@ -55,8 +57,89 @@ def _top_table(coroutine_rank: int) -> tuple[_table.Column, ...]:
 TOP_TABLE, TOP_TABLE_PLAIN = _top_table(2), _top_table(0)
 
 
+#: The history ``trace on`` keeps when the monitor was started without one.
+RUNTIME_HISTORY = 100
+
+
+def trace_switch(args: tuple[str, ...], default_history: int) -> tuple[bool, int, bool]:
+    """(on, history size, timing) from ``trace on|off [--history N] [--timing]``; ValueError says what is wrong."""
+    if not args or args[0] not in ("on", "off"):
+        raise ValueError("trace takes on or off (and with on: --history N, --timing)")
+    on, history, timing = args[0] == "on", default_history, False
+    words = iter(args[1:])
+    for word in words:
+        if not on:
+            raise ValueError("trace off takes nothing more")
+        if word == "--timing":
+            timing = True
+        elif word == "--history":
+            count = next(words, "")
+            if not count.isdigit() or len(count) > 7:
+                raise ValueError(f"--history takes a number of ended tasks from 0 to 9,999,999, not {count!r}")
+            history = int(count)
+        else:
+            raise ValueError(f"trace on takes --history N and --timing, not {word!r}")
+    return on, history, timing
+
+
 class TraceCommands(CommandBase):
-    """``ended``, ``where-ended``, ``pstree`` and ``top``."""
+    """``trace``, ``ended``, ``where-ended``, ``pstree`` and ``top``."""
+
+    def do_trace(self, *args: str) -> None:
+        """Switch tracing of the tasks created from now on: trace on|off
+
+        Usage: trace (the state), trace on [--history N] [--timing], trace off.
+        On: each task created from then on gets its creation record and
+        chain (where, ps, pstree), ended tasks go to a history of N (the
+        monitor's max_termination_history, else 100), and --timing times
+        their steps.  Off: tasks created from then on are plain again; those
+        traced keep what was recorded.  It costs the app a little per task
+        created while on (benchmarks: tracing).
+        """
+        backend = self._context.backend
+        if not args:
+            self._sout.write(self._tracing_state())
+            return
+        try:
+            on, history, timing = trace_switch(args, self._context.trace_history or RUNTIME_HISTORY)
+        except ValueError as exc:
+            self._sout.write(f"{exc}\n")
+            return
+        try:
+            backend.retrace(on, history, timing)
+        except (LoopUnresponsive, NotImplementedError) as exc:
+            self._sout.write(f"Tracing unchanged: {exc}\n")
+            self._audit("trace", " ".join(args), f"failed: {exc}")
+            return
+        self._audit("trace", " ".join(args), "done")
+        self._sout.write(self._tracing_state())
+
+    @readonly
+    def do_cost(self) -> None:
+        """Show what the monitor itself spends: CPU, loop stalls, memory
+
+        The CPU time of the monitor's threads over the last minute, the worst
+        loop stall a command caused in the last hour (a bound from above),
+        whether tracing is on, and the memory held by tracing (bytes per
+        traced task, creation chains, history) and the recorders, measured
+        from the objects now.
+        """
+        context = self._context
+        if context.bill is None:
+            self._sout.write("cost is not available in this monitor\n")
+            return
+        bill = self._compute(_cost.bill_of, context.bill, context.backend, context.stall_recorder, context.trend)
+        self._sout.write(_format.cost_text(bill))
+
+    def _tracing_state(self) -> str:
+        backend = self._context.backend
+        return _format.tracing_text(
+            backend.tracing,
+            backend.tracing_since,
+            backend.history_size if backend.keeps_history else 0,
+            backend.timed,
+            backend.trace_totals(),
+        )
 
     @alt_names("ps-ended pst")
     @readonly

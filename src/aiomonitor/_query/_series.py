@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..backends import Backend
+from ._cost import MonitorBill
 from ._stalls import StallRecorder
 
 Kind = Literal["gauge", "updowncounter", "counter", "histogram"]
@@ -85,8 +86,32 @@ LOOP_BLOCKED = Series(
     when="stall_threshold",
 )
 
+MONITOR_CPU = Series(
+    "aiomonitor.monitor.cpu",
+    "aiomonitor_monitor_cpu_seconds",
+    "counter",
+    "s",
+    "CPU time the monitor's own threads have used (Linux).",
+    when="on Linux",
+)
+MONITOR_STALL = Series(
+    "aiomonitor.monitor.command_stall",
+    "aiomonitor_monitor_command_stall_seconds",
+    "gauge",
+    "s",
+    "The worst loop stall a monitor command caused in the last hour (a bound from above).",
+    when="stall_threshold",
+)
+TRACING = Series(
+    "aiomonitor.tracing",
+    "aiomonitor_tracing",
+    "gauge",
+    "1",
+    "1 while the tasks created now are traced (trace on), else 0.",
+)
+
 #: Reported to both engines, in this order.
-SHARED = (TASKS, TASKS_CREATED, TASKS_ENDED, LOOP_LAG, LOOP_STALLS, LOOP_BLOCKED)
+SHARED = (TASKS, TASKS_CREATED, TASKS_ENDED, LOOP_LAG, LOOP_STALLS, LOOP_BLOCKED, MONITOR_CPU, MONITOR_STALL, TRACING)
 
 #: Upper bounds of the loop lag histogram's buckets, in seconds (both engines).
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -102,3 +127,5 @@ class SeriesSource:
     records_stalls: bool
     #: How many telnet sessions and web connections are open now.
     sessions: Callable[[], int]
+    #: What the monitor itself spends (CPU, the stalls its commands caused).
+    bill: MonitorBill | None = None

@@ -106,6 +106,11 @@ class StallRecorder(Watcher):
         #: between the two is lost, a few microseconds' window once a second).
         self._lag_peak = 0.0
         self._lag_history: collections.deque[tuple[float, float]] = collections.deque(maxlen=LAG_HISTORY)
+        #: (when, lateness) of the last minute's beats (a deque append per beat),
+        #: for the stall a command caused (``worst_lateness_since``).
+        self._recent_beats: collections.deque[tuple[float, float]] = collections.deque(
+            maxlen=int(60 * BEATS_PER_THRESHOLD / threshold) + 1
+        )
         self._next_lag_second = 0.0
         #: Called in the recorder's thread with each second's lag peak (``on_lag_second``).
         self._lag_listeners: list[Callable[[float], None]] = []
@@ -151,6 +156,29 @@ class StallRecorder(Watcher):
             return None
         return max(0.0, time.monotonic() - last - self.beat_interval)
 
+    def worst_lateness_since(self, start: float) -> float:
+        """The loop's worst lateness since *start* (``time.monotonic()``), each
+        late beat counted only for its part after *start*: what a command that
+        began then may have cost it (a bound from above: the app may have been
+        stuck on its own meanwhile)."""
+        now = time.monotonic()
+        beats = list(self._recent_beats)
+        worst = max((min(lateness, at - start) for at, lateness in beats if at > start), default=0.0)
+        overdue = self.heartbeat_age()
+        if overdue:
+            worst = max(worst, min(overdue, now - start))
+        return max(worst, 0.0)
+
+    def memory(self) -> int:
+        """Bytes it holds: the stalls (with their stacks) and the lag of the last minutes."""
+        import sys
+
+        with self._lock:
+            stalls = list(self._stalls)
+            history = sys.getsizeof(self._lag_history) + 2 * 24 * len(self._lag_history) + 56 * len(self._lag_history)
+        frames = sum(sys.getsizeof(stall.stack) for stall in stalls)
+        return history + sum(sys.getsizeof(stall) for stall in stalls) + frames
+
     @property
     def beats(self) -> int:
         """How many times the loop has beaten (0 until it runs)."""
@@ -179,6 +207,7 @@ class StallRecorder(Watcher):
         self._beats += 1
         if last is not None:
             lateness = now - last - self.beat_interval
+            self._recent_beats.append((now, lateness))
             if lateness > self._lag_peak:
                 self._lag_peak = lateness
             if lateness >= self.threshold:

@@ -181,6 +181,21 @@ class TrendRecorder(Watcher):
 
     # -- what commands read -----------------------------------------------------------
 
+    def memory(self) -> int:
+        """Bytes it holds: the per-task positions (the dict, its tuples and the
+        ids), the samples and the group keys."""
+        import sys
+
+        with self._lock:
+            positions = self._positions
+            samples = list(self._samples)
+            size = sys.getsizeof(positions)
+            if positions:
+                key, value = next(iter(positions.items()))
+                size += len(positions) * (sys.getsizeof(key) + sys.getsizeof(value))
+        size += sum(sys.getsizeof(sample.groups) + sys.getsizeof(sample.by_state) for sample in samples)
+        return size + sys.getsizeof(self._keys) + sys.getsizeof(self._key_list)
+
     def samples(self) -> tuple[Sample, ...]:
         with self._lock:
             return tuple(self._samples)

@@ -12,6 +12,7 @@ import operator
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
+from .._query._cost import Bill
 from .._query._diagnosis import describe_holders, wait_target
 from .._query._groups import TaskGroup
 from .._query._locations import format_location
@@ -268,3 +269,62 @@ def _count_back(counts: Sequence[tuple[float, int]], seconds: float) -> str:
 def _span(seconds: float) -> str:
     minutes, rest = divmod(int(seconds), 60)
     return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def tracing_text(
+    tracing: bool, since: float | None, history_size: int, timed: bool, totals: tuple[int, int | None] | None
+) -> str:
+    """``trace``'s answer: whether new tasks are traced, since when, and what of them."""
+    if not tracing:
+        return (
+            "Tracing is off: tasks created now get no creation record (trace on starts it;"
+            " the tasks traced before keep theirs).\n"
+        )
+    when = time.strftime("%H:%M:%S", time.localtime(since)) if since is not None else "the start"
+    parts = ["creation records and chains"]
+    parts.append(f"a history of the last {history_size:,} ended tasks" if history_size else "no history")
+    parts.append("step timing" if timed else "no step timing")
+    created = f" {totals[0]:,} tasks traced so far." if totals is not None else ""
+    return f"Tracing is on since {when}: {', '.join(parts)}.{created}\n"
+
+
+def byte_size(count: float) -> str:
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count:.0f} bytes"
+
+
+def cost_text(bill: Bill) -> str:
+    """``cost``'s answer: the monitor's own CPU, the worst stall it caused, what it holds."""
+    lines = ["What the monitor itself spends:"]
+    if bill.cpu is None:
+        lines.append("  CPU of its threads: not known on this system (it reads /proc).")
+    else:
+        spent, window = bill.cpu
+        share = f" ({spent / window:.1%})" if window > 0 else ""
+        lines.append(
+            f"  CPU of its threads: {spent:.2f} s in the last {window:.0f} s{share}; {bill.total_cpu:.1f} s in all."
+        )
+    if bill.worst_stall is None:
+        lines.append("  Worst loop stall a command caused in the last hour: none measured.")
+    else:
+        worst = bill.worst_stall
+        at = time.strftime("%H:%M:%S", time.localtime(worst.at))
+        caused = f"{worst.seconds * 1000:.1f} ms ({worst.command}, {at})"
+        lines.append(f"  Worst loop stall a command caused in the last hour: {caused}.")
+    lines.append(f"  Tracing: {bill.tracing}.")
+    memory = bill.tracing_memory
+    if memory is None:
+        lines.append("  Held by tracing: nothing (no task was traced).")
+    else:
+        lines.append(
+            f"  Held by tracing: {memory.per_task:.0f} bytes per traced task over {memory.tasks:,} live ones"
+            f" ({byte_size(memory.per_task * memory.tasks)}); creation chains of ended creators"
+            f" {byte_size(memory.chains)}; the history {byte_size(memory.history)}."
+        )
+    recorders = [f"stall recorder {byte_size(bill.stall_recorder_bytes)}"]
+    if bill.flight_recorder_bytes is not None:
+        recorders.insert(0, f"flight recorder {byte_size(bill.flight_recorder_bytes)}")
+    lines.append(f"  Held by the recorders: {', '.join(recorders)}.")
+    return "\n".join(lines) + "\n"

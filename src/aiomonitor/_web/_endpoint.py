@@ -121,7 +121,9 @@ class WebEndpoint:
             readonly=context.readonly,
             control_token=self._control_token,
         )
-        metrics = Metrics(SeriesSource(context.backend, context.stall_recorder, self._records_stalls, sessions))
+        metrics = Metrics(
+            SeriesSource(context.backend, context.stall_recorder, self._records_stalls, sessions, context.bill)
+        )
         self._listener = WebListener(sock, WebApp(context, settings, run_in_worker, metrics).handle, write_timeout)
         return self._listener
 

@@ -34,9 +34,12 @@ from .._query._series import (
     LOOP_BLOCKED,
     LOOP_LAG,
     LOOP_STALLS,
+    MONITOR_CPU,
+    MONITOR_STALL,
     TASKS,
     TASKS_CREATED,
     TASKS_ENDED,
+    TRACING,
     SeriesSource,
 )
 from .._version import __version__
@@ -92,6 +95,21 @@ class MonitorCollector:
         sessions = GaugeMetricFamily("aiomonitor_sessions", "Telnet sessions and web connections open now.")
         sessions.add_metric([], source.sessions())
         yield sessions
+        tracing = GaugeMetricFamily(TRACING.prometheus, TRACING.description)
+        tracing.add_metric([], 1.0 if backend.tracing else 0.0)
+        yield tracing
+        bill = source.bill
+        if bill is not None:
+            cpu = bill.cpu()
+            if cpu is not None and bill.total_cpu is not None:
+                spent = CounterMetricFamily(MONITOR_CPU.prometheus, MONITOR_CPU.description)
+                spent.add_metric([], bill.total_cpu)
+                yield spent
+            if source.records_stalls:
+                worst = bill.worst_stall()
+                stall = GaugeMetricFamily(MONITOR_STALL.prometheus, MONITOR_STALL.description)
+                stall.add_metric([], worst.seconds if worst is not None else 0.0)
+                yield stall
         if source.records_stalls:
             yield from self._loop_health()
 

@@ -145,6 +145,27 @@ def tree_parameters(params: Mapping[str, str]) -> bool:
     return _flag(params, "all")
 
 
+@dataclass(frozen=True)
+class TraceSwitch:
+    """``POST /api/v1/trace``: tracing on or off for the tasks created from now on."""
+
+    on: bool
+    #: The history's length (None: the monitor's own, else 100).
+    history: int | None
+    timing: bool
+
+
+def trace_switch(params: Mapping[str, str]) -> TraceSwitch:
+    _only(params, {"on", "history", "timing"})
+    if "on" not in params:
+        raise BadParameter("say on=1 or on=0")
+    on = _flag(params, "on")
+    history = _integer(params, "history", -1, 0, 9_999_999)
+    if not on and ("history" in params or "timing" in params):
+        raise BadParameter("on=0 takes no history or timing")
+    return TraceSwitch(on, None if history < 0 else history, _flag(params, "timing"))
+
+
 def task_id(text: str) -> int:
     """A task id from a URL (decimal, or 0x hex)."""
     number = parse_task_id(text) if text.isascii() and len(text) <= 32 else None

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._commands._context import CommandContext
+from .._commands._trace_commands import RUNTIME_HISTORY
 from .._dump._bundle import bundle_text
 from .._gil._shared_work import compute
 from .._query import _queries as _query
@@ -114,6 +115,8 @@ class WebApp:
             ("GET", "/api/v1/doctor"): self._doctor,
             ("GET", "/api/v1/dump"): self._dump,
             ("GET", "/api/v1/trend"): self._trend,
+            ("GET", "/api/v1/trace"): self._trace_state,
+            ("POST", "/api/v1/trace"): self._trace_request,
             ("GET", "/api/v1/audit"): self._audit,
         }
 
@@ -242,6 +245,7 @@ class WebApp:
             **_json.status(status),
             "pid": self._pid(),
             "recorded": context.recorded,
+            "cost": self._cost_now(),
             "version": __version__,
             "stalls": recorder.count if self._settings.records_stalls else None,
             "sessions": len(context.clients()) + self._settings.web_connections(),
@@ -364,6 +368,51 @@ class WebApp:
         if recorder is None:
             return _error(409, "the flight recorder is off (Monitor(trend_interval=None))")
         return _json_response(await self._run(recorder.to_json))
+
+    def _cost_now(self) -> dict[str, Any] | None:
+        """The monitor's own bill, the cheap part (``cost`` has the rest)."""
+        bill = self._context.bill
+        if bill is None:
+            return None
+        cpu = bill.cpu()
+        worst = bill.worst_stall()
+        return {
+            "cpu_seconds_last_minute": None if cpu is None else round(cpu[0], 3),
+            "cpu_seconds": bill.total_cpu,
+            "worst_command_stall": None if worst is None else {"seconds": worst.seconds, "command": worst.command},
+            "tracing": self._context.backend.tracing,
+        }
+
+    async def _trace_state(self, request: Request) -> Response:
+        _web_params.no_parameters(request.query)
+        return _json_response(self._tracing())
+
+    def _tracing(self) -> dict[str, Any]:
+        backend = self._context.backend
+        totals = backend.trace_totals()
+        return {
+            "tracing": backend.tracing,
+            "since": backend.tracing_since,
+            "history": backend.history_size if backend.keeps_history else 0,
+            "timing": backend.timed,
+            "traced_tasks": totals[0] if totals is not None else None,
+        }
+
+    async def _trace_request(self, request: Request) -> Response:
+        """Tracing on or off for the tasks created from now on (a change: the control token)."""
+        switch = _web_params.trace_switch(request.query)
+        who, target = f"web {request.peer}", "on" if switch.on else "off"
+        if self._settings.readonly:
+            self._context.audit.record(who, "trace", target, "refused: this monitor is read-only")
+            return _error(403, "trace is disabled: this monitor is read-only")
+        history = switch.history if switch.history is not None else self._context.trace_history or RUNTIME_HISTORY
+        try:
+            await self._run(self._context.backend.retrace, switch.on, history, switch.timing)
+        except (LoopUnresponsive, NotImplementedError) as exc:
+            self._context.audit.record(who, "trace", target, f"could not: {exc}")
+            return _error(409, f"tracing unchanged: {exc}")
+        self._context.audit.record(who, "trace", target, "done")
+        return _json_response(self._tracing())
 
     def _pid(self) -> int:
         """The process shown: this one, or the one a bundle was taken of."""

@@ -25,7 +25,18 @@ from ._base import (
 )
 from ._columns import TaskColumns, columns_of, snapshots_of
 from ._frames import is_library
-from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, Holder, TaskRecord, TaskSnapshot, Wait
+from ._records import (
+    Canceller,
+    CancelOutcome,
+    Census,
+    EndedTask,
+    FrameInfo,
+    Holder,
+    TaskRecord,
+    TaskSnapshot,
+    TracingMemory,
+    Wait,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -47,6 +58,7 @@ __all__ = (
     "TaskColumns",
     "TaskRecord",
     "TaskSnapshot",
+    "TracingMemory",
     "UnknownTask",
     "Wait",
     "asyncio_backend",
@@ -77,7 +89,7 @@ def asyncio_backend(
 
 
 def trio_backend(
-    *, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 0, timing: bool = False
+    *, cancellable_tasks: bool = False, trace: bool = False, history_size: int = 0, timing: bool = False
 ) -> Backend:
     """A backend for the trio run this is called from.
 

@@ -82,8 +82,8 @@ def history_task_class(history: History) -> type[TracedTask]:
     """A TracedTask class whose tasks enter one tracer's history when released.
 
     One class per tracer, so two monitors never write into each other's
-    history, and the history's ``append`` is a closure variable rather than
-    a slot filled in for every task.
+    history, and the history is a closure variable rather than a slot filled
+    in for every task.
 
     ``__del__`` is cheaper than a done callback (which costs a loop Handle
     per task), and for almost every task the release is the moment it
@@ -91,8 +91,6 @@ def history_task_class(history: History) -> type[TracedTask]:
     directly (read-only): ``task.exception()`` would mark the app's exception
     as retrieved and silence asyncio's own report.
     """
-
-    add_ended = history.add
 
     class HistoryTracedTask(TracedTask):
         __slots__ = ()
@@ -122,7 +120,7 @@ def history_task_class(history: History) -> type[TracedTask]:
             elif state != "CANCELLED":
                 value = "destroyed while pending"
                 report = True
-            add_ended(
+            history.add(  # looked up each time: a resize swaps it (History.resize)
                 (
                     record,
                     self.get_name(),
@@ -148,10 +146,21 @@ def _closed_tracer(factory: object) -> bool:
 class AsyncioTracer:
     """Installs itself as the loop's task factory; ``close`` puts back the old one."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, history_size: int, timing: bool = False) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        history_size: int,
+        timing: bool = False,
+        carried: AsyncioTracer | None = None,
+    ) -> None:
+        """*carried*: a tracer switched off before, whose history, records and counts go on here."""
         self.loop = loop
         self.timing = timing
-        self.history = History(history_size)
+        if carried is None:
+            self.history = History(history_size)
+        else:  # the same history, so tasks the earlier tracer made still end up in it
+            self.history = carried.history
+            self.history.resize(history_size)
         #: Whether ended tasks are remembered (the backend reports this to commands).
         self.keeps_history = history_size > 0
         self._sites: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
@@ -160,7 +169,12 @@ class AsyncioTracer:
         #: (created, parent's record, time) of tasks the app's factory is making now.
         self._constructing: list[tuple[FrameInfo, RawRecord | None, float]] = []
         #: Tasks created since tracing began (in a list: see the factory).
-        self.created = [0]
+        self.created: list[int] = [0] if carried is None else carried.created
+        if carried is not None:
+            self.foreign.update(carried.foreign)
+        #: Cleared when closed but still under a factory put on top of ours:
+        #: the factory then makes plain tasks (``trace off`` means off).
+        self.active = [True]
         self.previous = loop.get_task_factory()
         self.factory = self._make_factory(framework_files(asyncio), self.history if self.keeps_history else None)
         self.factory.aiomonitor_previous = self.previous  # type: ignore[attr-defined]
@@ -176,6 +190,7 @@ class AsyncioTracer:
         the app installed on top of ours stays, and so does ours beneath it.
         """
         self.factory.aiomonitor_closed = True  # type: ignore[attr-defined]
+        self.active[0] = False
         factory = self.loop.get_task_factory()
         if not _closed_tracer(factory):
             return
@@ -189,6 +204,7 @@ class AsyncioTracer:
         previous = self.previous
         traced = TracedTask if history is None else history_task_class(history)
         counts = self.created  # a one-item list: the cheapest counter a closure can bump
+        active = self.active
         getframe, current_task, monotonic = sys._getframe, asyncio.current_task, time.monotonic
         # On asyncio's own loops depth 1 is always BaseEventLoop.create_task
         # (Python); uvloop's create_task is C, so there depth 1 may be the app.
@@ -202,6 +218,10 @@ class AsyncioTracer:
 
         def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
             nonlocal last_code, last_lasti, last_created
+            if not active[0]:  # switched off beneath a factory the app put on top: pass through
+                return (
+                    previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
+                )
             counts[0] += 1
             if timing:
                 coro = TimedCoroutine(coro)

@@ -24,7 +24,7 @@ from ._columns import TaskColumns, columns_of
 from ._records import CancelOutcome, Census, FrameInfo, TaskSnapshot, Wait
 
 if TYPE_CHECKING:
-    from ._records import Canceller, EndedTask, TaskRecord
+    from ._records import Canceller, EndedTask, TaskRecord, TracingMemory
 
 T = TypeVar("T")
 
@@ -162,8 +162,14 @@ class Backend(abc.ABC):
     framework: str = ""
     #: How long a hop into the loop may wait (the Monitor sets its own).
     hop_timeout: float = DEFAULT_HOP_TIMEOUT
-    #: Whether creation is being recorded.
+    #: Whether creation records exist: tracing is on, or was (``trace off``
+    #: keeps the records of the tasks traced so far).
     traced: bool = False
+    #: Whether the tasks created now are traced, and since when (``time.time()``).
+    tracing: bool = False
+    tracing_since: float | None = None
+    #: How many ended tasks the history keeps (0: none).
+    history_size: int = 0
     #: Whether ended tasks are being remembered (a history longer than 0).
     keeps_history: bool = False
     #: Whether task steps are being timed.
@@ -187,6 +193,29 @@ class Backend(abc.ABC):
 
     def detach(self) -> None:  # noqa: B027 - an optional hook, as attach
         """Stop tracing (called by Monitor.close); tasks traced so far keep working."""
+
+    def tracing_memory(self) -> TracingMemory | None:
+        """What tracing holds now (None when nothing was traced); reads every
+        task, handing the GIL over (``cost``)."""
+        return None
+
+    def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
+        """Trace the tasks created from now on (or stop): creation records, a
+        history of *history_size* ended tasks, step timing.  Records, history
+        and timings gathered so far stay.  Hops into the loop (``LoopUnresponsive``)."""
+        raise NotImplementedError(f"{type(self).__name__} traces as it was started")
+
+    def _tracing_switched(self, on: bool, history_size: int, timed: bool) -> None:
+        """The flags after a switch (``retrace``, ``attach``)."""
+        keeps_history = history_size > 0
+        if on and not self.tracing:
+            self.tracing_since = time.time()
+        if keeps_history:
+            self.history_size = history_size
+        self.tracing = on
+        self.traced = self.traced or on
+        self.keeps_history = self.keeps_history or keeps_history
+        self.timed = timed
 
     def await_edges(self) -> list[tuple[int, int, str]]:
         """(waiter id, awaited task id, how) for the await graph: "await",

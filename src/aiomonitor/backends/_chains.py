@@ -21,6 +21,7 @@ import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from ._ending import EndingCoroutine
 from ._frames import MAX_CHAIN, code_facts
 from ._records import FRAME_INFO_CACHE, FrameInfo
 from ._timing import TimedCoroutine
@@ -36,6 +37,13 @@ _AWAITED_ATTRIBUTE = {
     types.GeneratorType: "gi_yieldfrom",
     types.AsyncGeneratorType: "ag_await",
     TimedCoroutine: "coro",  # trace_timing's proxy: looked through, no frame of its own
+    EndingCoroutine: "coro",  # trio's cancel's proxy: likewise
+}
+#: Per chain type: the attribute saying it runs right now (its frame executes in the loop's thread).
+_RUNNING_ATTRIBUTE = {
+    types.CoroutineType: "cr_running",
+    types.GeneratorType: "gi_running",
+    types.AsyncGeneratorType: "ag_running",
 }
 #: What a level may hold to be read without ``only_chain_types``.
 _READABLE = {*_AWAITED_ATTRIBUTE, type(None)}
@@ -46,6 +54,7 @@ _repeat = itertools.repeat
 _attribute: Callable[[Any, str, Any], Any] = getattr
 _frame_attribute: Callable[[type, str], str] = _FRAME_ATTRIBUTE.get  # type: ignore[assignment]
 _awaited_attribute: Callable[[type, str], str] = _AWAITED_ATTRIBUTE.get  # type: ignore[assignment]
+_running_attribute: Callable[[type, str], str] = _RUNNING_ATTRIBUTE.get  # type: ignore[assignment]
 _memoised: Callable[[tuple[int, Any], Any], Any] = FRAME_INFO_CACHE.get
 #: What a chain shape says: (coroutine name or None, index of the location's
 #: frame in the chain or -1 for none, and the id of that frame's code).
@@ -93,8 +102,25 @@ def _readable(level: Sequence[Any], kinds: set[type]) -> tuple[Sequence[Any], se
 
 
 def _next_level(level: Sequence[Any], kinds: set[type]) -> list[Any]:
-    """What each of *level* (its items' *kinds*) awaits: only chain types are read."""
-    return _read(*_readable(level, kinds), _awaited_attribute)
+    """What each of *level* (its items' *kinds*) awaits: only chain types are
+    read, and nothing past one that runs right now.
+
+    What a running coroutine awaits is read from its frame's value stack,
+    which is not kept up to date while the frame executes: read from our
+    thread it can be garbage, and CPython 3.12 crashed on it (``cr_await`` of
+    the task the loop was in the middle of).  Its chain ends there; the
+    backends add what it runs from the loop thread's own stack.
+    """
+    return _awaited(*_readable(level, kinds))
+
+
+def _awaited(level: Sequence[Any], kinds: set[type]) -> list[Any]:
+    """What each of a readable *level* awaits (None past a running one: see ``_next_level``)."""
+    awaited = _read(level, kinds, _awaited_attribute)
+    running = _read(level, kinds, _running_attribute)
+    if True not in running:
+        return awaited
+    return list(map(operator.getitem, zip(awaited, _repeat(None), strict=False), map(bool, running)))
 
 
 class ChainLevels:
@@ -131,7 +157,7 @@ class ChainLevels:
             self.codes.update(zip(code_ids, frame_codes, strict=True))
             self.frames.append(frames)
             self.code_ids.append(code_ids)
-            level = _read(level, kinds, _awaited_attribute)
+            level = _awaited(level, kinds)
 
     def shapes(self) -> list[tuple[int, ...]]:
         """Per coroutine, its chain's shape: the ids of its codes, level by level."""

@@ -14,6 +14,7 @@ import types
 from types import CodeType, FrameType
 from typing import Any
 
+from ._ending import EndingCoroutine
 from ._records import FrameInfo
 from ._timing import TimedCoroutine
 
@@ -80,15 +81,16 @@ def await_chain(coro: Any) -> list[FrameType]:
     frames: list[FrameType] = []
     while coro is not None and len(frames) < MAX_CHAIN:
         kind = type(coro)
-        if kind is TimedCoroutine:  # trace_timing's proxy: look through it
+        if kind is TimedCoroutine or kind is EndingCoroutine:  # our proxies: looked through
             coro = coro.coro
             continue
+        # What a running one awaits is not read: see _chains._next_level.
         if kind is types.CoroutineType:
-            frame, coro = coro.cr_frame, coro.cr_await
+            frame, coro = coro.cr_frame, None if coro.cr_running else coro.cr_await
         elif kind is types.GeneratorType:
-            frame, coro = coro.gi_frame, coro.gi_yieldfrom
+            frame, coro = coro.gi_frame, None if coro.gi_running else coro.gi_yieldfrom
         elif kind is types.AsyncGeneratorType:
-            frame, coro = coro.ag_frame, coro.ag_await
+            frame, coro = coro.ag_frame, None if coro.ag_running else coro.ag_await
         else:  # a Future, or a coroutine implemented in C/Cython: no frames
             break
         if frame is None:  # finished

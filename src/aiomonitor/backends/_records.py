@@ -151,6 +151,19 @@ class EndedTask(NamedTuple):
         return None if self.record is None else self.ended_at - self.record.created_at
 
 
+class TracingMemory(NamedTuple):
+    """What tracing holds now, measured from the objects (``cost``)."""
+
+    #: Extra bytes per live traced task (its record, its slots or table entry,
+    #: its timing proxy), the mean over the tasks looked at, and how many.
+    per_task: float
+    tasks: int
+    #: Records of creators no longer alive, kept for their tasks' chains.
+    chains: int
+    #: The history of ended tasks.
+    history: int
+
+
 class Holder(NamedTuple):
     """A task that holds what another waits for, and how we know."""
 

@@ -14,7 +14,7 @@ import itertools
 import operator
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, cast
 
@@ -213,6 +213,19 @@ class History:
         #: increments it after ``add``; ``/metrics`` reads it).
         self.added = 0
 
+    @property
+    def size(self) -> int:
+        """How many ended tasks it keeps."""
+        return self._ended.maxlen or 0
+
+    def resize(self, size: int) -> None:
+        """Keep *size* entries from now on (the newest of those kept): tracing
+        switched on again, maybe with another length.  Writers call ``add``
+        anew each time, so every writer moves to the new deque at once."""
+        with self._lock:
+            self._ended = collections.deque(self._ended, maxlen=max(size, 0))
+            self.add = self._ended.append
+
     def items(self) -> list[EndedTask]:
         with self._lock:
             raws = list(self._ended)
@@ -249,3 +262,32 @@ def framework_files(*modules: Any) -> frozenset[str]:
         )
     files.discard("")
     return frozenset(files)
+
+
+#: Live tasks looked at for the bytes per task (``tracing_memory``).
+MEMORY_SAMPLE = 1000
+
+
+def chain_bytes(records: Iterable[RawRecord | None], live: set[int]) -> int:
+    """Bytes of the records that *records* lead to through their creators and
+    that belong to no live task (whose own record is counted per task): each once."""
+    seen: set[int] = set()
+    total = 0
+    for record in records:
+        parent = record[2] if record is not None else None
+        while parent is not None and id(parent) not in seen:
+            seen.add(id(parent))
+            if parent[0] not in live:
+                total += sys.getsizeof(parent)
+            parent = parent[2]
+    return total
+
+
+def history_bytes(history: History) -> int:
+    """Bytes the ended-task history holds: its entries and what they keep."""
+    with history._lock:
+        entries = list(history._ended)
+    total = sys.getsizeof(history._ended)
+    for entry in entries:
+        total += sys.getsizeof(entry) + sum(sys.getsizeof(item) for item in entry if item is not None)
+    return total

@@ -38,9 +38,13 @@ def count_coroutines(tasks: list[trio.lowlevel.Task]) -> tuple[int, dict[str, in
         chunk = tasks[start : start + COUNT_CHUNK]
         try:
             wrapped = list(map(operator.is_, map(_CORO_CODE, chunk), itertools.repeat(WRAPPER_CODE)))
-            counts = collections.Counter(map(_AWAITED_NAME, itertools.compress(chunk, wrapped)))
+            runs = list(map(_CORO_RUNNING, chunk))
+            # A running wrapper's cr_await is not to be read (see _chains._next_level): by name.
+            idle_wrapped = list(map(operator.gt, wrapped, runs))
+            counts = collections.Counter(map(_AWAITED_NAME, itertools.compress(chunk, idle_wrapped)))
             counts.update(map(_CORO_NAME, itertools.compress(chunk, map(operator.not_, wrapped))))
-            chunk_running = sum(map(_CORO_RUNNING, chunk))
+            counts.update(map(_coro_qualname, itertools.compress(chunk, map(operator.and_, wrapped, runs))))
+            chunk_running = sum(runs)
         except AttributeError:
             counts = collections.Counter(map(_coro_qualname, chunk))
             chunk_running = sum(1 for task in chunk if getattr(task.coro, "cr_running", False))

@@ -70,6 +70,17 @@ class TaskTracer(trio.abc.Instrument):
         #: Tasks spawned since tracing began.
         self.created = 0
 
+    def carry_on(self, before: TaskTracer) -> None:
+        """Share *before*'s records, scopes and history, and its count (tracing
+        switched): tasks it wrapped report their ends to it, into the same ones."""
+        self.records = before.records
+        self.scopes = before.scopes
+        self.waiters = before.waiters
+        size = self.history.size if self.trace else before.history.size
+        self.history = before.history
+        self.history.resize(size)
+        self.created = before.created
+
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
         # Runs in the spawner, before the task's first step (which is sent to task.coro).
         if self.trace:
@@ -114,7 +125,9 @@ class UnwrappedTaskTracer(TaskTracer):
 def user_coro(task: trio.lowlevel.Task) -> Any:
     coro = task.coro
     if getattr(coro, "cr_code", None) is WRAPPER_CODE:
-        return coro.cr_await  # None before the first step: reported by name
+        # None before the first step, and while it runs (its cr_await is not
+        # to be read then: see _chains._next_level): reported by name.
+        return _inner(coro)
     return coro
 
 
@@ -125,7 +138,12 @@ def user_coros(coros: list[Any]) -> list[Any]:
     wrapped = list(map(operator.is_, codes, itertools.repeat(WRAPPER_CODE)))
     if not any(wrapped):
         return coros
-    return [coro.cr_await if inside else coro for coro, inside in zip(coros, wrapped, strict=True)]
+    return [_inner(coro) if inside else coro for coro, inside in zip(coros, wrapped, strict=True)]
+
+
+def _inner(wrapper: Any) -> Any:
+    """The app's coroutine inside our wrapper (None while the wrapper runs: see user_coro)."""
+    return None if wrapper.cr_running else wrapper.cr_await
 
 
 def frames_of(task: trio.lowlevel.Task) -> list[types.FrameType]:

@@ -198,9 +198,9 @@ def primitive_in_chain(
             coro = coro.coro
             continue
         if kind is types.CoroutineType:
-            frame, following = coro.cr_frame, coro.cr_await
+            frame, following = coro.cr_frame, None if coro.cr_running else coro.cr_await  # see _chains
         elif kind is types.GeneratorType:
-            frame, following = coro.gi_frame, coro.gi_yieldfrom
+            frame, following = coro.gi_frame, None if coro.gi_running else coro.gi_yieldfrom
         else:
             break
         if frame is None:

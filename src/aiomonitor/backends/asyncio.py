@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import operator
+import sys
 import threading
 import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
@@ -20,14 +21,38 @@ from typing import Any
 from .._gil._passes import count_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
 from ._asyncio_edges import await_edges_of
 from ._asyncio_snapshot import column_chunks
-from ._asyncio_tracer import AsyncioTracer
+from ._asyncio_tracer import AsyncioTracer, TracedTask
 from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import await_chain, describe_chain
-from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
+from ._records import (
+    Canceller,
+    CancelOutcome,
+    Census,
+    EndedTask,
+    FrameInfo,
+    TaskRecord,
+    TaskSnapshot,
+    TracingMemory,
+    Wait,
+)
 from ._timing import TimedCoroutine, stats_of
-from ._tracing import trace_fields
+from ._tracing import MEMORY_SAMPLE, chain_bytes, history_bytes, trace_fields
+
+#: What a foreign (the app's factory's) task's record costs beyond the record: a weak dict entry.
+_WEAK_ENTRY = 3 * 8 + 64
+
+
+def _task_bytes(task: asyncio.Task[Any], record: Any) -> float:
+    """What tracing adds to one task: the subclass's slots (or a side-table
+    entry), the record, and the step-timing proxy with its stats."""
+    kind = type(task)
+    added = kind.__basicsize__ - asyncio.Task.__basicsize__ if issubclass(kind, TracedTask) else _WEAK_ENTRY
+    coro = getattr(task, "_coro", None)
+    if type(coro) is TimedCoroutine:
+        added += sys.getsizeof(coro) + sys.getsizeof(coro.stats)
+    return added + sys.getsizeof(record)
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -94,13 +119,40 @@ class AsyncioBackend(Backend):
     def attach(self) -> None:
         if self._trace and self._tracer is None:
             self._tracer = AsyncioTracer(self._loop, self._history_size, self._timing)
-            self.traced = True
-            self.keeps_history = self._tracer.keeps_history
-            self.timed = self._timing
+            self._tracing_switched(True, self._history_size, self._timing)
 
     def detach(self) -> None:
         if self._tracer is not None:
             self._tracer.close()
+
+    def tracing_memory(self) -> TracingMemory | None:
+        tracer = self._tracer
+        if tracer is None:
+            return None
+        tasks = list(yielding(self._tasks()))
+        records = [tracer.foreign.get(t) if (r := getattr(t, "_aiomonitor_record", None)) is None else r for t in tasks]
+        traced = [(t, r) for t, r in zip(tasks, records, strict=True) if r is not None]
+        step = max(1, len(traced) // MEMORY_SAMPLE)
+        looked = traced[::step][:MEMORY_SAMPLE]
+        extra = [_task_bytes(task, record) for task, record in looked]
+        live = {id(task) for task in tasks}
+        return TracingMemory(
+            sum(extra) / len(extra) if extra else 0.0,
+            len(traced),
+            chain_bytes(yielding(records), live),
+            history_bytes(tracer.history),
+        )
+
+    def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
+        def switch() -> None:
+            old = self._tracer
+            if old is not None and self.tracing:
+                old.close()  # tasks it traced keep their records; its history goes on below
+            if trace or timing:
+                self._tracer = AsyncioTracer(self._loop, history_size if trace else 0, timing, carried=old)
+            self._tracing_switched(trace or timing, history_size if trace else 0, timing)
+
+        self.run_sync(switch)
 
     def history(self) -> list[EndedTask]:
         return [] if self._tracer is None else self._tracer.history.items()

@@ -28,6 +28,7 @@ import functools
 import itertools
 import logging
 import operator
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Collection, Iterator
 from typing import Any
@@ -39,12 +40,23 @@ from . import _trio_waits
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, NotCancellable, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
 from ._frames import describe_chain
-from ._records import Canceller, CancelOutcome, Census, EndedTask, FrameInfo, TaskRecord, TaskSnapshot, Wait
-from ._tracing import to_record, trace_fields
+from ._records import (
+    Canceller,
+    CancelOutcome,
+    Census,
+    EndedTask,
+    FrameInfo,
+    TaskRecord,
+    TaskSnapshot,
+    TracingMemory,
+    Wait,
+)
+from ._tracing import MEMORY_SAMPLE, chain_bytes, history_bytes, to_record, trace_fields
+from ._trio_cancel import cancel_alone
 from ._trio_census import count_coroutines
 from ._trio_snapshot import column_chunks, nursery_edges
 from ._trio_timing import StepTimer
-from ._trio_tracer import TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
+from ._trio_tracer import WRAPPER_CODE, TaskTracer, UnwrappedTaskTracer, frames_of, user_coro
 from ._trio_walk import first_in_tree_order, walk_tree
 
 log = logging.getLogger("aiomonitor")
@@ -94,7 +106,7 @@ class TrioBackend(Backend):
     framework = "trio"
 
     def __init__(
-        self, cancellable_tasks: bool = True, trace: bool = False, history_size: int = 0, timing: bool = False
+        self, cancellable_tasks: bool = False, trace: bool = False, history_size: int = 0, timing: bool = False
     ) -> None:
         """Create in the trio thread, inside ``trio.run``."""
         self._token = trio.lowlevel.current_trio_token()
@@ -104,19 +116,59 @@ class TrioBackend(Backend):
         self._thread_id = threading.get_ident()
         self._look: OneLook[tuple[list[trio.lowlevel.Task], list[int | None]]] = OneLook()
         self._instrument: TaskTracer | None = None
-        self.traced = trace
-        self.keeps_history = trace and history_size > 0
-        if cancellable_tasks or trace:
-            # Tasks need a wrapper only for their own scope or for the history.
-            wraps = cancellable_tasks or self.keeps_history
-            tracer_class = TaskTracer if wraps else UnwrappedTaskTracer
-            self._instrument = tracer_class(trace, history_size, cancellable_tasks)
-            trio.lowlevel.add_instrument(self._instrument)
+        self._cancellable = cancellable_tasks
         self._timer: StepTimer | None = None
-        if timing:
+        self._install(trace, history_size, timing)
+
+    def _install(self, trace: bool, history_size: int, timing: bool) -> None:
+        """In the trio thread: the instruments for these settings, carrying on
+        the records, scopes and history of the ones before."""
+        old = self._instrument
+        keeps_history = trace and history_size > 0
+        if old is not None:
+            trio.lowlevel.remove_instrument(old)
+        if self._cancellable or trace or (old is not None and old.records):
+            # Tasks need a wrapper only for their own scope or for the history;
+            # records of tasks traced before need an instrument to drop them when they exit.
+            tracer_class = TaskTracer if self._cancellable or keeps_history else UnwrappedTaskTracer
+            new = tracer_class(trace, history_size if trace else 0, self._cancellable)
+            if old is not None:
+                new.carry_on(old)
+            self._instrument = new
+            trio.lowlevel.add_instrument(new)
+        if timing and self._timer is None:
             self._timer = StepTimer()
-            self.timed = True
             trio.lowlevel.add_instrument(self._timer)
+        elif not timing and self._timer is not None:
+            trio.lowlevel.remove_instrument(self._timer)
+            self._timer = None
+        self._tracing_switched(trace or timing, history_size if trace else 0, timing)
+
+    def tracing_memory(self) -> TracingMemory | None:
+        instrument = self._instrument
+        if instrument is None and self._timer is None:
+            return None
+        tasks = self._walk(ordered=False)[0]
+        records = instrument.records if instrument is not None else {}
+        timings = self._timer.stats if self._timer is not None else {}
+        entry = sys.getsizeof(records) / len(records) if records else 0.0
+        step = max(1, len(tasks) // MEMORY_SAMPLE)
+        extra = []
+        for task in tasks[::step][:MEMORY_SAMPLE]:
+            record, stats = records.get(task), timings.get(task)
+            added = 0.0 if record is None else entry + sys.getsizeof(record)
+            if stats is not None:
+                added += sys.getsizeof(stats)
+            if getattr(task.coro, "cr_code", None) is WRAPPER_CODE:  # our wrapper: a scope, the history
+                added += sys.getsizeof(task.coro)
+            extra.append(added)
+        live = {id(task) for task in tasks}
+        history = history_bytes(instrument.history) if instrument is not None else 0
+        chains = chain_bytes(yielding(list(records.values())), live)
+        return TracingMemory(sum(extra) / len(extra) if extra else 0.0, len(records), chains, history)
+
+    def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
+        self.run_sync(lambda: self._install(trace, history_size, timing))
 
     def detach(self) -> None:
         """Remove the instruments.  Already wrapped tasks keep working."""
@@ -239,7 +291,7 @@ class TrioBackend(Backend):
         # Tree order (None) and age only: "id" is not the walk's order, so it
         # takes the full path.  By age, the walk need not be ordered: ties
         # go by id, as in the full path's sort key.
-        if order not in (None, "age") or (order == "age" and self._instrument is None):
+        if order not in (None, "age"):
             return None
         tasks, parents = self._walk(ordered=False)
         skipped = _indexes_named(tasks, skip_name)
@@ -334,18 +386,20 @@ class TrioBackend(Backend):
             ending.append("cancelled" if scope.cancelled_caught else "finished without re-raising Cancelled")
             finished.set()
 
-        def request() -> bool:
-            if instrument is None or task not in instrument.scopes:
-                return False
-            instrument.waiters[task] = on_exit
-            instrument.scopes[task].cancel()
-            return True
+        def ended(how: str) -> None:
+            ending.append(how)
+            finished.set()
 
-        if not self.run_sync(request):
-            raise NotCancellable(
-                f"task {task_id} was spawned before the monitor started (or with cancellable_tasks=False); "
-                "trio can only cancel it together with its nursery"
-            )
+        def request() -> str | None:
+            if instrument is not None and task in instrument.scopes:  # a scope of its own: the public way
+                instrument.waiters[task] = on_exit
+                instrument.scopes[task].cancel()
+                return None
+            return cancel_alone(task, ended)  # see _trio_cancel
+
+        refusal = self.run_sync(request)
+        if refusal is not None:
+            raise NotCancellable(f"task {task_id} can't be cancelled: {refusal}")
         if not finished.wait(grace):
             return CancelOutcome(task_id, requested=True, finished=False)
         return CancelOutcome(task_id, requested=True, finished=True, ending=ending[0])
