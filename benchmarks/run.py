@@ -365,7 +365,9 @@ def main() -> None:
     if "trio" in only:
         workloads = [("trio-tasks", 200_000), ("trio-channel", 100_000)]
         configs = ["baseline", "monitor", "scoped", "client"]
-        workload_comparison(me, "trio", workloads, configs, runs, "Idle overhead (trio; scoped = cancellable_tasks=True)")
+        workload_comparison(
+            me, "trio", workloads, configs, runs, "Idle overhead (trio; scoped = cancellable_tasks=True)"
+        )
         print_scale("ps and where at scale (trio)", measure_scale(me, sizes, 3, "trio"))
     if "hostile" in only:
         import hostile
