@@ -7,20 +7,21 @@ importing trio.
 
 from __future__ import annotations
 
-import collections.abc
 from collections.abc import Callable
 from typing import Any
 
+from ._proxy import CoroutineProxy
 
-class EndingCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
+
+class EndingCoroutine(CoroutineProxy):
     """A task's coroutine, ending it with a plain return when what *is_the_end*
     recognises (the cancellation injected) reaches its top; *ended* hears how
     it ended, once."""
 
-    __slots__ = ("_ended", "_is_the_end", "coro")
+    __slots__ = ("_ended", "_is_the_end")
 
     def __init__(self, coro: Any, is_the_end: Callable[[BaseException], bool], ended: Callable[[str], None]) -> None:
-        self.coro = coro
+        super().__init__(coro)
         self._is_the_end = is_the_end
         self._ended = ended
 
@@ -50,9 +51,6 @@ class EndingCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
         self._ended(f"raised {exc!r}"[:200])
         raise exc
 
-    def close(self) -> None:
-        self.coro.close()
-
     # What readers of a coroutine look at (trio's tracebacks, our wrapper checks): the wrapped one's.
     @property
     def cr_code(self) -> Any:
@@ -69,12 +67,3 @@ class EndingCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
     @property
     def cr_running(self) -> Any:
         return self.coro.cr_running
-
-    def __await__(self) -> Any:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def __iter__(self) -> Any:
-        return self

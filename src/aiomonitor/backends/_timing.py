@@ -9,9 +9,10 @@ a Python call per step, which is why it is opt-in.
 
 from __future__ import annotations
 
-import collections.abc
 from time import perf_counter
 from typing import Any
+
+from ._proxy import CoroutineProxy
 
 
 class StepStats:
@@ -29,13 +30,13 @@ class StepStats:
             self.longest = seconds
 
 
-class TimedCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
+class TimedCoroutine(CoroutineProxy):
     """A coroutine proxy that times each step of the coroutine it wraps."""
 
-    __slots__ = ("coro", "stats")
+    __slots__ = ("stats",)
 
     def __init__(self, coro: Any) -> None:
-        self.coro = coro
+        super().__init__(coro)
         self.stats = StepStats()
 
     def send(self, value: Any) -> Any:
@@ -53,18 +54,6 @@ class TimedCoroutine(collections.abc.Coroutine):  # type: ignore[type-arg]
             return self.coro.throw(typ, val, tb)
         finally:
             self.stats.add(perf_counter() - started)
-
-    def close(self) -> None:
-        self.coro.close()
-
-    def __await__(self) -> Any:
-        return self
-
-    def __next__(self) -> Any:
-        return self.send(None)
-
-    def __iter__(self) -> Any:
-        return self
 
 
 def stats_of(coro: Any) -> StepStats | None:
