@@ -65,17 +65,17 @@ async def test_trace_on_traces_the_tasks_created_from_then_on_and_off_stops(anyi
             assert (await in_thread(client.command, "trace")).startswith("Tracing is off")
             async with spawner(anyio_backend_name) as start:
                 start(parked, "before")
-                await anyio.sleep(0.05)
+                await anyio.wait_all_tasks_blocked()
                 switched = await in_thread(client.command, "trace on --history 10")
                 start(parked, "after")
                 start(quick, "finished-after")
-                await anyio.sleep(0.05)
+                await anyio.wait_all_tasks_blocked()
                 before = await in_thread(client.command, "where before")
                 after = await in_thread(client.command, "where after")
                 ended = await in_thread(client.command, "ended")
                 off = await in_thread(client.command, "trace off")
                 start(parked, "later")
-                await anyio.sleep(0.05)
+                await anyio.wait_all_tasks_blocked()
                 later = await in_thread(client.command, "where later")
                 still = await in_thread(client.command, "where after")
                 bad = await in_thread(client.command, "trace sideways")
@@ -102,7 +102,7 @@ async def test_cost_measures_what_tracing_holds_and_it_moves(anyio_backend_name:
         async with spawner(anyio_backend_name) as start:
             for number in range(10_000):
                 start(parked, f"crowd-{number}")
-            await anyio.sleep(0.3)
+            await anyio.wait_all_tasks_blocked()
             await in_thread(client.command, "ps -j")
             busy = await in_thread(client.command, "cost")
     assert "Held by tracing: nothing" in idle and "Tracing: off" in idle
