@@ -6,7 +6,8 @@ has a ``dump_dir``:
 * **Blocked.**  It reads the stall recorder's heartbeat (no cost to the
   loop) a few times a second; once the loop has been stuck for
   ``dump_after`` seconds, it writes one bundle, and no other until the loop
-  has beaten again: one per incident, however long it lasts.
+  has beaten again: one per incident, however long it lasts, and however
+  soon the next one follows.
 * **Deadlocked.**  Every ``DEADLOCK_EVERY`` seconds (more when the check is
   dear: it never takes more than ``DEADLOCK_SHARE`` of the time) it looks
   for a cycle of tasks waiting on each other, as ``doctor`` does; a cycle
@@ -63,8 +64,8 @@ class AutoDumper(Watcher):
         self._bundle = bundle
         self._dump_after = dump_after
         self._clock = clock
-        #: Whether the current block has had its bundle (reset once the loop beats again).
-        self._dumped_this_block = False
+        #: The loop's beat count when the last block was dumped: the same count is the same block.
+        self._beats_when_dumped = -1
         self._next_deadlock_check = clock() + DEADLOCK_EVERY
         #: The deadlocks already dumped, by their tasks (a cycle is dumped once).
         self._known_cycles: set[frozenset[int]] = set()
@@ -81,10 +82,10 @@ class AutoDumper(Watcher):
     def poll(self) -> Path | None:
         """One round: a bundle if the loop is blocked long enough or a new deadlock appeared."""
         age = self._recorder.heartbeat_age()
-        if age is None or age < self._recorder.beat_interval:
-            self._dumped_this_block = False  # it beats: the next block is a new incident
-        elif age >= self._dump_after and not self._dumped_this_block:
-            self._dumped_this_block = True
+        # An incident ends when the loop beats again, however briefly: the
+        # beat count says so even when a new block begins at once.
+        if age is not None and age >= self._dump_after and self._recorder.beats != self._beats_when_dumped:
+            self._beats_when_dumped = self._recorder.beats
             return self._write(f"loop blocked for {age:.1f} s")
         now = self._clock()
         if now >= self._next_deadlock_check:
