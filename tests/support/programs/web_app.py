@@ -72,6 +72,7 @@ async def asyncio_main(extra: int) -> None:
 
 async def trio_main(extra: int) -> None:
     import trio
+    import trio.testing
 
     async def trio_park_here() -> None:
         await trio.sleep(3600)
@@ -100,6 +101,7 @@ async def trio_main(extra: int) -> None:
             nursery.start_soon(blocker, name="blocker")
             for n in range(extra):
                 nursery.start_soon(trio_park_here, name=f"extra-{n}")
+            await trio.testing.wait_all_tasks_blocked()  # each parked where it parks before anyone looks
             announce(monitor)
 
 
