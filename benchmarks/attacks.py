@@ -61,6 +61,13 @@ class HostileApp:
         ticks1, at1 = map(float, self.request("ticks").split())
         return (ticks1 - ticks0) / (at1 - at0)
 
+    def monitor_cpu_share(self, seconds: float) -> float:
+        """The share of one core the monitor's threads used over a window of *seconds*."""
+        spent0, at0 = map(float, self.request("cpu").split())
+        time.sleep(seconds)  # a measurement window, not a synchronisation
+        spent1, at1 = map(float, self.request("cpu").split())
+        return (spent1 - spent0) / (at1 - at0)
+
     def log(self) -> str:
         self._log.seek(0)
         return self._log.read()

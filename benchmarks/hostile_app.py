@@ -5,6 +5,8 @@ slow down) and a monitor, prints ``monitor on 127.0.0.1:PORT``, then answers
 one-line requests on stdin, each with one line on stdout:
 
 * ``ticks``: heartbeat ticks so far and the monotonic time, "TICKS T".
+* ``cpu``: CPU seconds the monitor's own threads have used and the monotonic
+  time, "SECONDS T" (threads that ended are not counted).
 * ``open N``: open N files in the app, "opened N" or "failed K: error".
 * ``chain N`` (asyncio): N tasks, each created by the previous one, which then
   ends; answers "chain ID" with the last task's id once it is running.
@@ -47,6 +49,8 @@ class App:
         verb, _, arg = line.partition(" ")
         if verb == "ticks":
             return f"{self.ticks} {time.monotonic()}"
+        if verb == "cpu":
+            return f"{monitor_cpu()} {time.monotonic()}"
         if verb == "open":
             return open_files(int(arg))
         if verb == "rss":
@@ -114,6 +118,16 @@ def open_files(count: int) -> str:
         for f in files:
             f.close()
     return f"opened {count}"
+
+
+def monitor_cpu() -> float:
+    """CPU seconds of the live threads whose names mark them as the monitor's."""
+    spent = 0.0
+    for thread in threading.enumerate():
+        if thread.name.startswith("aiomonitor") and thread.ident is not None:
+            with contextlib.suppress(OSError, ProcessLookupError):
+                spent += time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    return spent
 
 
 def rss() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +31,15 @@ def demo_port() -> Iterator[int]:
         yield port
 
 
-def spawn_client(port: int, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> pexpect.spawn:
+def spawn_client(
+    port: int,
+    tmp_path: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    sigint: signal.Handlers = signal.SIG_DFL,
+) -> pexpect.spawn:
+    """The client in a terminal, started as a shell starts a foreground job
+    (SIGINT as *sigint*: a background lane of the test script ignores it)."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "aiomonitor", "-p", str(port), *extra],
@@ -38,6 +47,7 @@ def spawn_client(port: int, tmp_path: Path, *extra: str, env: dict[str, str] | N
         encoding="utf-8",
         timeout=15,
         dimensions=(40, 120),
+        preexec_fn=lambda: signal.signal(signal.SIGINT, sigint),
     )
     child.expect_exact(PROMPT)
     return child
@@ -101,8 +111,11 @@ def test_colours_can_be_refused(demo_port: int, tmp_path: Path, extra: tuple[str
     child.expect(pexpect.EOF)
 
 
-def test_ctrl_c_interrupts_a_running_statement(demo_port: int, tmp_path: Path) -> None:
-    child = spawn_client(demo_port, tmp_path)
+@pytest.mark.parametrize(
+    "sigint", [pytest.param(signal.SIG_DFL, id="default"), pytest.param(signal.SIG_IGN, id="came-ignored")]
+)
+def test_ctrl_c_interrupts_a_running_statement(demo_port: int, tmp_path: Path, sigint: signal.Handlers) -> None:
+    child = spawn_client(demo_port, tmp_path, sigint=sigint)
     child.sendline("console")
     child.expect_exact(">>>")
     child.sendline("await asyncio.sleep(3600)")

@@ -40,14 +40,17 @@ FRAMEWORKS = [
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_flood_before_the_password_leaves_the_app_at_full_speed(framework: str) -> None:
+    # What the monitor spends is CPU of its own threads (the loop is never asked
+    # for anything before a password): measured as work done, not as the
+    # heartbeat's pace, so a busy machine cannot fail it.  The pace itself,
+    # median and worst, is benchmarks/hostile.py's (~0.95 of the unflooded rate).
     with hostile_app("--framework", framework, "--password", PASSWORD) as app:
-        baseline = app.tick_rate(1.5)
         hung_up: list[int] = []
         with attackers(flood, 1, app.port, hung_up):
-            flooded = app.tick_rate(1.5)
+            share = app.monitor_cpu_share(1.5)
         assert hung_up, "the monitor kept reading a client that never gave a password"
-        # The bar is 0.9 (benchmarks/hostile.py measures ~0.95); a loaded test machine gets some slack.
-        assert flooded >= 0.8 * baseline, f"heartbeat {flooded:.0f}/s under the flood, {baseline:.0f}/s without"
+        # About 0.12 of a core here; a door that kept reading the junk takes most of one.
+        assert share <= 0.35, f"the monitor's threads used {share:.0%} of a core under the flood"
         with log_in(app.port) as operator:  # and the door still opens
             assert "Task" in operator.command("ps -n 1")
 
@@ -67,17 +70,17 @@ def test_a_thousand_idle_connections_do_not_lock_the_operator_out(framework: str
 
 def test_out_of_descriptors_the_monitor_waits_without_spinning() -> None:
     with hostile_app("--nofile", "64") as app:
-        baseline = app.tick_rate(1.0)
         assert app.request("hog").startswith("hogging")
         try:
             with Client(app.port) as waiting:  # it waits in the kernel's backlog: accept fails with EMFILE
-                starved = app.tick_rate(1.0)
+                busy = app.monitor_cpu_share(1.0)
                 assert app.request("release") == "released"
                 waiting.start()  # accepted once descriptors are free again
                 assert "Task" in waiting.command("ps -n 1")
         finally:
             app.request("release")
-        assert starved >= 0.8 * baseline, f"heartbeat {starved:.0f}/s while accept fails, {baseline:.0f}/s before"
+        # Asleep between tries, not retrying accept in a loop (which takes a whole core).
+        assert busy <= 0.05, f"the monitor's threads used {busy:.0%} of a core while accept failed"
         assert app.log().count("accept failed") <= 2  # once a minute, not per attempt
 
 

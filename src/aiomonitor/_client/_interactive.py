@@ -17,6 +17,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -200,24 +201,39 @@ def readline_reader(queries: ServerQueries, history: Path | None) -> Callable[[s
     return read
 
 
+def own_ctrl_c() -> None:
+    """Make Ctrl-C reach the session even if SIGINT came ignored (main thread only).
+
+    A program started in the background by a non-interactive shell (a
+    script's ``cmd &``, a CI lane) inherits SIGINT ignored, and Python keeps
+    it so.  In a terminal the session's Ctrl-C means "interrupt what runs
+    now": without this it would be swallowed until prompt_toolkit, on some
+    versions only, put Python's handler back after the first prompt.
+    """
+    if sys.stdin.isatty() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def run(conn: Connection, read_line: Callable[[str], str]) -> int:
     def show(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
     while True:
+        # Ctrl-C outside the line editor interrupts what runs on the monitor.
+        # That includes the moment a line is being sent: on a busy machine the
+        # command may already run before this process is scheduled again.
         try:
             prompt = conn.read_until_prompt(show)
-        except KeyboardInterrupt:  # Ctrl-C while a command runs: interrupt it
+            if prompt is None:
+                return 0
+            line = read_one_line(read_line, prompt)
+            if line is None:  # Ctrl-D: leave the console, or the monitor
+                conn.end_of_input()
+            else:
+                conn.send_line(line)
+        except KeyboardInterrupt:
             conn.interrupt()
-            continue
-        if prompt is None:
-            return 0
-        line = read_one_line(read_line, prompt)
-        if line is None:  # Ctrl-D: leave the console, or the monitor
-            conn.end_of_input()
-        else:
-            conn.send_line(line)
 
 
 def read_one_line(read_line: Callable[[str], str], prompt: str) -> str | None:
@@ -255,6 +271,7 @@ def session(
     if terminal_type:
         sock.sendall(terminal_type_offer())
     queries = completion if completion is not None else ServerQueries(address, enabled=False)
+    own_ctrl_c()
     with contextlib.closing(sock):
         try:
             return run(Connection(sock, terminal_type), make_reader(queries, history, plain))
