@@ -15,11 +15,11 @@ import operator
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any, cast
 
 from ._frames import is_library
-from ._records import Canceller, EndedTask, FrameInfo, TaskRecord
+from ._records import FRAME_INFO_CACHE_SIZE, Canceller, EndedTask, FrameInfo, TaskRecord
 from ._timing import StepStats, TimedCoroutine
 
 #: How many frames of the canceller's stack are kept (only on cancel, rare).
@@ -148,6 +148,32 @@ def caller_frame(skip_files: frozenset[str], depth: int = 2) -> FrameType | None
     if frame is not None and is_library(frame.f_code.co_filename):
         frame = prefer_user_frame(frame)
     return frame
+
+
+class CreationSites:
+    """Where tasks are created, memoised for the app's own lines.
+
+    The tracers' hot paths look a frame's (code, instruction) up in ``memo``
+    (keyed by ``id(code)``: hashing a code object hashes its content; the
+    entry keeps the code alive, so the id is not reused) and call
+    :meth:`resolve` only for a frame not seen before.  A library frame
+    (anyio's start_soon, a server's spawn) is looked through to the app's
+    caller, which differs per call, so it is never memoised.
+    """
+
+    def __init__(self) -> None:
+        self.memo: dict[tuple[int, int], tuple[CodeType, FrameInfo]] = {}
+
+    def resolve(self, frame: FrameType) -> tuple[FrameInfo, bool]:
+        """The site of a task created in *frame*, and whether it was memoised."""
+        code = frame.f_code
+        if is_library(code.co_filename):
+            return FrameInfo.from_frame(prefer_user_frame(frame)), False
+        site = FrameInfo.from_frame(frame)
+        if len(self.memo) >= FRAME_INFO_CACHE_SIZE:
+            self.memo.clear()
+        self.memo[(id(code), frame.f_lasti)] = (code, site)
+        return site, True
 
 
 def stack_above(

@@ -7,8 +7,10 @@ notes on why a per-task scope is the one sound way to cancel one task).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import operator
+import sys
 import time
 import types
 from collections.abc import Callable
@@ -18,7 +20,38 @@ import trio
 
 from ._frames import await_chain
 from ._records import FrameInfo
-from ._tracing import History, RawRecord, caller_frame, exception_summary, framework_files, keepable, raw_record
+from ._tracing import (
+    CHAIN_CUT,
+    CreationSites,
+    History,
+    RawRecord,
+    exception_summary,
+    framework_files,
+    keepable,
+    shortened_chain,
+)
+
+#: trio's functions that call spawn_impl for the app: the app's frame is the next one up.
+_START_SOON_CODE = trio.Nursery.start_soon.__code__
+_START_CODE = trio.Nursery.start.__code__
+
+
+def _current_task_reader() -> Callable[[], Any]:
+    """The running trio task, or None outside one (trio's start-up tasks have
+    no spawner).  Reads what ``trio.lowlevel.current_task`` reads when that is
+    where it used to be (a third of the cost), else calls it."""
+    context = getattr(getattr(trio, "_core", None), "_run", None)
+    context = getattr(context, "GLOBAL_RUN_CONTEXT", None)
+    if context is not None:
+        return functools.partial(getattr, context, "task", None)
+
+    def current_task() -> Any:
+        try:
+            return trio.lowlevel.current_task()
+        except RuntimeError:
+            return None
+
+    return current_task
 
 
 async def _run_task(coro: Any, tracer: TaskTracer, scope: trio.CancelScope | None) -> Any:
@@ -65,10 +98,16 @@ class TaskTracer(trio.abc.Instrument):
         self.trace = trace
         self.records: dict[Any, RawRecord] = {}
         self.history = History(history_size if trace else 0)
-        self._skip = framework_files(trio)
         self._cancellable = cancellable
-        #: Tasks spawned since tracing began.
-        self.created = 0
+        #: Tasks spawned since tracing began (one item: the cheapest counter a closure can bump).
+        self.counts = [0]
+        self._sites = CreationSites()
+        self._arm()
+
+    @property
+    def created(self) -> int:
+        """Tasks spawned since tracing began."""
+        return self.counts[0]
 
     def carry_on(self, before: TaskTracer) -> None:
         """Share *before*'s records, scopes and history, and its count (tracing
@@ -79,20 +118,67 @@ class TaskTracer(trio.abc.Instrument):
         size = self.history.size if self.trace else before.history.size
         self.history = before.history
         self.history.resize(size)
-        self.created = before.created
+        self.counts = before.counts
+        self._sites = before._sites
+        self._arm()
 
     def task_spawned(self, task: trio.lowlevel.Task) -> None:
-        # Runs in the spawner, before the task's first step (which is sent to task.coro).
-        if self.trace:
-            self.created += 1
-            frame = caller_frame(self._skip, depth=2)
-            try:
-                parent = self.records.get(trio.lowlevel.current_task())
-            except RuntimeError:  # trio's own start-up tasks have no spawner
-                parent = None
-            created = None if frame is None else FrameInfo.from_frame(frame)
-            self.records[task] = raw_record(id(task), created, parent, time.monotonic())
+        """Replaced per instance by ``_arm`` (trio finds the hook by this name)."""
         self._wrap(task)
+
+    def _arm(self) -> None:
+        """Install this tracer's ``task_spawned``: a closure over what it
+        updates, since it runs in the spawner for every task (see benchmarks)."""
+        if not self.trace:
+            self.task_spawned = self._wrap  # type: ignore[method-assign]
+            return
+        wrap = None if type(self)._wrap is UnwrappedTaskTracer._wrap else self._wrap
+        counts, records, sites, resolve = self.counts, self.records, self._sites.memo, self._sites.resolve
+        get_record, getframe, monotonic = records.get, sys._getframe, time.monotonic
+        current_task = _current_task_reader()
+        skip = framework_files(trio)
+        start_soon_code, start_code = _START_SOON_CODE, _START_CODE
+        last_code: types.CodeType | None = None
+        last_lasti = -1
+        last_created = FrameInfo("", 0, "")  # unused until last_code is set
+
+        def task_spawned(task: trio.lowlevel.Task) -> None:
+            # In the spawner, before the task's first step.  Depths: 0 here,
+            # 1 trio's Instruments.call, 2 spawn_impl, 3 start_soon or start,
+            # 4 whoever called that (one frame object made, not one per level).
+            nonlocal last_code, last_lasti, last_created
+            counts[0] += 1
+            frame = getframe(3)
+            code = frame.f_code  # (compared by identity: hashing a code object hashes its content)
+            if code is start_soon_code or code is start_code:
+                frame = getframe(4)
+            code, lasti = frame.f_code, frame.f_lasti
+            if code is last_code and lasti == last_lasti:  # tasks spawned in a loop
+                created = last_created
+            else:
+                while code.co_filename in skip and frame.f_back is not None:
+                    frame = frame.f_back
+                    code = frame.f_code
+                lasti = frame.f_lasti
+                site = sites.get((id(code), lasti))
+                if site is None:
+                    created, memoised = resolve(frame)
+                else:
+                    created, memoised = site[1], True
+                if memoised:
+                    last_code, last_lasti, last_created = code, lasti, created
+            parent = get_record(current_task())
+            if parent is None:  # raw_record(), inlined
+                records[task] = (id(task), created, None, monotonic(), 0)
+            else:
+                depth = parent[4] + 1
+                if not depth % CHAIN_CUT:
+                    parent = shortened_chain(parent)
+                records[task] = (id(task), created, parent, monotonic(), depth)
+            if wrap is not None:
+                wrap(task)
+
+        self.task_spawned = task_spawned  # type: ignore[method-assign]
 
     def _wrap(self, task: trio.lowlevel.Task) -> None:
         scope = trio.CancelScope() if self._cancellable else None
