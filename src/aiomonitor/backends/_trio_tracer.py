@@ -38,8 +38,8 @@ _START_CODE = trio.Nursery.start.__code__
 
 def _current_task_reader() -> Callable[[], Any]:
     """The running trio task, or None outside one (trio's start-up tasks have
-    no spawner).  Reads what ``trio.lowlevel.current_task`` reads when that is
-    where it used to be (a third of the cost), else calls it."""
+    no spawner).  Reads trio's run context directly where it is found (a
+    third of the cost of calling ``trio.lowlevel.current_task``), else calls that."""
     context = getattr(getattr(trio, "_core", None), "_run", None)
     context = getattr(context, "GLOBAL_RUN_CONTEXT", None)
     if context is not None:
@@ -89,7 +89,7 @@ class TaskTracer(trio.abc.Instrument):
 
     Without per-task scopes only the history needs a wrapper (trio tells an
     Instrument that a task exited, not how); creation records alone need
-    none, see :class:`_UnwrappedTaskTracer`.
+    none, see :class:`UnwrappedTaskTracer`.
     """
 
     def __init__(self, trace: bool, history_size: int, cancellable: bool = True) -> None:
@@ -148,10 +148,13 @@ class TaskTracer(trio.abc.Instrument):
             # 4 whoever called that (one frame object made, not one per level).
             nonlocal last_code, last_lasti, last_created
             counts[0] += 1
-            frame = getframe(3)
-            code = frame.f_code  # (compared by identity: hashing a code object hashes its content)
-            if code is start_soon_code or code is start_code:
-                frame = getframe(4)
+            try:
+                frame = getframe(3)
+                code = frame.f_code  # (compared by identity: hashing a code object hashes its content)
+                if code is start_soon_code or code is start_code:
+                    frame = getframe(4)
+            except ValueError:  # a stack this shallow: trio's own start-up, walked from spawn_impl
+                frame = getframe(2)
             code, lasti = frame.f_code, frame.f_lasti
             if code is last_code and lasti == last_lasti:  # tasks spawned in a loop
                 created = last_created
