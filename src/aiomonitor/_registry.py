@@ -31,6 +31,7 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -331,16 +332,29 @@ def register(entry: Entry) -> Registration:
     directory = registry_dir()
     record = dict(entry.to_json(), proc_start=process_start(entry.pid))
     final = directory / f"{entry.pid}-{secrets.token_hex(4)}.json"
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".", suffix=".tmp")  # mode 0600
+    write_private_file(final, [json.dumps(record)])
+    return Registration(final)
+
+
+def write_private_file(path: str | os.PathLike[str], pieces: Iterable[str], encoding: str = "utf-8") -> None:
+    """Write *pieces* to *path* whole or not at all, readable by this user only.
+
+    A temporary file beside it (``mkstemp``: mode 0600) is renamed over
+    *path* once written, so a reader never sees half a file; on any error
+    the temporary file goes and the error is raised.  Registry entries and
+    dump bundles both hold what other users must not read.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".aiomonitor-", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            json.dump(record, file)
-        os.replace(temporary, final)
+        with os.fdopen(descriptor, "w", encoding=encoding) as file:
+            for piece in pieces:
+                file.write(piece)
+        os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    return Registration(final)
 
 
 def announce(entry: Entry) -> Registration | None:

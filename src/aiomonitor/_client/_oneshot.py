@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import select
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
 
-from .._registry import Address
+from .._registry import Address, write_private_file
 from ._telnet import TelnetText, connect, naws
 
 DEFAULT_PROMPT = "monitor >>> "
@@ -230,14 +228,5 @@ def save_bundle(text: str, path: str | None) -> str:
         raise ValueError(f"the monitor's bundle does not read ({type(exc).__name__}: {exc})") from None
     if path is None:
         path = f"aiomonitor-{pid}-{time.strftime('%Y%m%d-%H%M%S', time.localtime(taken_at))}.json"
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".aiomonitor-", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_private_file(path, [text])
     return path

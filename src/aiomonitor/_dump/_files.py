@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from .._registry import write_private_file
 
 log = logging.getLogger("aiomonitor")
 
@@ -40,16 +41,7 @@ class DumpDirectory:
         try:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
             final = self._free_name()
-            descriptor, temporary = tempfile.mkstemp(dir=self.path, prefix=".aiomonitor-", suffix=".tmp")
-            try:
-                with os.fdopen(descriptor, "w", encoding="ascii") as file:
-                    for piece in pieces:
-                        file.write(piece)
-                os.replace(temporary, final)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temporary)
-                raise
+            write_private_file(final, pieces, encoding="ascii")
         except OSError as exc:
             if not self._complained:
                 self._complained = True
