@@ -212,6 +212,9 @@ READ_ONLY_COMMANDS = (
     "lag",
     "stacktrace",
     "doctor",
+    "trend",
+    "cost",
+    "dump",
 )
 
 
