@@ -211,7 +211,8 @@ def own_ctrl_c() -> None:
     versions only, put Python's handler back after the first prompt.
     """
     if sys.stdin.isatty() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with contextlib.suppress(ValueError):  # not the main thread: its caller owns the signals
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run(conn: Connection, read_line: Callable[[str], str]) -> int:
