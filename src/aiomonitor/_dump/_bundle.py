@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._gil._passes import yielding
+from .._gil._passes import release_gently, yielding
 from .._query import _queries as _query
 from .._query._doctor_query import CancelMemory, diagnose
 from .._query._stalls import Stall, StallRecorder
@@ -97,6 +97,10 @@ class _Tables:
             source = linecache.getline(frame.filename, frame.lineno).strip()
             self.frames.append([frame.filename, frame.lineno, frame.name, source])
         return index
+
+    def release(self) -> None:
+        """Free the tables a slice at a time (see release_gently)."""
+        release_gently(self.frames, self._frame_index, self.records, self._record_index, self._pinned)
 
     def stack(self, frames: Any) -> list[int | None]:
         return [self.frame(frame) for frame in frames]
@@ -265,11 +269,14 @@ def bundle_text(source: BundleSource) -> Iterator[str]:
     }
     yield dumps(head)[:-1]  # the object stays open: the tables and lists follow
     yield ', "tasks": ['
-    for start in range(0, len(snapshots), TASKS_PER_PIECE):
-        piece = [
-            _task(tables, t, details.get(t.id), stuck.get(t.id)) for t in snapshots[start : start + TASKS_PER_PIECE]
-        ]
-        yield ("," if start else "") + ",".join(map(dumps, piece))
+    # A piece at a time, each freed once written (see release_gently).
+    pending = [snapshots[start : start + TASKS_PER_PIECE] for start in range(0, len(snapshots), TASKS_PER_PIECE)]
+    del snapshots
+    for index in range(len(pending)):
+        chunk, pending[index] = pending[index], []
+        piece = [_task(tables, t, details.pop(t.id, None), stuck.get(t.id)) for t in chunk]
+        yield ("," if index else "") + ",".join(map(dumps, piece))
+    release_gently(details)
     recorder = source.recorder
     tail = {
         "waits": waits,
@@ -290,6 +297,8 @@ def bundle_text(source: BundleSource) -> Iterator[str]:
     for key, value in tail.items():
         yield f", {dumps(key)}: "
         yield from json_pieces(value)
+        if isinstance(value, (list, dict)):
+            release_gently(value)
     yield ', "frames": ['
     for start in range(0, len(tables.frames), TASKS_PER_PIECE * 4):
         yield ("," if start else "") + ",".join(map(dumps, tables.frames[start : start + TASKS_PER_PIECE * 4]))
@@ -297,6 +306,7 @@ def bundle_text(source: BundleSource) -> Iterator[str]:
     for start in range(0, len(tables.records), TASKS_PER_PIECE * 4):
         yield ("," if start else "") + ",".join(map(dumps, tables.records[start : start + TASKS_PER_PIECE * 4]))
     yield "]}\n"
+    tables.release()
 
 
 #: Containers longer than this are written item by item (see json_pieces).

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator
 from typing import Any
 
-from .._gil._passes import count_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
+from .._gil._passes import count_gently, release_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
 from ._asyncio_edges import await_edges_of
 from ._asyncio_snapshot import column_chunks
 from ._asyncio_tracer import AsyncioTracer, TracedTask
@@ -131,17 +131,20 @@ class AsyncioBackend(Backend):
             return None
         tasks = list(yielding(self._tasks()))
         records = [tracer.foreign.get(t) if (r := getattr(t, "_aiomonitor_record", None)) is None else r for t in tasks]
-        traced = [(t, r) for t, r in zip(tasks, records, strict=True) if r is not None]
-        step = max(1, len(traced) // MEMORY_SAMPLE)
-        looked = traced[::step][:MEMORY_SAMPLE]
-        extra = [_task_bytes(task, record) for task, record in looked]
+        traced = len(records) - records.count(None)
+        # A sample of every task, the untraced left out: no 100k-pair list to build and free.
+        step = max(1, len(tasks) // MEMORY_SAMPLE)
+        looked = [(t, r) for t, r in zip(tasks[::step], records[::step], strict=True) if r is not None]
+        extra = [_task_bytes(task, record) for task, record in looked[:MEMORY_SAMPLE]]
         live = {id(task) for task in tasks}
-        return TracingMemory(
+        memory = TracingMemory(
             sum(extra) / len(extra) if extra else 0.0,
-            len(traced),
+            traced,
             chain_bytes(yielding(records), live),
             history_bytes(tracer.history),
         )
+        release_gently(live, records, tasks)
+        return memory
 
     def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
         def switch() -> None:
