@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import itertools
 import operator
 import sys
 import threading
@@ -135,6 +136,9 @@ class AsyncioBackend(Backend):
         # A sample of every task, the untraced left out: no 100k-pair list to build and free.
         step = max(1, len(tasks) // MEMORY_SAMPLE)
         looked = [(t, r) for t, r in zip(tasks[::step], records[::step], strict=True) if r is not None]
+        if len(looked) < min(traced, MEMORY_SAMPLE):  # few traced among many (tracing switched on lately)
+            pairs = itertools.compress(zip(tasks, records, strict=True), records)
+            looked = list(itertools.islice(pairs, MEMORY_SAMPLE))
         extra = [_task_bytes(task, record) for task, record in looked[:MEMORY_SAMPLE]]
         live = {id(task) for task in tasks}
         memory = TracingMemory(
