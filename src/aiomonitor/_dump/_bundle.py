@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._gil._passes import release_gently, yielding
+from .._gil._passes import pieces, release_gently, yielding
 from .._query import _queries as _query
 from .._query._doctor_query import CancelMemory, diagnose
 from .._query._stalls import Stall, StallRecorder
@@ -269,14 +269,10 @@ def bundle_text(source: BundleSource) -> Iterator[str]:
     }
     yield dumps(head)[:-1]  # the object stays open: the tables and lists follow
     yield ', "tasks": ['
-    # A piece at a time, each freed once written (see release_gently).
-    pending = [snapshots[start : start + TASKS_PER_PIECE] for start in range(0, len(snapshots), TASKS_PER_PIECE)]
-    del snapshots
-    for index in range(len(pending)):
-        chunk, pending[index] = pending[index], []
-        piece = [_task(tables, t, details.pop(t.id, None), stuck.get(t.id)) for t in chunk]
+    for index, tasks in enumerate(pieces(snapshots, TASKS_PER_PIECE)):
+        piece = [_task(tables, t, details.get(t.id), stuck.get(t.id)) for t in tasks]
         yield ("," if index else "") + ",".join(map(dumps, piece))
-    release_gently(details)
+    release_gently(snapshots, details, stuck)
     recorder = source.recorder
     tail = {
         "waits": waits,
@@ -300,11 +296,11 @@ def bundle_text(source: BundleSource) -> Iterator[str]:
         if isinstance(value, (list, dict)):
             release_gently(value)
     yield ', "frames": ['
-    for start in range(0, len(tables.frames), TASKS_PER_PIECE * 4):
-        yield ("," if start else "") + ",".join(map(dumps, tables.frames[start : start + TASKS_PER_PIECE * 4]))
+    for index, frames in enumerate(pieces(tables.frames, TASKS_PER_PIECE * 4)):
+        yield ("," if index else "") + ",".join(map(dumps, frames))
     yield '], "records": ['
-    for start in range(0, len(tables.records), TASKS_PER_PIECE * 4):
-        yield ("," if start else "") + ",".join(map(dumps, tables.records[start : start + TASKS_PER_PIECE * 4]))
+    for index, records in enumerate(pieces(tables.records, TASKS_PER_PIECE * 4)):
+        yield ("," if index else "") + ",".join(map(dumps, records))
     yield "]}\n"
     tables.release()
 
