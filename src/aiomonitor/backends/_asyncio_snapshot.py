@@ -20,10 +20,12 @@ from typing import Any, cast
 
 from .._gil._passes import GilTurns
 from . import _columns
+from ._asyncio_tracer import traced_record
 from ._chains import describe_chains
 from ._columns import TaskColumns
+from ._records import FrameInfo
 from ._timing import TimedCoroutine, stats_of
-from ._tracing import RawRecord, trace_columns
+from ._tracing import RawRecord, creator_ids, trace_columns
 
 _repeat = itertools.repeat
 _get_name = operator.methodcaller("get_name")
@@ -75,9 +77,18 @@ def _chunk(
         or any(map(operator.is_, tasks, _repeat(current)))
     )
     states = [state_of(task, current) for task in tasks] if unusual else ["pending"] * count
-    records: list[RawRecord | None] = list(map(getattr, tasks, _repeat("_aiomonitor_record"), _repeat(None)))
-    if foreign and None in records:  # made by the app's own task factory
-        records = [foreign.get(task) if record is None else record for record, task in zip(records, tasks, strict=True)]
+    sites: list[FrameInfo | None] = list(map(getattr, tasks, _repeat("_aiomonitor_site"), _repeat(None)))
+    if timed or (foreign and None in sites):  # timed, or made by the app's own task factory: a call a task
+        records = [traced_record(task) for task in tasks]
+        if foreign:
+            records = [foreign.get(task) if rec is None else rec for rec, task in zip(records, tasks, strict=True)]
+        trace = trace_columns(records, list(map(stats_of, coros)) if timed else None)
+    elif sites.count(None) == count:  # not traced
+        trace = [[None] * count for _ in range(6)]
+    else:  # read from the tracer's slots (see TracedTask), its records not made
+        created_ats = list(map(getattr, tasks, _repeat("_aiomonitor_created_at"), _repeat(None)))
+        parents = list(map(getattr, tasks, _repeat("_aiomonitor_parent"), _repeat(None)))
+        trace = [sites, created_ats, creator_ids(parents), *([None] * count for _ in range(3))]
     return TaskColumns(
         list(map(id, tasks)),
         list(map(_get_name, tasks)),
@@ -85,5 +96,5 @@ def _chunk(
         cast("list[str]", coro_names),
         locations,
         [None] * count,
-        *trace_columns(records, list(map(stats_of, coros)) if timed else None),
+        *trace,
     )

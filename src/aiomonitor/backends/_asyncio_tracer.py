@@ -1,11 +1,15 @@
 """Task tracing for asyncio: a task factory that remembers, cheaply.
 
 The factory makes a subclass of asyncio's *C* Task (not the pure-Python one)
-with slots for the record.  Per task it costs a frame lookup, a memoised
-creation site and one tuple; the history, asked for separately, adds a
+with slots for what it remembers.  Per task it costs a frame lookup (usually
+one frame at the depth where the previous task's site was found), three slot
+writes and a timestamp; no object but the timestamp is allocated.  The raw
+record tuple (``_tracing.RawRecord``) is made only when something needs it:
+the task creating its first child (whose record links to it), a command
+reading it, or the history.  The history, asked for separately, adds a
 ``__del__``.  Text is only made when a command asks.  What that costs on a
 create/await micro-benchmark, in time and bytes per live task, is measured
-by ``benchmarks/run.py --only tracing`` and quoted in the README.
+by ``benchmarks/run.py --only tracing`` and quoted in the docs.
 
 It chains to a factory the app installed before (``eager_task_factory``,
 say).  That factory's tasks have no slots: their records live in a weak side
@@ -23,13 +27,13 @@ import weakref
 from collections.abc import Callable, Coroutine
 from time import monotonic
 from types import CodeType
-from typing import Any
+from typing import Any, Literal
 
 from ._records import Canceller, FrameInfo, TaskRecord
 from ._timing import TimedCoroutine
 from ._tracing import (
-    CHAIN_CUT,
     NEVER_RETRIEVED,
+    NO_RECORD,
     CreationSites,
     History,
     RawRecord,
@@ -37,7 +41,6 @@ from ._tracing import (
     framework_files,
     keepable,
     raw_record,
-    shortened_chain,
     stack_above,
     to_record,
 )
@@ -48,15 +51,31 @@ _LOOP_DRIVER_FILES = frozenset({asyncio.events.__file__, asyncio.base_events.__f
 
 
 class TracedTask(asyncio.Task):  # type: ignore[type-arg]
-    """asyncio's C Task plus two slots; ``cancel`` remembers who called it.
+    """asyncio's C Task plus slots for its creation facts; ``cancel``
+    remembers who called it.
 
-    Tracing without history uses this class as is: no ``__del__``, whose mere
-    presence costs every task a Python call when it is freed.
+    The factory writes ``_aiomonitor_record`` last, as False (not made yet,
+    see :func:`traced_record`): a reader on another thread that finds it
+    False finds the other slots written.  Only the loop thread writes into
+    a task.  Tracing without history uses this class as is: no ``__del__``,
+    whose mere presence costs every task a Python call when it is freed.
     """
 
-    __slots__ = ("_aiomonitor_canceller", "_aiomonitor_record")
+    __slots__ = (
+        "_aiomonitor_canceller",
+        "_aiomonitor_created_at",
+        "_aiomonitor_parent",
+        "_aiomonitor_record",
+        "_aiomonitor_site",
+    )
     _aiomonitor_canceller: Canceller | None
-    _aiomonitor_record: RawRecord
+    #: Where it was created (the app's line), and when (``time.monotonic``).
+    _aiomonitor_site: FrameInfo
+    _aiomonitor_created_at: float
+    #: Its creator's raw record (None: made outside any traced task).
+    _aiomonitor_parent: RawRecord | None
+    #: Its own raw record once made (for its first child), else False.
+    _aiomonitor_record: RawRecord | Literal[False]
 
     def cancel(self, msg: Any = None) -> bool:
         if not self.done() and getattr(self, "_aiomonitor_canceller", None) is None:
@@ -75,6 +94,27 @@ class TracedTask(asyncio.Task):  # type: ignore[type-arg]
 TracedTask.__name__ = "Task"
 
 _TASK_DEL = asyncio.Task.__del__  # called directly: super() costs ~0.4 us per task here
+
+
+def traced_record(task: Any) -> RawRecord | None:
+    """*task*'s raw record, or None if it was not made by a tracer's factory.
+
+    Made from the task's slots when the factory has not made it yet, and
+    then not stored: readers on the monitor's threads never write into a
+    task.  (The copies they make are equal to what the loop thread would make.)
+    """
+    record = getattr(task, "_aiomonitor_record", None)
+    return _record_from_slots(task) if record is False else record
+
+
+def _made_record(task: TracedTask) -> RawRecord:
+    """*task*'s raw record, made and kept (by the loop thread: it is creating a child)."""
+    record = task._aiomonitor_record = _record_from_slots(task)
+    return record
+
+
+def _record_from_slots(task: TracedTask) -> RawRecord:
+    return raw_record(id(task), task._aiomonitor_site, task._aiomonitor_parent, task._aiomonitor_created_at)
 
 
 def history_task_class(history: History) -> type[TracedTask]:
@@ -96,7 +136,7 @@ def history_task_class(history: History) -> type[TracedTask]:
 
         def __del__(self) -> None:
             try:
-                record = self._aiomonitor_record
+                self._aiomonitor_record  # noqa: B018 (written last: the other slots are set)
             except AttributeError:  # construction failed before the factory set it
                 _TASK_DEL(self)
                 return
@@ -121,7 +161,10 @@ def history_task_class(history: History) -> type[TracedTask]:
                 report = True
             history.add(  # looked up each time: a resize swaps it (History.resize)
                 (
-                    record,
+                    id(self),
+                    self._aiomonitor_site,
+                    self._aiomonitor_parent,
+                    self._aiomonitor_created_at,
                     self.get_name(),
                     self._coro,  # type: ignore[attr-defined]
                     monotonic(),
@@ -224,24 +267,22 @@ class AsyncioTracer:
         timing = self.timing
         create_task_code = asyncio.create_task.__code__
         create_task_module = asyncio.create_task.__module__
+        # The app's frame where the last memoised site was found: its depth
+        # (from the factory), code and instruction.  Tasks made in a loop are
+        # made from the same frame and instruction at the same depth, so one
+        # frame object is looked at, and neither asyncio.create_task's frame
+        # nor the framework's.  (One instruction that calls asyncio.create_task
+        # one time and some other spawner the next would be given the site of
+        # the first: an app line either way.)
+        last_depth = first_depth
         last_code: CodeType | None = None
         last_lasti = -1
         last_created = FrameInfo("", 0, "")  # unused until last_code is set
 
-        def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
-            nonlocal last_code, last_lasti, last_created
-            if not active[0]:  # switched off beneath a factory the app put on top: pass through
-                return (
-                    previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
-                )
-            counts[0] += 1
-            if timing:
-                coro = TimedCoroutine(coro)
-            # sys._getframe(depth) materialises one frame object, where walking
-            # f_back would materialise each one on the way.  Depth 1 is
-            # asyncio's create_task, or the app's own frame when uvloop's
-            # create_task (C) was called directly.
-            depth = first_depth
+        def locate() -> FrameInfo:
+            """The creation site, found the long way (depths are one more here)."""
+            nonlocal last_depth, last_code, last_lasti, last_created
+            depth = first_depth + 1
             if module_at is not None:
                 if module_at(depth) == create_task_module:  # asyncio.create_task(): the usual caller
                     depth += 1
@@ -251,43 +292,59 @@ class AsyncioTracer:
                 if frame.f_code is create_task_code:
                     depth += 1
                     frame = getframe(depth)
-            code, lasti = frame.f_code, frame.f_lasti
-            if code is last_code and lasti == last_lasti:
-                # Tasks made in a loop: the app's line of the previous task
-                # (only ever an app frame, so the framework check is skipped).
-                created = last_created
+            code = frame.f_code
+            while code.co_filename in skip and frame.f_back is not None:
+                depth += 1
+                frame = getframe(depth)
+                code = frame.f_code
+            lasti = frame.f_lasti
+            site = sites.get((id(code), lasti))
+            if site is None:
+                created, memoised = resolve(frame)
             else:
-                while code.co_filename in skip and frame.f_back is not None:
-                    depth += 1
-                    frame = getframe(depth)
-                    code = frame.f_code
-                lasti = frame.f_lasti
-                site = sites.get((id(code), lasti))
-                if site is None:
-                    created, memoised = resolve(frame)
-                    if memoised:
-                        last_code, last_lasti, last_created = code, lasti, created
-                else:
-                    created = site[1]
-                    last_code, last_lasti, last_created = code, lasti, created
+                created, memoised = site[1], True
+            if memoised:
+                last_depth, last_code, last_lasti, last_created = depth - 1, code, lasti, created
+            return created
+
+        def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> Any:
+            if not active[0]:  # switched off beneath a factory the app put on top: pass through
+                return (
+                    previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
+                )
+            counts[0] += 1
+            if timing:
+                coro = TimedCoroutine(coro)
+            # sys._getframe(depth) materialises one frame object, where walking
+            # f_back would materialise each one on the way.
+            try:
+                frame = getframe(last_depth)
+                created = last_created if frame.f_lasti == last_lasti and frame.f_code is last_code else locate()
+            except ValueError:  # a stack shallower than the last one
+                created = locate()
             parent = current_task(loop)
-            parent_record = None if parent is None else getattr(parent, "_aiomonitor_record", None)
-            if previous is not None:
-                if parent_record is None and parent is not None:
+            if parent is None:
+                parent_record = None
+            else:
+                # None: not traced; False: traced, its record not made yet.
+                parent_record = getattr(parent, "_aiomonitor_record", None)
+                if parent_record is False:
+                    parent_record = _made_record(parent)
+                elif parent_record is None and previous is not None:
                     parent_record = self._foreign_record(parent)
+            if previous is not None:
                 return self._foreign_task(previous, loop, coro, kwargs, created, parent_record)
+            created_at = monotonic()
             # Without **kwargs when there are none: that call builds a dict.
             task = traced(coro, loop=loop, **kwargs) if kwargs else traced(coro, loop=loop)
-            # raw_record(), inlined: a call costs ~1% of a trivial task.
-            if parent_record is None:
-                task._aiomonitor_record = (id(task), created, None, monotonic(), 0)
-            else:
-                depth = parent_record[4] + 1
-                if not depth % CHAIN_CUT:
-                    parent_record = shortened_chain(parent_record)
-                task._aiomonitor_record = (id(task), created, parent_record, monotonic(), depth)
+            # No call among these writes, so no thread switch either: a reader
+            # sees all the slots set or none (and the record one last, see TracedTask).
+            task._aiomonitor_site = created
+            task._aiomonitor_created_at = created_at
+            task._aiomonitor_parent = parent_record
             # (An empty slot would do, but reading one raises inside: dearer than this.)
             task._aiomonitor_canceller = None
+            task._aiomonitor_record = False
             return task
 
         return factory
@@ -346,9 +403,10 @@ class AsyncioTracer:
         cancelled = task.cancelled()
         exc = getattr(task, "_exception", None)
         value = None if cancelled else exception_summary(exc) if exc is not None else keepable(task.result())
-        record = self.foreign.get(task)
-        self.history.add((record, task.get_name(), coro, monotonic(), cancelled, value, None))
+        self.history.add(
+            (*self.foreign.get(task, NO_RECORD)[:4], task.get_name(), coro, monotonic(), cancelled, value, None)
+        )
 
     def record_of(self, task: Any) -> TaskRecord | None:
-        record = getattr(task, "_aiomonitor_record", None)
+        record = traced_record(task)
         return to_record(record if record is not None else self.foreign.get(task))

@@ -43,7 +43,8 @@ CHAIN_KEEP = 16
 
 
 def raw_record(task_id: int, created: FrameInfo | None, parent: RawRecord | None, created_at: float) -> RawRecord:
-    """A task's raw record (asyncio's task factory inlines the same steps)."""
+    """A task's raw record; every CHAIN_CUT generations its creators' chain is
+    shortened, so a record never holds more than CHAIN_CUT + CHAIN_KEEP links."""
     if parent is None:
         return (task_id, created, None, created_at, 0)
     depth = parent[4] + 1
@@ -107,18 +108,28 @@ def trace_columns(records: list[RawRecord | None], stats: list[StepStats | None]
         rows = list(map(trace_fields, records, stats or itertools.repeat(None)))
         return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(6)]
     present = cast("list[RawRecord]", records)
-    parents: list[Any] = list(map(operator.itemgetter(2), present))
-    if None in parents:  # made outside any task: (None,) stands in, so one itemgetter reads every creator
-        is_set = map(operator.is_not, parents, itertools.repeat(None))
-        parents = list(map(operator.getitem, zip(itertools.repeat((None,)), parents, strict=False), is_set))
-    creators = list(map(operator.itemgetter(0), parents))
+    creators = creator_ids(list(map(operator.itemgetter(2), present)))
     untimed = [[None] * count for _ in range(3)]
     return [list(map(operator.itemgetter(1), present)), list(map(operator.itemgetter(3), present)), creators, *untimed]
 
 
-#: A finished task's raw facts, as the loop thread records them:
-#: (raw record, name, coroutine, ended_at, cancelled, result or summary, canceller).
-RawEnding = tuple["RawRecord | None", str, Any, float, bool, Any, "Canceller | None"]
+def creator_ids(parents: list[Any]) -> list[int | None]:
+    """The task ids of these creators' raw records (None for None), in C-level passes."""
+    if None in parents:  # made outside any task: (None,) stands in, so one itemgetter reads every creator
+        is_set = map(operator.is_not, parents, itertools.repeat(None))
+        parents = list(map(operator.getitem, zip(itertools.repeat((None,)), parents, strict=False), is_set))
+    return list(map(operator.itemgetter(0), cast("list[RawRecord]", parents)))
+
+
+#: A finished task's raw facts, as the loop thread records them: the first
+#: four fields of its raw record (task id, created, creator's raw record,
+#: created_at; created_at None when it had no record), then name, coroutine,
+#: ended_at, cancelled, result or summary, canceller.  Flat, so the task's
+#: record tuple need not be made as it ends.
+RawEnding = tuple[int, "FrameInfo | None", Any, "float | None", str, Any, float, bool, Any, "Canceller | None"]
+
+#: The record fields of an ending whose task had none.
+NO_RECORD: tuple[int, None, None, None] = (0, None, None, None)
 
 
 #: How far above a library's spawning frame we look for the app's own line.
@@ -267,13 +278,13 @@ class History:
 
     @staticmethod
     def _describe(number: int, raw: RawEnding) -> EndedTask:
-        record, name, coro, ended_at, cancelled, value, canceller = raw
+        task_id, created, parent, created_at, name, coro, ended_at, cancelled, value, canceller = raw
         if type(coro) is TimedCoroutine:
             coro = coro.coro
         coro_name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
         outcome = describe_outcome(cancelled, value)
-        task_id = record[0] if record is not None else 0
-        return EndedTask(number, name, coro_name, to_record(record), ended_at, outcome, canceller, task_id)
+        record = None if created_at is None else to_record(raw_record(task_id, created, parent, created_at))
+        return EndedTask(number, name, coro_name, record, ended_at, outcome, canceller, task_id)
 
 
 def framework_files(*modules: Any) -> frozenset[str]:
@@ -294,13 +305,13 @@ def framework_files(*modules: Any) -> frozenset[str]:
 MEMORY_SAMPLE = 1000
 
 
-def chain_bytes(records: Iterable[RawRecord | None], live: set[int]) -> int:
-    """Bytes of the records that *records* lead to through their creators and
-    that belong to no live task (whose own record is counted per task): each once."""
+def chain_bytes(creators: Iterable[RawRecord | None], live: set[int]) -> int:
+    """Bytes of the records of *creators* (tasks' creators' raw records) and
+    of their own creators, that belong to no live task (whose own record is
+    counted per task): each once."""
     seen: set[int] = set()
     total = 0
-    for record in records:
-        parent = record[2] if record is not None else None
+    for parent in creators:
         while parent is not None and id(parent) not in seen:
             seen.add(id(parent))
             if parent[0] not in live:

@@ -22,6 +22,7 @@ from ._frames import await_chain
 from ._records import FrameInfo
 from ._tracing import (
     CHAIN_CUT,
+    NO_RECORD,
     CreationSites,
     History,
     RawRecord,
@@ -196,7 +197,8 @@ class TaskTracer(trio.abc.Instrument):
         record = self.records.pop(task, None)
         if self.trace:
             coro = task.coro.cr_await if task.coro.cr_code is WRAPPER_CODE else task.coro
-            self.history.add((record, task.name, coro, time.monotonic(), cancelled, value, None))
+            known = NO_RECORD if record is None else record
+            self.history.add((*known[:4], task.name, coro, time.monotonic(), cancelled, value, None))
             self.history.added += 1
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from .._gil._passes import count_gently, release_gently, smallest_gently, sorted_by_id, tasks_with_ids, yielding
 from ._asyncio_edges import await_edges_of
 from ._asyncio_snapshot import column_chunks
-from ._asyncio_tracer import AsyncioTracer, TracedTask
+from ._asyncio_tracer import AsyncioTracer, TracedTask, traced_record
 from ._asyncio_waits import waits_of
 from ._base import MONITOR_TASK_NAME, Backend, LoopUnresponsive, OneLook, Submission, UnknownTask
 from ._columns import TaskColumns, snapshots_of
@@ -46,14 +46,21 @@ _WEAK_ENTRY = 3 * 8 + 64
 
 
 def _task_bytes(task: asyncio.Task[Any], record: Any) -> float:
-    """What tracing adds to one task: the subclass's slots (or a side-table
-    entry), the record, and the step-timing proxy with its stats."""
+    """What tracing adds to one task: the subclass's slots and what they
+    hold of its own (its timestamp, its record once made), or a side-table
+    entry and the record, and the step-timing proxy with its stats."""
     kind = type(task)
-    added = kind.__basicsize__ - asyncio.Task.__basicsize__ if issubclass(kind, TracedTask) else _WEAK_ENTRY
+    if isinstance(task, TracedTask):
+        added = kind.__basicsize__ - asyncio.Task.__basicsize__ + sys.getsizeof(task._aiomonitor_created_at)
+        made = getattr(task, "_aiomonitor_record", False)
+        if made is not False:
+            added += sys.getsizeof(made)
+    else:
+        added = _WEAK_ENTRY + sys.getsizeof(record)
     coro = getattr(task, "_coro", None)
     if type(coro) is TimedCoroutine:
         added += sys.getsizeof(coro) + sys.getsizeof(coro.stats)
-    return added + sys.getsizeof(record)
+    return added
 
 
 def _coro_of(task: asyncio.Task[Any]) -> Any:
@@ -131,23 +138,32 @@ class AsyncioBackend(Backend):
         if tracer is None:
             return None
         tasks = list(yielding(self._tasks()))
-        records = [tracer.foreign.get(t) if (r := getattr(t, "_aiomonitor_record", None)) is None else r for t in tasks]
-        traced = len(records) - records.count(None)
-        # A sample of every task, the untraced left out: no 100k-pair list to build and free.
+        # Read from the tracer's slots in C passes (see TracedTask): no record
+        # is made for the tasks that have none yet.
+        # marks: a task's creation site, or its side-table record when the
+        # app's own factory made it; anything but None means traced.
+        marks: list[Any] = list(map(getattr, tasks, itertools.repeat("_aiomonitor_site"), itertools.repeat(None)))
+        creators = list(map(getattr, tasks, itertools.repeat("_aiomonitor_parent"), itertools.repeat(None)))
+        foreign = tracer.foreign
+        if foreign and None in marks:  # made by the app's own task factory: a call a task
+            found = [None if mark is not None else foreign.get(t) for t, mark in zip(tasks, marks, strict=True)]
+            marks = [mark if record is None else record for mark, record in zip(marks, found, strict=True)]
+            creators = [c if r is None else r[2] for c, r in zip(creators, found, strict=True)]
+        traced = len(marks) - marks.count(None)
+        # A sample of every task, the untraced left out: no 100k-item list to build and free.
         step = max(1, len(tasks) // MEMORY_SAMPLE)
-        looked = [(t, r) for t, r in zip(tasks[::step], records[::step], strict=True) if r is not None]
+        looked = [t for t, mark in zip(tasks[::step], marks[::step], strict=True) if mark is not None]
         if len(looked) < min(traced, MEMORY_SAMPLE):  # few traced among many (tracing switched on lately)
-            pairs = itertools.compress(zip(tasks, records, strict=True), records)
-            looked = list(itertools.islice(pairs, MEMORY_SAMPLE))
-        extra = [_task_bytes(task, record) for task, record in looked[:MEMORY_SAMPLE]]
+            looked = list(itertools.islice(itertools.compress(tasks, marks), MEMORY_SAMPLE))
+        extra = [_task_bytes(task, foreign.get(task)) for task in looked[:MEMORY_SAMPLE]]
         live = {id(task) for task in tasks}
         memory = TracingMemory(
             sum(extra) / len(extra) if extra else 0.0,
             traced,
-            chain_bytes(yielding(records), live),
+            chain_bytes(yielding(creators), live),
             history_bytes(tracer.history),
         )
-        release_gently(live, records, tasks)
+        release_gently(live, marks, creators, tasks)
         return memory
 
     def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
@@ -277,8 +293,10 @@ class AsyncioBackend(Backend):
 
             def age_order(task: asyncio.Task[Any]) -> tuple[float, int]:
                 # Ties in age by id, as a stable sort of the id-ordered snapshot would have them.
-                record = getattr(task, "_aiomonitor_record", None) or foreign.get(task)
-                return (float("inf") if record is None else record[3]), id(task)
+                created_at = getattr(task, "_aiomonitor_created_at", None)
+                if created_at is None and (record := foreign.get(task)) is not None:
+                    created_at = record[3]
+                return (float("inf") if created_at is None else created_at), id(task)
 
             chosen = smallest_gently(tasks, count + len(skipped), key=age_order)
         else:
@@ -322,7 +340,7 @@ class AsyncioBackend(Backend):
         foreign = self._tracer.foreign if self._tracer is not None else None
         coro = _coro_of(task)
         # (task id, created, parent's record, created_at): see the tracer.
-        record = getattr(task, "_aiomonitor_record", None)
+        record = traced_record(task)
         if record is None and foreign:  # made by the app's own task factory
             record = foreign.get(task)
         stats = stats_of(coro)
@@ -353,12 +371,13 @@ class AsyncioBackend(Backend):
     def trace_facts(self) -> Iterator[tuple[int, FrameInfo | None, float | None, float | None]]:
         foreign = self._tracer.foreign if self._tracer is not None else None
         for task in yielding(self._tasks()):
-            record = getattr(task, "_aiomonitor_record", None)
-            if record is None and foreign:
-                record = foreign.get(task)
+            site = getattr(task, "_aiomonitor_site", None)
+            created_at = getattr(task, "_aiomonitor_created_at", None)
+            if site is None and foreign and (record := foreign.get(task)) is not None:
+                site, created_at = record[1], record[3]
             coro = getattr(task, "_coro", None)
             longest = coro.stats.longest if type(coro) is TimedCoroutine else None
-            yield id(task), None if record is None else record[1], None if record is None else record[3], longest
+            yield id(task), site, created_at, longest
 
     def cancelling(self) -> list[tuple[int, float | None]]:
         found: list[tuple[int, float | None]] = []

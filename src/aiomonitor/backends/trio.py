@@ -164,7 +164,7 @@ class TrioBackend(Backend):
             extra.append(added)
         live = {id(task) for task in tasks}
         history = history_bytes(instrument.history) if instrument is not None else 0
-        chains = chain_bytes(yielding(list(records.values())), live)
+        chains = chain_bytes(map(operator.itemgetter(2), yielding(list(records.values()))), live)
         return TracingMemory(sum(extra) / len(extra) if extra else 0.0, len(records), chains, history)
 
     def retrace(self, trace: bool, history_size: int, timing: bool) -> None:
