@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 import aiomonitor
@@ -219,6 +221,34 @@ async def test_help_and_stdin_readers_talk_to_the_client_not_the_app(console_mon
             refused = "".join(await lines(client, reader))
             assert "would read the app's standard input" in refused
         assert await lines(client, "1 + 1") == ["2\n"]  # the session and the app go on
+
+
+#: A child that starts a monitor and prints whether pydoc has been imported.
+_PYDOC_CHILD = {
+    "asyncio": """
+import asyncio, sys, aiomonitor
+async def main():
+    with aiomonitor.start_monitor(asyncio.get_running_loop(), port=0, console_port=0):
+        await asyncio.sleep(0)
+        print("pydoc" in sys.modules)
+asyncio.run(main())
+""",
+    "trio": """
+import sys, trio, aiomonitor
+async def main():
+    with aiomonitor.monitor_trio(port=0, console_port=0):
+        await trio.sleep(0)
+        print("pydoc" in sys.modules)
+trio.run(main)
+""",
+}
+
+
+async def test_pydoc_waits_for_the_first_help(anyio_backend_name: str) -> None:
+    # Every object a started monitor imports is walked by the app's cyclic
+    # collector at each full collection; pydoc is for help() alone.
+    child = await anyio.run_process([sys.executable, "-c", _PYDOC_CHILD[anyio_backend_name]])
+    assert child.stdout.decode().split() == ["False"]
 
 
 async def test_a_big_result_arrives_whole_and_a_runaway_print_ends_with_its_prompt(

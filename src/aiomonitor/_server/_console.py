@@ -13,7 +13,6 @@ import builtins
 import codeop
 import inspect
 import io
-import pydoc
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
@@ -67,6 +66,11 @@ class _ClientHelp:
         if request is _NOTHING:
             self._write(repr(self) + "\n")
             return
+        # Imported when help is asked: pydoc brings ~1,300 objects that the
+        # cyclic collector would walk at every full collection of every app
+        # (see "The collector's walks" in docs/benchmarks.md).
+        import pydoc
+
         if isinstance(request, str):
             output = io.StringIO()
             pydoc.Helper(input=io.StringIO(), output=output).help(request)
