@@ -35,10 +35,10 @@ from harness import print_table, spread
 
 HERE = str(Path(__file__).parent)
 
-#: A child: sets up as the configuration says, runs the workload, prints figures.
+#: A child (run in this directory, so ``_app`` imports): sets up as the
+#: configuration says, runs the workload, prints figures.
 CHILD = """
-import asyncio, gc, importlib, json, sys, time
-sys.path.insert(0, {here!r})
+import asyncio, gc, importlib, json, time
 import aiomonitor
 from _app import WORKLOADS
 config, modules = {config!r}, {modules!r}
@@ -86,7 +86,7 @@ CONFIGS = ("baseline", "anyio", "imported", "monitor", "monitor, frozen")
 
 
 def child(python: str, code: str) -> object:
-    result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=300, check=True, cwd=HERE)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     figures: dict[str, list[dict[str, float]]] = {config: [] for config in CONFIGS}
     for _ in range(args.runs):  # interleaved, so drift hits every configuration alike
         for config in CONFIGS:
-            code = CHILD.format(here=HERE, config=config, modules=modules)
+            code = CHILD.format(config=config, modules=modules)
             figures[config].append(child(sys.executable, code))  # type: ignore[arg-type]
     base = statistics.median(run["seconds"] for run in figures["baseline"])
     rows = []
