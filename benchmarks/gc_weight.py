@@ -1,7 +1,7 @@
 """What the monitor's own objects cost an app through the cyclic collector.
 
 A started monitor imports its modules (and anyio's, and some of the
-standard library's): about eleven thousand objects the collector tracks and
+standard library's): about ten thousand objects the collector tracks and
 walks at every full collection for as long as the process lives.  An app
 that makes and drops tasks quickly triggers many full collections, so it
 pays for those objects whether or not anyone is watching.  This script

@@ -66,9 +66,10 @@ class _ClientHelp:
         if request is _NOTHING:
             self._write(repr(self) + "\n")
             return
-        # Imported when help is asked: pydoc brings ~1,300 objects that the
-        # cyclic collector would walk at every full collection of every app
-        # (see "The collector's walks" in docs/benchmarks.md).
+        # Imported when help is asked: pydoc brings ~330 objects beyond what
+        # the monitor imports anyway, which the cyclic collector would walk at
+        # every full collection of every app (see "The collector's walks" in
+        # docs/benchmarks.md).
         import pydoc
 
         if isinstance(request, str):
